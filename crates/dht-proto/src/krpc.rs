@@ -1,0 +1,1 @@
+//! Encoding and decoding of KRPC messages (see [`crate::message`] for the types).

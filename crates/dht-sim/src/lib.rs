@@ -1,0 +1,4 @@
+//! Deterministic discrete-event simulator for DHT overlays.
+#![warn(missing_docs)]
+
+pub mod overlay;

@@ -1,0 +1,137 @@
+//! The one trait every simulated overlay implements.
+//!
+//! An overlay node is a sans-IO state machine in the same handle/poll style as `dht-proto`'s
+//! Kademlia node: the engine feeds it messages and timeouts with the virtual time `now`, and
+//! drains what it wants to send, when it next wants to wake, and what it has to report.
+//!
+//! Calling protocol, per node, after any `handle_*` or command call:
+//! 1. drain [`OverlayNode::poll_transmit`] until `None` (the engine delivers each message after the
+//!    network model's latency, or drops it);
+//! 2. drain [`OverlayNode::poll_event`] until `None`;
+//! 3. read [`OverlayNode::poll_timeout`] and schedule one wake-up at that instant (calling
+//!    `handle_timeout` early or twice must be harmless).
+
+use dht_proto::time::Instant;
+use dht_proto::Id;
+
+/// Index of a simulated node. It is also the node's address in the virtual network.
+pub type NodeIdx = u32;
+
+/// A command's handle, unique per node; results come back in [`OverlayEvent`] with it.
+pub type QueryId = u64;
+
+/// What a command produced, reported once, when it ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OverlayEvent {
+    /// A lookup (route to the node or nodes responsible for `key`) ended.
+    LookupDone {
+        /// The command's handle.
+        query: QueryId,
+        /// The key that was looked up.
+        key: Id,
+        /// Whether the overlay believes it reached the responsible node(s).
+        ok: bool,
+        /// The nodes the overlay returned as responsible for `key`, closest first (Kademlia:
+        /// up to k of them; one-owner overlays: one).
+        found: Vec<NodeIdx>,
+        /// Overlay hops: forwarding steps for recursive overlays, rounds for Kademlia.
+        hops: u32,
+        /// Messages sent on behalf of this lookup (requests and replies).
+        messages: u32,
+    },
+    /// A put ended; `acked` is how many replicas acknowledged it.
+    PutDone {
+        /// The command's handle.
+        query: QueryId,
+        /// The key that was stored.
+        key: Id,
+        /// Replicas that acknowledged.
+        acked: u32,
+    },
+    /// A get ended; `value` is what was found (for mutable items the one with the highest seq).
+    GetDone {
+        /// The command's handle.
+        query: QueryId,
+        /// The key asked for.
+        key: Id,
+        /// The value found, if any, with its sequence number (0 for immutable items).
+        value: Option<(Vec<u8>, i64)>,
+        /// Overlay hops used.
+        hops: u32,
+        /// Messages sent on behalf of this get.
+        messages: u32,
+    },
+}
+
+/// A simulated overlay node.
+///
+/// Implementations are deterministic: their randomness comes from a generator seeded at
+/// construction, and their iteration order never depends on a hash seed.
+pub trait OverlayNode {
+    /// The overlay's message. Kademlia's is the real KRPC datagram.
+    type Msg;
+
+    /// The bytes `msg` occupies on the wire (for traffic accounting; for Kademlia the datagram's
+    /// length, for the others an honest estimate of an equivalent binary encoding).
+    fn wire_size(msg: &Self::Msg) -> usize;
+
+    /// This node's identifier in the shared key space.
+    fn id(&self) -> Id;
+
+    /// A message from `from` arrived.
+    fn handle_message(&mut self, now: Instant, from: NodeIdx, msg: Self::Msg);
+
+    /// The instant from [`OverlayNode::poll_timeout`] has come (or passed).
+    fn handle_timeout(&mut self, now: Instant);
+
+    /// Joins the overlay through a live node `via`.
+    fn join(&mut self, now: Instant, via: NodeIdx);
+
+    /// Starts a lookup for `key`.
+    fn lookup(&mut self, now: Instant, key: Id) -> QueryId;
+
+    /// Stores `value` under `key` with sequence number `seq` (0 for immutable items).
+    fn put(&mut self, now: Instant, key: Id, value: Vec<u8>, seq: i64) -> QueryId;
+
+    /// Fetches the value stored under `key`.
+    fn get(&mut self, now: Instant, key: Id) -> QueryId;
+
+    /// Next message to send: (destination, message).
+    fn poll_transmit(&mut self) -> Option<(NodeIdx, Self::Msg)>;
+
+    /// When the node next needs [`OverlayNode::handle_timeout`].
+    fn poll_timeout(&self) -> Option<Instant>;
+
+    /// Next finished command.
+    fn poll_event(&mut self) -> Option<OverlayEvent>;
+
+    /// Approximate heap and inline bytes of this node's state (routing state and stored items),
+    /// for the state-per-node figure.
+    fn state_bytes(&self) -> usize;
+}
+
+/// Makes the nodes of one overlay and, for experiments on a static network, can put every live
+/// node directly into the converged state that joins and maintenance would reach.
+pub trait Overlay {
+    /// The node type.
+    type Node: OverlayNode;
+
+    /// The overlay's name as `dht sim --overlay` spells it (`kademlia`, `chord`, ...).
+    fn name(&self) -> &'static str;
+
+    /// A fresh node with address `idx` whose randomness is seeded from `seed`.
+    fn new_node(&self, idx: NodeIdx, seed: u64) -> Self::Node;
+
+    /// Puts the live nodes into a converged routing state (as if the network had been stable for
+    /// a long time), without sending messages. `latency` gives the one-way delay between two
+    /// nodes, for overlays that pick close neighbours (Pastry). Overlays that have no shortcut
+    /// return `false` and the engine grows the network by joins instead.
+    fn converge(
+        &self,
+        nodes: &mut [(NodeIdx, &mut Self::Node)],
+        latency: &dyn Fn(NodeIdx, NodeIdx) -> core::time::Duration,
+    ) -> bool;
+
+    /// The hop count the overlay's paper predicts for a network of `n` nodes, for the plots.
+    fn predicted_hops(&self, n: u64) -> f64;
+}
