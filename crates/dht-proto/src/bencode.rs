@@ -1,1 +1,755 @@
-//! Strict bencode.
+//! Strict bencode: a zero-copy decoder that accepts only the canonical encoding, and an encoder
+//! that can only write it.
+//!
+//! Strictness is what makes BEP 44 safe: a value is hashed and signed as its bencoded bytes, so
+//! two encodings of one value must not both be accepted. Because [`decode`] accepts only
+//! canonical input (integers without leading zeros or `-0`, dictionary keys strictly ascending,
+//! nothing after the top value), re-encoding a decoded [`Value`] gives back exactly the bytes it
+//! came from, and every container also hands out its raw span ([`Dict::get_raw`],
+//! [`List::raw`], [`Dict::raw`]) so callers can keep the original bytes without re-encoding.
+//!
+//! Every bound is checked before the work it bounds: the input length first, then the nesting
+//! depth before descending, the element count before adding an element, and a string's length
+//! against the bytes that remain before slicing (nothing is allocated for a string: it is a
+//! borrow of the input).
+
+use thiserror::Error;
+
+/// Longest input [`decode`] accepts, in bytes: a UDP datagram carries at most 65,507 bytes, so
+/// this admits any datagram and nothing larger.
+pub const INPUT_LEN_MAX: usize = 64 * 1024;
+
+/// Deepest nesting of lists and dictionaries, counting the top value as depth 1. A KRPC message
+/// needs 2 (envelope and arguments) plus the depth of a BEP 44 `v`; libtorrent decodes DHT
+/// packets with a limit of 10, so 32 is generous while keeping the decoder's recursion small.
+pub const DEPTH_MAX: usize = 32;
+
+/// Most values (integers, strings, lists and dictionaries, dictionary keys included) in one
+/// input. libtorrent decodes DHT packets with a limit of 500 tokens, counting a container's end
+/// as a token too, so every message it can read fits in 512 here; a `get_peers` reply with 100
+/// `values` needs about 125.
+pub const ELEMENTS_MAX: usize = 512;
+
+/// Most decimal digits in a string length prefix: enough for [`INPUT_LEN_MAX`]; a longer prefix
+/// cannot describe a string that fits in the input.
+const LEN_DIGITS_MAX: usize = 5;
+
+/// Most decimal digits in an integer, sign excluded: `i64::MIN` has 19.
+const INT_DIGITS_MAX: usize = 19;
+
+/// Why an input is not strict bencode. Network input that fails here is dropped (KRPC has no
+/// transaction ID to answer to until the message decodes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum BencodeError {
+    /// The input is longer than [`INPUT_LEN_MAX`].
+    #[error("input longer than {INPUT_LEN_MAX} bytes")]
+    InputTooLong,
+    /// Lists and dictionaries nest deeper than [`DEPTH_MAX`].
+    #[error("nesting deeper than {DEPTH_MAX}")]
+    TooDeep,
+    /// The input holds more than [`ELEMENTS_MAX`] values.
+    #[error("more than {ELEMENTS_MAX} elements")]
+    TooManyElements,
+    /// The input ends inside a value (or is empty).
+    #[error("unexpected end of input")]
+    UnexpectedEnd,
+    /// Bytes follow the top value.
+    #[error("trailing bytes after the top value")]
+    TrailingBytes,
+    /// A byte that cannot start a value (or end the enclosing container) where one must be.
+    #[error("invalid byte {0:#04x} where a value should start")]
+    InvalidByte(u8),
+    /// An integer with no digits, a leading zero, `-0`, or a byte other than a digit.
+    #[error("non-canonical integer")]
+    NonCanonicalInt,
+    /// An integer outside the range of `i64`.
+    #[error("integer out of range")]
+    IntOutOfRange,
+    /// A string length with a leading zero, no digits, or too many digits.
+    #[error("non-canonical string length")]
+    NonCanonicalLength,
+    /// A string length larger than what remains of the input.
+    #[error("string longer than the remaining input")]
+    LengthExceedsInput,
+    /// A dictionary key that is not a byte string.
+    #[error("dictionary key is not a byte string")]
+    NonStringKey,
+    /// Dictionary keys not in strictly ascending byte order (unsorted, or a key repeated).
+    #[error("dictionary keys not strictly ascending")]
+    UnsortedKeys,
+}
+
+/// A decoded bencode value borrowing its strings from the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value<'a> {
+    /// An integer (`i…e`).
+    Int(i64),
+    /// A byte string (`<len>:…`).
+    Bytes(&'a [u8]),
+    /// A list (`l…e`).
+    List(List<'a>),
+    /// A dictionary (`d…e`).
+    Dict(Dict<'a>),
+}
+
+/// A decoded list: its items in order and its raw encoded bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct List<'a> {
+    items: Vec<Value<'a>>,
+    raw: &'a [u8],
+}
+
+/// A decoded dictionary: its entries in (strictly ascending) key order and its raw bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dict<'a> {
+    entries: Vec<DictEntry<'a>>,
+    raw: &'a [u8],
+}
+
+/// One dictionary entry: the key, the decoded value, and the value's raw encoded bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DictEntry<'a> {
+    /// The key.
+    pub key: &'a [u8],
+    /// The decoded value.
+    pub value: Value<'a>,
+    /// The value exactly as it was encoded in the input (BEP 44 signs and hashes these bytes).
+    pub raw: &'a [u8],
+}
+
+impl<'a> Value<'a> {
+    /// The integer, if this is one.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// The byte string, if this is one.
+    pub fn as_bytes(&self) -> Option<&'a [u8]> {
+        match self {
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The list, if this is one.
+    pub fn as_list(&self) -> Option<&List<'a>> {
+        match self {
+            Value::List(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The dictionary, if this is one.
+    pub fn as_dict(&self) -> Option<&Dict<'a>> {
+        match self {
+            Value::Dict(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> List<'a> {
+    /// The items in order.
+    pub fn items(&self) -> &[Value<'a>] {
+        &self.items
+    }
+
+    /// The list exactly as it was encoded, from `l` to `e`.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+}
+
+impl<'a> Dict<'a> {
+    /// The entries in ascending key order.
+    pub fn entries(&self) -> &[DictEntry<'a>] {
+        &self.entries
+    }
+
+    /// The dictionary exactly as it was encoded, from `d` to `e`.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// The entry under `key`, if any.
+    pub fn entry(&self, key: &[u8]) -> Option<&DictEntry<'a>> {
+        // Keys are strictly ascending (the decoder checked), so a binary search is exact. KRPC
+        // dictionaries hold a handful of keys, where a linear scan would do as well.
+        self.entries
+            .binary_search_by(|e| e.key.cmp(key))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+
+    /// The value under `key`, if any.
+    pub fn get(&self, key: &[u8]) -> Option<&Value<'a>> {
+        self.entry(key).map(|e| &e.value)
+    }
+
+    /// The raw encoded bytes of the value under `key`, if any.
+    pub fn get_raw(&self, key: &[u8]) -> Option<&'a [u8]> {
+        self.entry(key).map(|e| e.raw)
+    }
+}
+
+/// Decodes one strict bencode value that must span all of `input`.
+///
+/// Rejects anything that is not the canonical encoding (see the module doc) and anything past
+/// [`INPUT_LEN_MAX`], [`DEPTH_MAX`] or [`ELEMENTS_MAX`]. Never panics, never allocates more than
+/// [`ELEMENTS_MAX`] values' worth, never recurses deeper than [`DEPTH_MAX`].
+pub fn decode(input: &[u8]) -> Result<Value<'_>, BencodeError> {
+    if input.len() > INPUT_LEN_MAX {
+        return Err(BencodeError::InputTooLong);
+    }
+    let mut decoder = Decoder {
+        input,
+        pos: 0,
+        elements: 0,
+    };
+    let value = decoder.value(1)?;
+    if decoder.pos != input.len() {
+        return Err(BencodeError::TrailingBytes);
+    }
+    Ok(value)
+}
+
+/// Checks that `input` is one strict bencode value, within the same bounds as [`decode`].
+pub fn validate(input: &[u8]) -> Result<(), BencodeError> {
+    decode(input).map(|_| ())
+}
+
+/// Cursor over the input with the running element count.
+struct Decoder<'a> {
+    input: &'a [u8],
+    pos: usize,
+    elements: usize,
+}
+
+impl<'a> Decoder<'a> {
+    fn peek(&self) -> Result<u8, BencodeError> {
+        self.input
+            .get(self.pos)
+            .copied()
+            .ok_or(BencodeError::UnexpectedEnd)
+    }
+
+    fn count_element(&mut self) -> Result<(), BencodeError> {
+        if self.elements == ELEMENTS_MAX {
+            return Err(BencodeError::TooManyElements);
+        }
+        self.elements += 1;
+        Ok(())
+    }
+
+    /// Decodes the value at the cursor; `depth` is the depth this value would have if it is a
+    /// container (the top value is at depth 1).
+    fn value(&mut self, depth: usize) -> Result<Value<'a>, BencodeError> {
+        self.count_element()?;
+        match self.peek()? {
+            b'i' => self.int().map(Value::Int),
+            b'0'..=b'9' => self.bytes().map(Value::Bytes),
+            b'l' => {
+                if depth > DEPTH_MAX {
+                    return Err(BencodeError::TooDeep);
+                }
+                self.list(depth).map(Value::List)
+            }
+            b'd' => {
+                if depth > DEPTH_MAX {
+                    return Err(BencodeError::TooDeep);
+                }
+                self.dict(depth).map(Value::Dict)
+            }
+            other => Err(BencodeError::InvalidByte(other)),
+        }
+    }
+
+    fn int(&mut self) -> Result<i64, BencodeError> {
+        self.pos += 1; // 'i'
+        let negative = self.peek()? == b'-';
+        if negative {
+            self.pos += 1;
+        }
+        let digits_start = self.pos;
+        // Accumulate as a negative number so that i64::MIN parses without overflow.
+        let mut acc: i64 = 0;
+        loop {
+            let b = self.peek()?;
+            match b {
+                b'0'..=b'9' => {
+                    if self.pos - digits_start == INT_DIGITS_MAX {
+                        return Err(BencodeError::IntOutOfRange);
+                    }
+                    acc = acc
+                        .checked_mul(10)
+                        .and_then(|a| a.checked_sub(i64::from(b - b'0')))
+                        .ok_or(BencodeError::IntOutOfRange)?;
+                    self.pos += 1;
+                }
+                b'e' => break,
+                _ => return Err(BencodeError::NonCanonicalInt),
+            }
+        }
+        let digits = &self.input[digits_start..self.pos];
+        self.pos += 1; // 'e'
+        match digits {
+            [] => Err(BencodeError::NonCanonicalInt),
+            [b'0'] if negative => Err(BencodeError::NonCanonicalInt),
+            [b'0', _, ..] => Err(BencodeError::NonCanonicalInt),
+            _ if negative => Ok(acc),
+            _ => acc.checked_neg().ok_or(BencodeError::IntOutOfRange),
+        }
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], BencodeError> {
+        let digits_start = self.pos;
+        let mut len: usize = 0;
+        loop {
+            let b = self.peek()?;
+            match b {
+                b'0'..=b'9' => {
+                    if self.pos - digits_start == LEN_DIGITS_MAX {
+                        return Err(BencodeError::NonCanonicalLength);
+                    }
+                    len = len * 10 + usize::from(b - b'0');
+                    self.pos += 1;
+                }
+                b':' => break,
+                _ => return Err(BencodeError::NonCanonicalLength),
+            }
+        }
+        let digits = &self.input[digits_start..self.pos];
+        if digits.is_empty() || (digits[0] == b'0' && digits.len() > 1) {
+            return Err(BencodeError::NonCanonicalLength);
+        }
+        self.pos += 1; // ':'
+        let remaining = self.input.len() - self.pos;
+        if len > remaining {
+            return Err(BencodeError::LengthExceedsInput);
+        }
+        let s = &self.input[self.pos..self.pos + len];
+        self.pos += len;
+        Ok(s)
+    }
+
+    fn list(&mut self, depth: usize) -> Result<List<'a>, BencodeError> {
+        let start = self.pos;
+        self.pos += 1; // 'l'
+        let mut items = Vec::new();
+        // Bounded: every iteration consumes at least one byte and counts one element.
+        while self.peek()? != b'e' {
+            items.push(self.value(depth + 1)?);
+        }
+        self.pos += 1; // 'e'
+        Ok(List {
+            items,
+            raw: &self.input[start..self.pos],
+        })
+    }
+
+    fn dict(&mut self, depth: usize) -> Result<Dict<'a>, BencodeError> {
+        let start = self.pos;
+        self.pos += 1; // 'd'
+        let mut entries: Vec<DictEntry<'a>> = Vec::new();
+        // Bounded: every iteration consumes at least one byte and counts two elements.
+        loop {
+            let b = self.peek()?;
+            if b == b'e' {
+                break;
+            }
+            if !b.is_ascii_digit() {
+                return Err(BencodeError::NonStringKey);
+            }
+            self.count_element()?;
+            let key = self.bytes()?;
+            if let Some(last) = entries.last() {
+                if last.key >= key {
+                    return Err(BencodeError::UnsortedKeys);
+                }
+            }
+            let value_start = self.pos;
+            let value = self.value(depth + 1)?;
+            entries.push(DictEntry {
+                key,
+                value,
+                raw: &self.input[value_start..self.pos],
+            });
+        }
+        self.pos += 1; // 'e'
+        Ok(Dict {
+            entries,
+            raw: &self.input[start..self.pos],
+        })
+    }
+}
+
+/// Writes canonical bencode into a `Vec<u8>`.
+///
+/// Containers are written through closures so that every `l`/`d` gets its `e`; dictionary keys
+/// must be given in strictly ascending order, which a debug assertion checks (a KRPC encoder
+/// writes its keys from a fixed, sorted list, so an out-of-order key is a programmer error).
+///
+/// ```
+/// use dht_proto::bencode::Encoder;
+/// let mut out = Vec::new();
+/// Encoder::new(&mut out).dict(|d| {
+///     d.bytes(b"a", b"x");
+///     d.int(b"b", -3);
+/// });
+/// assert_eq!(out, b"d1:a1:x1:bi-3ee");
+/// ```
+pub struct Encoder<'o> {
+    out: &'o mut Vec<u8>,
+}
+
+impl<'o> Encoder<'o> {
+    /// An encoder appending to `out`.
+    pub fn new(out: &'o mut Vec<u8>) -> Self {
+        Encoder { out }
+    }
+
+    /// Writes an integer.
+    pub fn int(&mut self, value: i64) {
+        write_int(self.out, value);
+    }
+
+    /// Writes a byte string.
+    pub fn bytes(&mut self, value: &[u8]) {
+        write_bytes(self.out, value);
+    }
+
+    /// Splices in one already-encoded value as it is (for a BEP 44 `v`, which must travel
+    /// exactly as it was signed). The caller vouches that `encoded` is one strict bencode value;
+    /// debug builds check it.
+    pub fn raw(&mut self, encoded: &[u8]) {
+        debug_assert!(
+            validate(encoded).is_ok(),
+            "Encoder::raw given invalid bencode"
+        );
+        self.out.extend_from_slice(encoded);
+    }
+
+    /// Writes a list whose items `items` writes, one value per call on the encoder it gets.
+    pub fn list(&mut self, items: impl FnOnce(&mut Encoder<'_>)) {
+        self.out.push(b'l');
+        items(&mut Encoder { out: self.out });
+        self.out.push(b'e');
+    }
+
+    /// Writes a dictionary whose entries `entries` writes, keys in strictly ascending order.
+    pub fn dict(&mut self, entries: impl FnOnce(&mut DictEncoder<'_>)) {
+        self.out.push(b'd');
+        let mut d = DictEncoder {
+            out: self.out,
+            last_key: None,
+        };
+        entries(&mut d);
+        self.out.push(b'e');
+    }
+
+    /// Writes a decoded value back; for a value from [`decode`] this gives its input bytes.
+    pub fn value(&mut self, value: &Value<'_>) {
+        match value {
+            Value::Int(i) => self.int(*i),
+            Value::Bytes(b) => self.bytes(b),
+            Value::List(l) => self.list(|e| {
+                for item in l.items() {
+                    e.value(item);
+                }
+            }),
+            Value::Dict(d) => self.dict(|e| {
+                for entry in d.entries() {
+                    e.value(entry.key, &entry.value);
+                }
+            }),
+        }
+    }
+}
+
+/// Writes the entries of a dictionary opened by [`Encoder::dict`]; one method call is one entry.
+pub struct DictEncoder<'o> {
+    out: &'o mut Vec<u8>,
+    /// Where the previous key's bytes sit in `out` (start, end), to check the order.
+    last_key: Option<(usize, usize)>,
+}
+
+impl DictEncoder<'_> {
+    fn key(&mut self, key: &[u8]) {
+        if let Some((start, end)) = self.last_key {
+            debug_assert!(
+                self.out[start..end] < *key,
+                "dictionary keys must be written in strictly ascending order"
+            );
+        }
+        write_len(self.out, key.len());
+        self.out.push(b':');
+        let start = self.out.len();
+        self.out.extend_from_slice(key);
+        self.last_key = Some((start, self.out.len()));
+    }
+
+    /// Writes `key` with an integer value.
+    pub fn int(&mut self, key: &[u8], value: i64) {
+        self.key(key);
+        write_int(self.out, value);
+    }
+
+    /// Writes `key` with a byte-string value.
+    pub fn bytes(&mut self, key: &[u8], value: &[u8]) {
+        self.key(key);
+        write_bytes(self.out, value);
+    }
+
+    /// Writes `key` with a byte string of `len` bytes that `write` appends straight to the
+    /// output, so a string built from parts (compact node infos) needs no buffer of its own.
+    /// `write` must append exactly `len` bytes (checked in debug builds).
+    pub fn bytes_with(&mut self, key: &[u8], len: usize, write: impl FnOnce(&mut Vec<u8>)) {
+        self.key(key);
+        write_len(self.out, len);
+        self.out.push(b':');
+        let start = self.out.len();
+        write(self.out);
+        debug_assert_eq!(
+            self.out.len() - start,
+            len,
+            "bytes_with wrote a wrong length"
+        );
+    }
+
+    /// Writes `key` with an already-encoded value spliced in as it is (see [`Encoder::raw`]).
+    pub fn raw(&mut self, key: &[u8], encoded: &[u8]) {
+        self.key(key);
+        Encoder { out: self.out }.raw(encoded);
+    }
+
+    /// Writes `key` with a list value.
+    pub fn list(&mut self, key: &[u8], items: impl FnOnce(&mut Encoder<'_>)) {
+        self.key(key);
+        Encoder { out: self.out }.list(items);
+    }
+
+    /// Writes `key` with a dictionary value.
+    pub fn dict(&mut self, key: &[u8], entries: impl FnOnce(&mut DictEncoder<'_>)) {
+        self.key(key);
+        Encoder { out: self.out }.dict(entries);
+    }
+
+    /// Writes `key` with a decoded value.
+    pub fn value(&mut self, key: &[u8], value: &Value<'_>) {
+        self.key(key);
+        Encoder { out: self.out }.value(value);
+    }
+}
+
+/// Encodes one value into a new vector.
+pub fn encode(value: &Value<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    Encoder::new(&mut out).value(value);
+    out
+}
+
+fn write_bytes(out: &mut Vec<u8>, value: &[u8]) {
+    write_len(out, value.len());
+    out.push(b':');
+    out.extend_from_slice(value);
+}
+
+fn write_int(out: &mut Vec<u8>, value: i64) {
+    out.push(b'i');
+    if value < 0 {
+        out.push(b'-');
+    }
+    write_u64(out, value.unsigned_abs());
+    out.push(b'e');
+}
+
+fn write_len(out: &mut Vec<u8>, len: usize) {
+    // usize is at most 64 bits on every target Rust supports.
+    write_u64(out, len as u64);
+}
+
+/// Writes `n` in decimal without a leading zero; no allocation, no formatting machinery.
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    /// u64::MAX has 20 decimal digits.
+    const U64_DIGITS_MAX: usize = 20;
+    let mut buf = [0u8; U64_DIGITS_MAX];
+    let mut i = U64_DIGITS_MAX;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(input: &[u8]) {
+        let v = decode(input).expect("valid");
+        assert_eq!(encode(&v), input);
+    }
+
+    #[test]
+    fn canonical_values_round_trip() {
+        for input in [
+            &b"i0e"[..],
+            b"i-1e",
+            b"i42e",
+            b"i9223372036854775807e",
+            b"i-9223372036854775808e",
+            b"0:",
+            b"4:spam",
+            b"le",
+            b"de",
+            b"l4:spami3ee",
+            b"d3:cow3:moo4:spam4:eggse",
+            b"d1:ad1:bli1eeee",
+        ] {
+            roundtrip(input);
+        }
+    }
+
+    #[test]
+    fn non_canonical_integers_are_rejected() {
+        for input in [
+            &b"i-0e"[..],
+            b"i01e",
+            b"i-01e",
+            b"ie",
+            b"i-e",
+            b"i+1e",
+            b"i1.0e",
+            b"i 1e",
+        ] {
+            assert_eq!(
+                decode(input),
+                Err(BencodeError::NonCanonicalInt),
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn integers_outside_i64_are_rejected() {
+        for input in [
+            &b"i9223372036854775808e"[..],
+            b"i-9223372036854775809e",
+            b"i99999999999999999999e",
+        ] {
+            assert_eq!(decode(input), Err(BencodeError::IntOutOfRange), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn non_canonical_lengths_are_rejected() {
+        assert_eq!(decode(b"01:a"), Err(BencodeError::NonCanonicalLength));
+        assert_eq!(decode(b"00:"), Err(BencodeError::NonCanonicalLength));
+        assert_eq!(decode(b"1a"), Err(BencodeError::NonCanonicalLength));
+        assert_eq!(decode(b"123456:"), Err(BencodeError::NonCanonicalLength));
+    }
+
+    #[test]
+    fn length_past_the_input_is_rejected() {
+        assert_eq!(decode(b"5:abc"), Err(BencodeError::LengthExceedsInput));
+        assert_eq!(decode(b"99999:"), Err(BencodeError::LengthExceedsInput));
+    }
+
+    #[test]
+    fn unsorted_or_repeated_keys_are_rejected() {
+        assert_eq!(decode(b"d1:bi1e1:ai2ee"), Err(BencodeError::UnsortedKeys));
+        assert_eq!(decode(b"d1:ai1e1:ai2ee"), Err(BencodeError::UnsortedKeys));
+        // A prefix sorts before the longer key.
+        assert!(decode(b"d1:ai1e2:aai2ee").is_ok());
+        assert_eq!(decode(b"d2:aai1e1:ai2ee"), Err(BencodeError::UnsortedKeys));
+    }
+
+    #[test]
+    fn non_string_keys_are_rejected() {
+        assert_eq!(decode(b"di1ei2ee"), Err(BencodeError::NonStringKey));
+        assert_eq!(decode(b"dle1:ae"), Err(BencodeError::NonStringKey));
+    }
+
+    #[test]
+    fn truncated_and_trailing_input_are_rejected() {
+        assert_eq!(decode(b""), Err(BencodeError::UnexpectedEnd));
+        assert_eq!(decode(b"l"), Err(BencodeError::UnexpectedEnd));
+        assert_eq!(decode(b"i12"), Err(BencodeError::UnexpectedEnd));
+        assert_eq!(decode(b"d1:a"), Err(BencodeError::UnexpectedEnd));
+        assert_eq!(decode(b"i1ei2e"), Err(BencodeError::TrailingBytes));
+        assert_eq!(decode(b"lee"), Err(BencodeError::TrailingBytes));
+        assert_eq!(decode(b"x"), Err(BencodeError::InvalidByte(b'x')));
+    }
+
+    #[test]
+    fn depth_limit_is_exact() {
+        let ok = [vec![b'l'; DEPTH_MAX], vec![b'e'; DEPTH_MAX]].concat();
+        assert!(decode(&ok).is_ok());
+        let deep = [vec![b'l'; DEPTH_MAX + 1], vec![b'e'; DEPTH_MAX + 1]].concat();
+        assert_eq!(decode(&deep), Err(BencodeError::TooDeep));
+    }
+
+    #[test]
+    fn element_limit_is_exact() {
+        // One list plus ELEMENTS_MAX - 1 empty strings is exactly the limit.
+        let mut ok = b"l".to_vec();
+        ok.extend(b"0:".repeat(ELEMENTS_MAX - 1));
+        ok.push(b'e');
+        assert!(decode(&ok).is_ok());
+        let mut over = b"l".to_vec();
+        over.extend(b"0:".repeat(ELEMENTS_MAX));
+        over.push(b'e');
+        assert_eq!(decode(&over), Err(BencodeError::TooManyElements));
+    }
+
+    #[test]
+    fn input_longer_than_the_limit_is_rejected() {
+        let mut big = format!("{}:", INPUT_LEN_MAX - 6).into_bytes();
+        big.resize(INPUT_LEN_MAX + 1, b'x');
+        assert_eq!(decode(&big), Err(BencodeError::InputTooLong));
+    }
+
+    #[test]
+    fn dict_gives_raw_value_bytes() {
+        let input = b"d1:ad1:xi1ee1:bl1:ye1:ci7ee";
+        let v = decode(input).unwrap();
+        let d = v.as_dict().unwrap();
+        assert_eq!(d.get_raw(b"a"), Some(&b"d1:xi1ee"[..]));
+        assert_eq!(d.get_raw(b"b"), Some(&b"l1:ye"[..]));
+        assert_eq!(d.get_raw(b"c"), Some(&b"i7e"[..]));
+        assert_eq!(d.get(b"c").and_then(Value::as_int), Some(7));
+        assert_eq!(d.get(b"z"), None);
+        assert_eq!(d.raw(), &input[..]);
+    }
+
+    #[test]
+    fn encoder_writes_raw_splices_verbatim() {
+        let mut out = Vec::new();
+        Encoder::new(&mut out).dict(|d| {
+            d.raw(b"v", b"l1:ae");
+            d.list(b"w", |l| {
+                l.int(1);
+                l.bytes(b"");
+            });
+        });
+        assert_eq!(out, b"d1:vl1:ae1:wli1e0:ee");
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "strictly ascending")]
+    fn encoder_catches_unsorted_keys_in_debug_builds() {
+        let mut out = Vec::new();
+        Encoder::new(&mut out).dict(|d| {
+            d.int(b"b", 1);
+            d.int(b"a", 2);
+        });
+    }
+}

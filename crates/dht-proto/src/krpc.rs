@@ -1,1 +1,619 @@
 //! Encoding and decoding of KRPC messages (see [`crate::message`] for the types).
+//!
+//! The wire format is BEP 5's: one bencoded dictionary per UDP datagram, with BEP 32 (`nodes6`,
+//! `want`), BEP 42 (`ip`), BEP 43 (`ro`) and BEP 44 (`get`, `put`) fields.
+//!
+//! Decoding goes through the strict [`crate::bencode`] decoder, so a message must be canonical
+//! bencode to be read at all. On top of that the rules are:
+//!
+//! - A key this module does not know is ignored (BEP 5 nodes add keys freely).
+//! - A required key that is missing, or a known key whose value has the wrong type, length or
+//!   range, fails the decode with a [`DecodeError`] carrying what the node needs to answer with
+//!   error 203 (the transaction ID, and whether the message was a query).
+//! - A few fields are read liberally, as libtorrent reads them: a `nodes`/`nodes6` string whose
+//!   length is not a multiple of the entry size loses its trailing partial entry; a `values`
+//!   entry that is not a 6- or 18-byte string is skipped; an unknown `want` flag is skipped; a
+//!   `v` (version) longer than [`VERSION_LEN_MAX`] or an `ip` of the wrong length is ignored;
+//!   `implied_port` is true for any non-zero integer; `ro` is true only for the integer 1.
+//! - A BEP 44 `v` of any size and a salt of any length are passed through: answering 205 or 207
+//!   is the node's decision, so the codec must not turn them into a 203.
+//!
+//! Encoding writes canonical bencode with keys in sorted order, leaving out what is empty or
+//! absent (an empty `nodes`, `nodes6` or `values`, a `false` `implied_port` or `ro`, an empty
+//! salt). So `encode(decode(x)) == x` for every `x` that this encoder could have written,
+//! including every example message of BEP 5 that has no placeholder in it.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+
+use thiserror::Error;
+
+use crate::bencode::{self, BencodeError, Dict, DictEncoder, Encoder, Value};
+use crate::id::{Id, ID_LEN};
+use crate::message::{
+    Body, ErrorBody, Message, Method, MutableArgs, NodeInfo, PutArgs, Query, Response, Want,
+    TOKEN_LEN_MAX, TRANSACTION_ID_LEN_MAX, VERSION_LEN_MAX,
+};
+
+/// Length of a compact IPv4 address and port (BEP 5 "compact peer info").
+pub const COMPACT_ADDR_V4_LEN: usize = 6;
+/// Length of a compact IPv6 address and port (BEP 32).
+pub const COMPACT_ADDR_V6_LEN: usize = 18;
+/// Length of one compact IPv4 node info in `nodes`: ID then address.
+pub const COMPACT_NODE_V4_LEN: usize = ID_LEN + COMPACT_ADDR_V4_LEN;
+/// Length of one compact IPv6 node info in `nodes6`: ID then address.
+pub const COMPACT_NODE_V6_LEN: usize = ID_LEN + COMPACT_ADDR_V6_LEN;
+/// Length of an ed25519 public key (BEP 44 `k`).
+pub const PUBLIC_KEY_LEN: usize = 32;
+/// Length of an ed25519 signature (BEP 44 `sig`).
+pub const SIGNATURE_LEN: usize = 64;
+
+/// Why a datagram is not a KRPC message we can act on, with what the node needs to answer it.
+///
+/// The node answers with KRPC error 203 only when [`DecodeError::should_answer`] is true: the
+/// message was (or looked like) a query and its transaction ID could be read. It never answers
+/// a malformed response or error, so two nodes can never trade errors forever.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{kind}")]
+pub struct DecodeError {
+    /// What was wrong.
+    pub kind: DecodeErrorKind,
+    /// The transaction ID (`t`), if the message was a dictionary with a valid `t`.
+    pub transaction_id: Option<Vec<u8>>,
+    /// The message was a query: `y` was `q`, or `y` was missing or invalid and a `q` key was
+    /// present.
+    pub is_query: bool,
+}
+
+impl DecodeError {
+    /// Whether the node should answer this datagram with KRPC error 203 (protocol error).
+    pub fn should_answer(&self) -> bool {
+        self.is_query && self.transaction_id.is_some()
+    }
+}
+
+/// What made a datagram undecodable. Every kind is answered the same way (203 for a query,
+/// nothing otherwise); the kind is for logs and counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum DecodeErrorKind {
+    /// The datagram is not strict bencode, or exceeds the decoder's bounds.
+    #[error("invalid bencode: {0}")]
+    Bencode(#[from] BencodeError),
+    /// The datagram is bencode but not a dictionary.
+    #[error("message is not a dictionary")]
+    NotADict,
+    /// A required key is missing; the name is its path, such as `a.id`.
+    #[error("missing key `{0}`")]
+    MissingKey(&'static str),
+    /// A known key has a value of the wrong type, length or range; the name is its path.
+    #[error("invalid value for key `{0}`")]
+    InvalidKey(&'static str),
+    /// `y` is not `q`, `r` or `e`.
+    #[error("unknown message type `y`")]
+    UnknownType,
+}
+
+type Kind = DecodeErrorKind;
+
+impl Message {
+    /// Decodes one datagram.
+    ///
+    /// Never panics; see the module doc for what is rejected and what is read liberally.
+    pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
+        let value = bencode::decode(bytes).map_err(|e| DecodeError {
+            kind: Kind::Bencode(e),
+            transaction_id: None,
+            is_query: false,
+        })?;
+        let Value::Dict(top) = value else {
+            return Err(DecodeError {
+                kind: Kind::NotADict,
+                transaction_id: None,
+                is_query: false,
+            });
+        };
+        let y = top.get(b"y");
+        let is_query = match y {
+            Some(Value::Bytes(b"q")) => true,
+            Some(Value::Bytes(b"r" | b"e")) => false,
+            _ => top.get(b"q").is_some(),
+        };
+        let t = match top.get(b"t") {
+            Some(Value::Bytes(t)) if t.len() <= TRANSACTION_ID_LEN_MAX => Ok(*t),
+            Some(_) => Err(Kind::InvalidKey("t")),
+            None => Err(Kind::MissingKey("t")),
+        };
+        let fail = |kind: Kind| DecodeError {
+            kind,
+            transaction_id: t.ok().map(<[u8]>::to_vec),
+            is_query,
+        };
+        let t = t.map_err(fail)?;
+        let body = match y {
+            Some(Value::Bytes(b"q")) => Body::Query(query(&top).map_err(fail)?),
+            Some(Value::Bytes(b"r")) => Body::Response(response(&top).map_err(fail)?),
+            Some(Value::Bytes(b"e")) => Body::Error(error_body(&top).map_err(fail)?),
+            Some(_) => return Err(fail(Kind::UnknownType)),
+            None => return Err(fail(Kind::MissingKey("y"))),
+        };
+        let version = match top.get(b"v") {
+            Some(Value::Bytes(v)) if v.len() <= VERSION_LEN_MAX => Some(v.to_vec()),
+            _ => None,
+        };
+        let requester_ip = top.get(b"ip").and_then(Value::as_bytes).and_then(addr);
+        let read_only = matches!(top.get(b"ro"), Some(Value::Int(1)));
+        Ok(Message {
+            transaction_id: t.to_vec(),
+            version,
+            requester_ip,
+            read_only,
+            body,
+        })
+    }
+
+    /// Encodes the message into a new vector.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len_estimate());
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the encoded message to `out` (reuse one buffer to send many messages).
+    ///
+    /// Writes canonical bencode; see the module doc for what is left out. A contact in
+    /// [`Response::nodes`] must have an IPv4 address and one in [`Response::nodes6`] an IPv6
+    /// address: a contact of the other family is skipped (and fails a debug assertion). A BEP 44
+    /// value is spliced in as it is and must be valid bencode (checked in debug builds).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        Encoder::new(out).dict(|d| {
+            // Top-level keys in sorted order: a, e, ip, q, r, ro, t, v, y.
+            if let Body::Query(q) = &self.body {
+                d.dict(b"a", |a| query_args(a, q));
+            }
+            if let Body::Error(e) = &self.body {
+                d.list(b"e", |l| {
+                    l.int(e.code);
+                    l.bytes(e.message.as_bytes());
+                });
+            }
+            if let Some(ip) = &self.requester_ip {
+                let mut buf = [0u8; COMPACT_ADDR_V6_LEN];
+                d.bytes(b"ip", compact_addr(ip, &mut buf));
+            }
+            if let Body::Query(q) = &self.body {
+                d.bytes(b"q", method_name(&q.method));
+            }
+            if let Body::Response(r) = &self.body {
+                d.dict(b"r", |rd| response_fields(rd, r));
+            }
+            if self.read_only {
+                d.int(b"ro", 1);
+            }
+            d.bytes(b"t", &self.transaction_id);
+            if let Some(v) = &self.version {
+                d.bytes(b"v", v);
+            }
+            d.bytes(
+                b"y",
+                match self.body {
+                    Body::Query(_) => b"q",
+                    Body::Response(_) => b"r",
+                    Body::Error(_) => b"e",
+                },
+            );
+        });
+    }
+
+    /// A close upper estimate of the encoded length, to size the output buffer once.
+    fn encoded_len_estimate(&self) -> usize {
+        /// Envelope, `a`/`r` keys and length prefixes of a message without bulky fields.
+        const OVERHEAD_LEN: usize = 160;
+        let bulky = match &self.body {
+            Body::Query(Query {
+                method: Method::Put(p),
+                ..
+            }) => p.value.len() + p.token.len() + p.mutable.as_ref().map_or(0, |m| m.salt.len()),
+            Body::Query(_) => 0,
+            Body::Response(r) => {
+                r.nodes.len() * COMPACT_NODE_V4_LEN
+                    + r.nodes6.len() * COMPACT_NODE_V6_LEN
+                    + r.peers.len() * (COMPACT_ADDR_V6_LEN + 3)
+                    + r.value.as_ref().map_or(0, Vec::len)
+            }
+            Body::Error(e) => e.message.len(),
+        };
+        OVERHEAD_LEN + self.transaction_id.len() + bulky
+    }
+}
+
+/// The `q` name of a method.
+fn method_name(method: &Method) -> &[u8] {
+    match method {
+        Method::Ping => b"ping",
+        Method::FindNode { .. } => b"find_node",
+        Method::GetPeers { .. } => b"get_peers",
+        Method::AnnouncePeer { .. } => b"announce_peer",
+        Method::Get { .. } => b"get",
+        Method::Put(_) => b"put",
+        Method::Unknown { name } => name,
+    }
+}
+
+/// Writes the `a` dictionary of a query, keys in sorted order.
+fn query_args(a: &mut DictEncoder<'_>, q: &Query) {
+    let id = q.sender_id.as_bytes();
+    match &q.method {
+        Method::Ping | Method::Unknown { .. } => a.bytes(b"id", id),
+        Method::FindNode { target, want } => {
+            a.bytes(b"id", id);
+            a.bytes(b"target", target.as_bytes());
+            write_want(a, want);
+        }
+        Method::GetPeers { info_hash, want } => {
+            a.bytes(b"id", id);
+            a.bytes(b"info_hash", info_hash.as_bytes());
+            write_want(a, want);
+        }
+        Method::AnnouncePeer {
+            info_hash,
+            port,
+            implied_port,
+            token,
+        } => {
+            a.bytes(b"id", id);
+            if *implied_port {
+                a.int(b"implied_port", 1);
+            }
+            a.bytes(b"info_hash", info_hash.as_bytes());
+            a.int(b"port", i64::from(*port));
+            a.bytes(b"token", token);
+        }
+        Method::Get { target, seq } => {
+            a.bytes(b"id", id);
+            if let Some(seq) = seq {
+                a.int(b"seq", *seq);
+            }
+            a.bytes(b"target", target.as_bytes());
+        }
+        Method::Put(p) => {
+            // Sorted: cas, id, k, salt, seq, sig, token, v.
+            let m = p.mutable.as_ref();
+            if let Some(cas) = m.and_then(|m| m.cas) {
+                a.int(b"cas", cas);
+            }
+            a.bytes(b"id", id);
+            if let Some(m) = m {
+                a.bytes(b"k", &m.public_key);
+                if !m.salt.is_empty() {
+                    a.bytes(b"salt", &m.salt);
+                }
+                a.int(b"seq", m.seq);
+                a.bytes(b"sig", &m.signature);
+            }
+            a.bytes(b"token", &p.token);
+            a.raw(b"v", &p.value);
+        }
+    }
+}
+
+fn write_want(a: &mut DictEncoder<'_>, want: &Option<Want>) {
+    if let Some(w) = want {
+        a.list(b"want", |l| {
+            if w.v4 {
+                l.bytes(b"n4");
+            }
+            if w.v6 {
+                l.bytes(b"n6");
+            }
+        });
+    }
+}
+
+/// Writes the `r` dictionary of a response, keys in sorted order.
+fn response_fields(d: &mut DictEncoder<'_>, r: &Response) {
+    // Sorted: id, k, nodes, nodes6, seq, sig, token, v, values.
+    d.bytes(b"id", r.sender_id.as_bytes());
+    if let Some(k) = &r.public_key {
+        d.bytes(b"k", k);
+    }
+    if !r.nodes.is_empty() {
+        d.bytes_with(b"nodes", compact_nodes_len(&r.nodes, false), |out| {
+            write_compact_nodes(out, &r.nodes, false)
+        });
+    }
+    if !r.nodes6.is_empty() {
+        d.bytes_with(b"nodes6", compact_nodes_len(&r.nodes6, true), |out| {
+            write_compact_nodes(out, &r.nodes6, true)
+        });
+    }
+    if let Some(seq) = r.seq {
+        d.int(b"seq", seq);
+    }
+    if let Some(sig) = &r.signature {
+        d.bytes(b"sig", sig);
+    }
+    if let Some(token) = &r.token {
+        d.bytes(b"token", token);
+    }
+    if let Some(v) = &r.value {
+        d.raw(b"v", v);
+    }
+    if !r.peers.is_empty() {
+        d.list(b"values", |l| {
+            let mut buf = [0u8; COMPACT_ADDR_V6_LEN];
+            for peer in &r.peers {
+                l.bytes(compact_addr(peer, &mut buf));
+            }
+        });
+    }
+}
+
+/// Number of bytes the contacts of the wanted family take in compact form.
+fn compact_nodes_len(nodes: &[NodeInfo], v6: bool) -> usize {
+    let entry_len = if v6 {
+        COMPACT_NODE_V6_LEN
+    } else {
+        COMPACT_NODE_V4_LEN
+    };
+    nodes.iter().filter(|n| n.addr.is_ipv6() == v6).count() * entry_len
+}
+
+fn write_compact_nodes(out: &mut Vec<u8>, nodes: &[NodeInfo], v6: bool) {
+    let mut buf = [0u8; COMPACT_ADDR_V6_LEN];
+    for n in nodes {
+        debug_assert_eq!(
+            n.addr.is_ipv6(),
+            v6,
+            "a contact in `nodes` must be IPv4 and one in `nodes6` IPv6"
+        );
+        if n.addr.is_ipv6() != v6 {
+            continue;
+        }
+        out.extend_from_slice(n.id.as_bytes());
+        out.extend_from_slice(compact_addr(&n.addr, &mut buf));
+    }
+}
+
+/// Writes `addr` in compact form into `buf` and returns the used part (6 or 18 bytes).
+fn compact_addr<'b>(addr: &SocketAddr, buf: &'b mut [u8; COMPACT_ADDR_V6_LEN]) -> &'b [u8] {
+    match addr {
+        SocketAddr::V4(a) => {
+            buf[..4].copy_from_slice(&a.ip().octets());
+            buf[4..6].copy_from_slice(&a.port().to_be_bytes());
+            &buf[..COMPACT_ADDR_V4_LEN]
+        }
+        SocketAddr::V6(a) => {
+            buf[..16].copy_from_slice(&a.ip().octets());
+            buf[16..18].copy_from_slice(&a.port().to_be_bytes());
+            &buf[..COMPACT_ADDR_V6_LEN]
+        }
+    }
+}
+
+/// Reads a compact address: 6 bytes for IPv4, 18 for IPv6, anything else is not one.
+fn addr(b: &[u8]) -> Option<SocketAddr> {
+    match b.len() {
+        COMPACT_ADDR_V4_LEN => {
+            let ip: [u8; 4] = b[..4].try_into().ok()?;
+            let port = u16::from_be_bytes([b[4], b[5]]);
+            Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port))
+        }
+        COMPACT_ADDR_V6_LEN => {
+            let ip: [u8; 16] = b[..16].try_into().ok()?;
+            let port = u16::from_be_bytes([b[16], b[17]]);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(ip),
+                port,
+                0,
+                0,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// Reads compact node infos of one family, dropping a trailing partial entry.
+fn compact_nodes(b: &[u8], entry_len: usize) -> Vec<NodeInfo> {
+    b.chunks_exact(entry_len)
+        .filter_map(|c| {
+            let (id, a) = c.split_at(ID_LEN);
+            Some(NodeInfo {
+                id: Id::from_slice(id)?,
+                addr: addr(a)?,
+            })
+        })
+        .collect()
+}
+
+// ---- field readers: a known key of the wrong type is an error, an absent one is `None` ----
+
+fn opt<'d, 'a>(d: &'d Dict<'a>, key: &[u8]) -> Option<&'d Value<'a>> {
+    d.get(key)
+}
+
+fn opt_bytes<'a>(d: &Dict<'a>, key: &[u8], path: &'static str) -> Result<Option<&'a [u8]>, Kind> {
+    match opt(d, key) {
+        None => Ok(None),
+        Some(Value::Bytes(b)) => Ok(Some(b)),
+        Some(_) => Err(Kind::InvalidKey(path)),
+    }
+}
+
+fn req_bytes<'a>(d: &Dict<'a>, key: &[u8], path: &'static str) -> Result<&'a [u8], Kind> {
+    opt_bytes(d, key, path)?.ok_or(Kind::MissingKey(path))
+}
+
+fn opt_int(d: &Dict<'_>, key: &[u8], path: &'static str) -> Result<Option<i64>, Kind> {
+    match opt(d, key) {
+        None => Ok(None),
+        Some(Value::Int(i)) => Ok(Some(*i)),
+        Some(_) => Err(Kind::InvalidKey(path)),
+    }
+}
+
+fn req_int(d: &Dict<'_>, key: &[u8], path: &'static str) -> Result<i64, Kind> {
+    opt_int(d, key, path)?.ok_or(Kind::MissingKey(path))
+}
+
+fn req_id(d: &Dict<'_>, key: &[u8], path: &'static str) -> Result<Id, Kind> {
+    Id::from_slice(req_bytes(d, key, path)?).ok_or(Kind::InvalidKey(path))
+}
+
+fn opt_array<const N: usize>(
+    d: &Dict<'_>,
+    key: &[u8],
+    path: &'static str,
+) -> Result<Option<[u8; N]>, Kind> {
+    opt_bytes(d, key, path)?
+        .map(|b| b.try_into().map_err(|_| Kind::InvalidKey(path)))
+        .transpose()
+}
+
+fn req_token(d: &Dict<'_>, key: &[u8], path: &'static str) -> Result<Vec<u8>, Kind> {
+    let token = req_bytes(d, key, path)?;
+    if token.len() > TOKEN_LEN_MAX {
+        return Err(Kind::InvalidKey(path));
+    }
+    Ok(token.to_vec())
+}
+
+fn dict_of<'d, 'a>(d: &'d Dict<'a>, key: &[u8], path: &'static str) -> Result<&'d Dict<'a>, Kind> {
+    match opt(d, key) {
+        Some(Value::Dict(inner)) => Ok(inner),
+        Some(_) => Err(Kind::InvalidKey(path)),
+        None => Err(Kind::MissingKey(path)),
+    }
+}
+
+fn want(a: &Dict<'_>) -> Result<Option<Want>, Kind> {
+    match opt(a, b"want") {
+        None => Ok(None),
+        Some(Value::List(l)) => {
+            let mut w = Want::default();
+            for item in l.items() {
+                match item {
+                    Value::Bytes(b"n4") => w.v4 = true,
+                    Value::Bytes(b"n6") => w.v6 = true,
+                    // BEP 32 leaves room for more flags; ones we do not know are skipped.
+                    _ => {}
+                }
+            }
+            Ok(Some(w))
+        }
+        Some(_) => Err(Kind::InvalidKey("a.want")),
+    }
+}
+
+fn query(top: &Dict<'_>) -> Result<Query, Kind> {
+    let name = req_bytes(top, b"q", "q")?;
+    let a = dict_of(top, b"a", "a")?;
+    let sender_id = req_id(a, b"id", "a.id")?;
+    let method = match name {
+        b"ping" => Method::Ping,
+        b"find_node" => Method::FindNode {
+            target: req_id(a, b"target", "a.target")?,
+            want: want(a)?,
+        },
+        b"get_peers" => Method::GetPeers {
+            info_hash: req_id(a, b"info_hash", "a.info_hash")?,
+            want: want(a)?,
+        },
+        b"announce_peer" => {
+            let info_hash = req_id(a, b"info_hash", "a.info_hash")?;
+            let port = u16::try_from(req_int(a, b"port", "a.port")?)
+                .map_err(|_| Kind::InvalidKey("a.port"))?;
+            let implied_port =
+                opt_int(a, b"implied_port", "a.implied_port")?.is_some_and(|i| i != 0);
+            let token = req_token(a, b"token", "a.token")?;
+            Method::AnnouncePeer {
+                info_hash,
+                port,
+                implied_port,
+                token,
+            }
+        }
+        b"get" => Method::Get {
+            target: req_id(a, b"target", "a.target")?,
+            seq: opt_int(a, b"seq", "a.seq")?,
+        },
+        b"put" => Method::Put(put_args(a)?),
+        _ => Method::Unknown {
+            name: name.to_vec(),
+        },
+    };
+    Ok(Query { sender_id, method })
+}
+
+fn put_args(a: &Dict<'_>) -> Result<PutArgs, Kind> {
+    let token = req_token(a, b"token", "a.token")?;
+    let value = a.get_raw(b"v").ok_or(Kind::MissingKey("a.v"))?.to_vec();
+    let public_key = opt_array::<PUBLIC_KEY_LEN>(a, b"k", "a.k")?;
+    let signature = opt_array::<SIGNATURE_LEN>(a, b"sig", "a.sig")?;
+    // A put is mutable when it carries a key or a signature; then it needs all of k, sig, seq.
+    let mutable = if public_key.is_some() || signature.is_some() {
+        Some(MutableArgs {
+            public_key: public_key.ok_or(Kind::MissingKey("a.k"))?,
+            signature: signature.ok_or(Kind::MissingKey("a.sig"))?,
+            seq: req_int(a, b"seq", "a.seq")?,
+            salt: opt_bytes(a, b"salt", "a.salt")?
+                .unwrap_or_default()
+                .to_vec(),
+            cas: opt_int(a, b"cas", "a.cas")?,
+        })
+    } else {
+        None
+    };
+    Ok(PutArgs {
+        token,
+        value,
+        mutable,
+    })
+}
+
+fn response(top: &Dict<'_>) -> Result<Response, Kind> {
+    let r = dict_of(top, b"r", "r")?;
+    let token = match opt_bytes(r, b"token", "r.token")? {
+        Some(t) if t.len() > TOKEN_LEN_MAX => return Err(Kind::InvalidKey("r.token")),
+        t => t.map(<[u8]>::to_vec),
+    };
+    let peers = match opt(r, b"values") {
+        None => Vec::new(),
+        // Entries of another length or type are skipped, not fatal: the rest are still peers.
+        Some(Value::List(l)) => l
+            .items()
+            .iter()
+            .filter_map(|v| v.as_bytes().and_then(addr))
+            .collect(),
+        Some(_) => return Err(Kind::InvalidKey("r.values")),
+    };
+    Ok(Response {
+        sender_id: req_id(r, b"id", "r.id")?,
+        nodes: opt_bytes(r, b"nodes", "r.nodes")?
+            .map_or_else(Vec::new, |b| compact_nodes(b, COMPACT_NODE_V4_LEN)),
+        nodes6: opt_bytes(r, b"nodes6", "r.nodes6")?
+            .map_or_else(Vec::new, |b| compact_nodes(b, COMPACT_NODE_V6_LEN)),
+        token,
+        peers,
+        value: r.get_raw(b"v").map(<[u8]>::to_vec),
+        public_key: opt_array::<PUBLIC_KEY_LEN>(r, b"k", "r.k")?,
+        signature: opt_array::<SIGNATURE_LEN>(r, b"sig", "r.sig")?,
+        seq: opt_int(r, b"seq", "r.seq")?,
+    })
+}
+
+fn error_body(top: &Dict<'_>) -> Result<ErrorBody, Kind> {
+    let e = match opt(top, b"e") {
+        Some(Value::List(l)) => l.items(),
+        Some(_) => return Err(Kind::InvalidKey("e")),
+        None => return Err(Kind::MissingKey("e")),
+    };
+    let code = match e.first() {
+        Some(Value::Int(code)) => *code,
+        _ => return Err(Kind::InvalidKey("e")),
+    };
+    // The message is for humans; a missing or non-UTF-8 one must not lose the code.
+    let message = match e.get(1) {
+        Some(Value::Bytes(m)) => String::from_utf8_lossy(m).into_owned(),
+        _ => String::new(),
+    };
+    Ok(ErrorBody { code, message })
+}
