@@ -13,10 +13,15 @@
 #![warn(missing_docs)]
 
 pub mod bencode;
+pub mod bep44;
 pub mod id;
 pub mod krpc;
+pub mod lookup;
 pub mod message;
+pub mod routing;
+pub mod store;
 pub mod time;
+pub mod token;
 
 pub use id::{Distance, Id};
 pub use time::Instant;

@@ -1,0 +1,428 @@
+//! The iterative lookup (Kademlia's node lookup, as Mainline runs it): keep the closest
+//! candidates seen so far, keep up to α requests in flight to the closest ones not yet asked,
+//! and stop when the k closest candidates that are alive have all answered.
+//!
+//! A [`Lookup`] is a state machine that sends nothing itself. Calling protocol:
+//! 1. [`Lookup::new`] with the seeds (the routing table's closest contacts);
+//! 2. [`Lookup::next_request`] until `None`, sending each returned request;
+//! 3. as replies come, [`Lookup::on_response`] or [`Lookup::on_failure`]; a request that is slow
+//!    can be marked with [`Lookup::on_stall`] to free its slot without giving up on it;
+//! 4. back to 2 until [`Lookup::is_done`]; then [`Lookup::closest_responded`] gives the result.
+//!
+//! Rounds (hops) are counted as in the Kademlia paper: the seeds are asked in round 1, a node
+//! learned from a round-r reply is asked in round r + 1; the lookup's hop count is the largest
+//! round among the k closest nodes that answered.
+
+use core::time::Duration;
+
+use crate::id::{Distance, Id};
+use crate::message::NodeInfo;
+use crate::time::Instant;
+
+/// Candidates a lookup remembers; the farthest are dropped beyond this.
+pub const CANDIDATES_MAX: usize = 64;
+
+/// Trace entries a traced lookup records.
+pub const TRACE_MAX: usize = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    NotAsked,
+    InFlight { stalled: bool },
+    Responded,
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+struct Candidate {
+    distance: Distance,
+    node: NodeInfo,
+    round: u32,
+    state: State,
+    token: Option<Vec<u8>>,
+}
+
+/// One step of a traced lookup, for `dht lookup`'s path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceEvent {
+    /// A request was sent to `node` in `round`.
+    Asked {
+        /// Round of the request.
+        round: u32,
+        /// Who was asked.
+        node: NodeInfo,
+    },
+    /// `node` answered, returning `returned` contacts, of which `new` were new to the lookup.
+    Answered {
+        /// Round of the request answered.
+        round: u32,
+        /// Who answered.
+        node: NodeInfo,
+        /// Contacts in the reply.
+        returned: u32,
+        /// Contacts not seen before in this lookup.
+        new: u32,
+    },
+    /// `node` did not answer in time.
+    TimedOut {
+        /// Round of the request.
+        round: u32,
+        /// Who timed out.
+        node: NodeInfo,
+    },
+}
+
+/// What a lookup measured, for the researcher.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LookupStats {
+    /// Rounds (hops): see the module documentation.
+    pub hops: u32,
+    /// Requests sent.
+    pub messages: u32,
+    /// Replies received.
+    pub responses: u32,
+    /// Nodes that did not answer in time.
+    pub timed_out: Vec<NodeInfo>,
+    /// From start to end.
+    pub duration: Duration,
+}
+
+/// One iterative lookup for a target. See the module documentation for the calling protocol.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    target: Id,
+    k: usize,
+    alpha: usize,
+    started: Instant,
+    candidates: Vec<Candidate>,
+    messages: u32,
+    responses: u32,
+    timed_out: Vec<NodeInfo>,
+    trace: Option<Vec<TraceEvent>>,
+}
+
+impl Lookup {
+    /// A lookup for `target` returning `k` nodes with `alpha` requests in flight, seeded with
+    /// `seeds` (asked in round 1). With `traced`, every step is recorded for [`Lookup::trace`].
+    pub fn new(
+        now: Instant,
+        target: Id,
+        k: usize,
+        alpha: usize,
+        seeds: &[NodeInfo],
+        traced: bool,
+    ) -> Self {
+        let mut l = Lookup {
+            target,
+            k: k.max(1),
+            alpha: alpha.max(1),
+            started: now,
+            candidates: Vec::with_capacity(seeds.len().max(k)),
+            messages: 0,
+            responses: 0,
+            timed_out: Vec::new(),
+            trace: traced.then(Vec::new),
+        };
+        for s in seeds {
+            l.add_candidate(*s, 1);
+        }
+        l
+    }
+
+    /// The target.
+    pub fn target(&self) -> Id {
+        self.target
+    }
+
+    fn add_candidate(&mut self, node: NodeInfo, round: u32) -> bool {
+        let distance = node.id.distance(&self.target);
+        match self
+            .candidates
+            .binary_search_by(|c| c.distance.cmp(&distance))
+        {
+            Ok(_) => false,
+            Err(pos) => {
+                if pos >= CANDIDATES_MAX {
+                    return false;
+                }
+                // One address, one candidate: a node that lies about many IDs at one address
+                // gets one request, not many.
+                if self.candidates.iter().any(|c| c.node.addr == node.addr) {
+                    return false;
+                }
+                self.candidates.insert(
+                    pos,
+                    Candidate {
+                        distance,
+                        node,
+                        round,
+                        state: State::NotAsked,
+                        token: None,
+                    },
+                );
+                if self.candidates.len() > CANDIDATES_MAX {
+                    // Never drop a request in flight: its reply must still find its candidate.
+                    if let Some(p) = self
+                        .candidates
+                        .iter()
+                        .rposition(|c| !matches!(c.state, State::InFlight { .. }))
+                    {
+                        self.candidates.remove(p);
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.candidates
+            .iter()
+            .filter(|c| c.state == State::InFlight { stalled: false })
+            .count()
+    }
+
+    /// The next node to ask, if a slot is free and a useful candidate is left.
+    pub fn next_request(&mut self) -> Option<NodeInfo> {
+        if self.is_done() || self.in_flight() >= self.alpha {
+            return None;
+        }
+        // Only candidates among the k closest not-failed ones are worth asking.
+        let mut alive_seen = 0;
+        let mut pick = None;
+        for (i, c) in self.candidates.iter().enumerate() {
+            if c.state == State::Failed {
+                continue;
+            }
+            if alive_seen >= self.k {
+                break;
+            }
+            alive_seen += 1;
+            if c.state == State::NotAsked {
+                pick = Some(i);
+                break;
+            }
+        }
+        let i = pick?;
+        let c = &mut self.candidates[i];
+        c.state = State::InFlight { stalled: false };
+        self.messages += 1;
+        let (round, node) = (c.round, c.node);
+        if let Some(t) = self.trace.as_mut().filter(|t| t.len() < TRACE_MAX) {
+            t.push(TraceEvent::Asked { round, node });
+        }
+        Some(node)
+    }
+
+    fn find(&self, node: &NodeInfo) -> Option<usize> {
+        let d = node.id.distance(&self.target);
+        self.candidates
+            .binary_search_by(|c| c.distance.cmp(&d))
+            .ok()
+            .filter(|&i| self.candidates[i].node.addr == node.addr)
+    }
+
+    /// `from` answered, with `nodes` closer contacts and an optional write `token`.
+    pub fn on_response(&mut self, from: &NodeInfo, nodes: &[NodeInfo], token: Option<Vec<u8>>) {
+        let Some(i) = self.find(from) else {
+            return;
+        };
+        if !matches!(self.candidates[i].state, State::InFlight { .. }) {
+            return;
+        }
+        self.responses += 1;
+        let round = self.candidates[i].round;
+        self.candidates[i].state = State::Responded;
+        self.candidates[i].token = token;
+        let mut new = 0;
+        for n in nodes {
+            if n.id != from.id && self.add_candidate(*n, round + 1) {
+                new += 1;
+            }
+        }
+        if let Some(t) = self.trace.as_mut().filter(|t| t.len() < TRACE_MAX) {
+            t.push(TraceEvent::Answered {
+                round,
+                node: *from,
+                returned: nodes.len() as u32,
+                new,
+            });
+        }
+    }
+
+    /// The request to `node` failed (timed out or answered with an error).
+    pub fn on_failure(&mut self, node: &NodeInfo) {
+        let Some(i) = self.find(node) else {
+            return;
+        };
+        if !matches!(self.candidates[i].state, State::InFlight { .. }) {
+            return;
+        }
+        self.candidates[i].state = State::Failed;
+        self.timed_out.push(*node);
+        let round = self.candidates[i].round;
+        if let Some(t) = self.trace.as_mut().filter(|t| t.len() < TRACE_MAX) {
+            t.push(TraceEvent::TimedOut { round, node: *node });
+        }
+    }
+
+    /// The request to `node` is slow: free its slot for another request, but keep waiting for
+    /// its reply.
+    pub fn on_stall(&mut self, node: &NodeInfo) {
+        if let Some(i) = self.find(node) {
+            if self.candidates[i].state == (State::InFlight { stalled: false }) {
+                self.candidates[i].state = State::InFlight { stalled: true };
+            }
+        }
+    }
+
+    /// Whether the lookup has ended: the k closest candidates that did not fail have all
+    /// answered, or no candidate is left to ask and nothing is in flight.
+    pub fn is_done(&self) -> bool {
+        let mut alive_seen = 0;
+        for c in &self.candidates {
+            match c.state {
+                State::Failed => continue,
+                State::Responded => {}
+                State::NotAsked | State::InFlight { .. } => return false,
+            }
+            alive_seen += 1;
+            if alive_seen >= self.k {
+                return true;
+            }
+        }
+        true
+    }
+
+    /// The closest nodes that answered (up to k), closest first, with the write token each gave.
+    pub fn closest_responded(&self) -> Vec<(NodeInfo, Option<Vec<u8>>)> {
+        self.candidates
+            .iter()
+            .filter(|c| c.state == State::Responded)
+            .take(self.k)
+            .map(|c| (c.node, c.token.clone()))
+            .collect()
+    }
+
+    /// The figures of the lookup so far.
+    pub fn stats(&self, now: Instant) -> LookupStats {
+        let hops = self
+            .candidates
+            .iter()
+            .filter(|c| c.state == State::Responded)
+            .take(self.k)
+            .map(|c| c.round)
+            .max()
+            .unwrap_or(0);
+        LookupStats {
+            hops,
+            messages: self.messages,
+            responses: self.responses,
+            timed_out: self.timed_out.clone(),
+            duration: now - self.started,
+        }
+    }
+
+    /// The recorded steps, if the lookup was traced.
+    pub fn trace(&self) -> Option<&[TraceEvent]> {
+        self.trace.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::SmallRng, Rng, SeedableRng};
+    use std::collections::BTreeMap;
+    use std::net::SocketAddr;
+
+    fn node(id: Id, i: u32) -> NodeInfo {
+        NodeInfo {
+            id,
+            addr: SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 1)),
+        }
+    }
+
+    /// A toy network: every node knows `know` random others plus its true neighbours.
+    fn network(n: usize, seed: u64) -> Vec<NodeInfo> {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        (0..n)
+            .map(|i| node(Id::random(&mut rng), i as u32))
+            .collect()
+    }
+
+    fn closest_of(all: &[NodeInfo], target: &Id, k: usize) -> Vec<NodeInfo> {
+        let mut v = all.to_vec();
+        v.sort_by_key(|n| n.id.distance(target));
+        v.truncate(k);
+        v
+    }
+
+    #[test]
+    fn lookup_finds_the_true_k_closest_and_never_exceeds_alpha_in_flight() {
+        let all = network(500, 1);
+        let mut rng = SmallRng::seed_from_u64(2);
+        let dead: BTreeMap<u32, ()> = (0..50).map(|_| (rng.gen_range(0..500), ())).collect();
+        let target = Id::random(&mut rng);
+        let seeds: Vec<NodeInfo> = (0..8).map(|i| all[i * 7]).collect();
+        let mut l = Lookup::new(Instant::ZERO, target, 8, 3, &seeds, false);
+        let index_of = |n: &NodeInfo| all.iter().position(|m| m == n).unwrap() as u32;
+        for _step in 0..10_000 {
+            let mut batch = Vec::new();
+            while let Some(n) = l.next_request() {
+                batch.push(n);
+            }
+            assert!(batch.len() <= 3, "more than alpha requests at once");
+            if batch.is_empty() {
+                break;
+            }
+            for n in batch {
+                if dead.contains_key(&index_of(&n)) {
+                    l.on_failure(&n);
+                } else {
+                    // Each node answers with the 8 closest it "knows": the true closest.
+                    let reply = closest_of(&all, &target, 8 + (index_of(&n) as usize % 5));
+                    l.on_response(&n, &reply, Some(vec![1]));
+                }
+            }
+        }
+        assert!(l.is_done());
+        let alive: Vec<NodeInfo> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !dead.contains_key(&(*i as u32)))
+            .map(|(_, n)| *n)
+            .collect();
+        let got: Vec<NodeInfo> = l.closest_responded().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(got, closest_of(&alive, &target, 8));
+        assert!(l.stats(Instant::ZERO).hops >= 1);
+    }
+
+    #[test]
+    fn a_lookup_with_no_answers_ends_and_reports_the_timeouts() {
+        let all = network(20, 5);
+        let target = Id([7; 20]);
+        let mut l = Lookup::new(Instant::ZERO, target, 8, 3, &all[..10], false);
+        for _ in 0..100 {
+            let Some(n) = l.next_request() else { break };
+            l.on_failure(&n);
+        }
+        assert!(l.is_done());
+        assert!(l.closest_responded().is_empty());
+        assert_eq!(l.stats(Instant::ZERO).timed_out.len(), 10);
+    }
+
+    #[test]
+    fn a_stalled_request_frees_its_slot_but_its_late_reply_still_counts() {
+        let all = network(20, 6);
+        let target = Id([9; 20]);
+        let mut l = Lookup::new(Instant::ZERO, target, 8, 1, &all[..4], false);
+        let first = l.next_request().unwrap();
+        assert!(l.next_request().is_none(), "alpha = 1");
+        l.on_stall(&first);
+        let second = l.next_request().unwrap();
+        assert_ne!(first, second);
+        l.on_response(&first, &[], None);
+        assert_eq!(l.stats(Instant::ZERO).responses, 1);
+    }
+}

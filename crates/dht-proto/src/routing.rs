@@ -1,0 +1,537 @@
+//! The routing table: k-buckets over the XOR metric, split where the node's own ID falls
+//! (BEP 5), with good / questionable / bad contacts and a small replacement cache per bucket.
+//!
+//! The table never sends anything. When a new contact would enter a full bucket whose members
+//! are all alive as far as the table knows, [`RoutingTable::heard_from`] answers
+//! [`Insert::PingFirst`]: the caller pings the questionable contact, and reports the outcome
+//! with [`RoutingTable::heard_from`] (it answered) or [`RoutingTable::failed`] (it timed out),
+//! after which the waiting replacement takes the dead contact's place.
+//!
+//! Bucket `i` (for `i` below the last) holds the contacts that share exactly `i` leading bits
+//! with our own ID; the last bucket holds every contact that shares at least as many, and is
+//! the only one that splits.
+
+use core::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::id::{is_local_address, Id, ID_BITS};
+use crate::message::NodeInfo;
+use crate::time::Instant;
+
+/// Contacts per bucket (Mainline's k).
+pub const K: usize = 8;
+
+/// Contacts kept in a bucket's replacement cache, to fill places left by dead contacts.
+pub const REPLACEMENTS_PER_BUCKET: usize = 3;
+
+/// A contact is good while it was heard from within this time (BEP 5: 15 minutes).
+pub const GOOD_FOR: Duration = Duration::from_secs(15 * 60);
+
+/// A bucket with no change for this long is refreshed by a lookup in its range (BEP 5).
+pub const BUCKET_REFRESH_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// Unanswered queries in a row after which a contact is bad.
+pub const FAILURES_BAD: u8 = 2;
+
+/// How a contact stands, as BEP 5 defines it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Standing {
+    /// Answered one of our queries within [`GOOD_FOR`] (or answered once and queried us since).
+    Good,
+    /// Not heard from within [`GOOD_FOR`], or never answered a query of ours.
+    Questionable,
+    /// Failed to answer [`FAILURES_BAD`] queries in a row.
+    Bad,
+}
+
+/// One entry of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contact {
+    /// The node's ID.
+    pub id: Id,
+    /// The node's UDP address.
+    pub addr: SocketAddr,
+    /// When we last received any message from it.
+    pub last_seen: Instant,
+    /// Whether it has ever answered one of our queries.
+    pub verified: bool,
+    /// Queries in a row it failed to answer.
+    pub failures: u8,
+}
+
+impl Contact {
+    /// The contact's standing at `now`.
+    pub fn standing(&self, now: Instant) -> Standing {
+        if self.failures >= FAILURES_BAD {
+            Standing::Bad
+        } else if self.verified && now - self.last_seen < GOOD_FOR {
+            Standing::Good
+        } else {
+            Standing::Questionable
+        }
+    }
+
+    /// The contact as compact node info.
+    pub fn info(&self) -> NodeInfo {
+        NodeInfo {
+            id: self.id,
+            addr: self.addr,
+        }
+    }
+}
+
+/// How we heard from a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    /// It answered a query of ours: it is verified and alive.
+    Response,
+    /// It sent us a query: alive, but its address is only as good as its word.
+    Query,
+}
+
+/// What [`RoutingTable::heard_from`] did, and what the caller should do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insert {
+    /// The contact was added.
+    Added,
+    /// The contact was already in the table and was refreshed.
+    Refreshed,
+    /// The bucket is full of live contacts; the newcomer waits in the replacement cache. Ping
+    /// this questionable contact: if it fails, the newcomer replaces it.
+    PingFirst(NodeInfo),
+    /// Not added: full bucket of good contacts, a known ID at another address, our own ID, or
+    /// another contact already uses this public IP address.
+    Ignored,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Bucket {
+    contacts: Vec<Contact>,
+    replacements: Vec<Contact>,
+    last_changed: Instant,
+}
+
+/// Settings of the routing table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoutingConfig {
+    /// At most one contact per public IP address (loopback and private addresses exempt).
+    pub one_per_ip: bool,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig { one_per_ip: true }
+    }
+}
+
+/// The routing table of one node. See the module documentation for the calling protocol.
+#[derive(Debug, Clone)]
+pub struct RoutingTable {
+    own_id: Id,
+    config: RoutingConfig,
+    buckets: Vec<Bucket>,
+}
+
+impl RoutingTable {
+    /// An empty table for a node with ID `own_id`.
+    pub fn new(own_id: Id, config: RoutingConfig) -> Self {
+        RoutingTable {
+            own_id,
+            config,
+            buckets: vec![Bucket::default()],
+        }
+    }
+
+    /// Our own ID.
+    pub fn own_id(&self) -> Id {
+        self.own_id
+    }
+
+    /// Number of contacts in the table (replacements not counted).
+    pub fn len(&self) -> usize {
+        self.buckets.iter().map(|b| b.contacts.len()).sum()
+    }
+
+    /// Whether the table holds no contact.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.iter().all(|b| b.contacts.is_empty())
+    }
+
+    /// Number of buckets.
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// The contacts of bucket `index`.
+    pub fn bucket(&self, index: usize) -> &[Contact] {
+        self.buckets.get(index).map_or(&[], |b| &b.contacts)
+    }
+
+    /// Every contact, bucket by bucket.
+    pub fn contacts(&self) -> impl Iterator<Item = &Contact> {
+        self.buckets.iter().flat_map(|b| b.contacts.iter())
+    }
+
+    fn bucket_index(&self, id: &Id) -> usize {
+        let prefix = self.own_id.distance(id).leading_zeros();
+        prefix.min(self.buckets.len() - 1)
+    }
+
+    /// The contact with this ID, if present.
+    pub fn get(&self, id: &Id) -> Option<&Contact> {
+        let b = &self.buckets[self.bucket_index(id)];
+        b.contacts.iter().find(|c| c.id == *id)
+    }
+
+    fn ip_taken(&self, ip: &IpAddr, except: &Id) -> bool {
+        self.buckets
+            .iter()
+            .flat_map(|b| b.contacts.iter())
+            .any(|c| c.addr.ip() == *ip && c.id != *except)
+    }
+
+    /// Records that we heard from `node` directly, and adds it if there is room.
+    pub fn heard_from(&mut self, now: Instant, node: NodeInfo, how: Heard) -> Insert {
+        if node.id == self.own_id {
+            return Insert::Ignored;
+        }
+        let index = self.bucket_index(&node.id);
+        if let Some(c) = self.buckets[index]
+            .contacts
+            .iter_mut()
+            .find(|c| c.id == node.id)
+        {
+            // A known ID never moves to another address: the newcomer may be an impostor.
+            if c.addr != node.addr {
+                return Insert::Ignored;
+            }
+            c.last_seen = now;
+            if how == Heard::Response {
+                c.verified = true;
+                c.failures = 0;
+            }
+            return Insert::Refreshed;
+        }
+        let ip = node.addr.ip();
+        if self.config.one_per_ip && !is_local_address(&ip) && self.ip_taken(&ip, &node.id) {
+            return Insert::Ignored;
+        }
+        let contact = Contact {
+            id: node.id,
+            addr: node.addr,
+            last_seen: now,
+            verified: how == Heard::Response,
+            failures: 0,
+        };
+        self.insert(now, contact)
+    }
+
+    fn insert(&mut self, now: Instant, contact: Contact) -> Insert {
+        loop {
+            let index = self.bucket_index(&contact.id);
+            let count = self.buckets.len();
+            let bucket = &mut self.buckets[index];
+            if bucket.contacts.len() < K {
+                bucket.contacts.push(contact);
+                bucket.last_changed = now;
+                bucket.replacements.retain(|r| r.id != contact.id);
+                return Insert::Added;
+            }
+            if index == count - 1 && count < ID_BITS {
+                self.split_last();
+                continue;
+            }
+            // A bad contact makes room at once.
+            if let Some(pos) = bucket
+                .contacts
+                .iter()
+                .position(|c| c.standing(now) == Standing::Bad)
+            {
+                bucket.contacts[pos] = contact;
+                bucket.last_changed = now;
+                return Insert::Added;
+            }
+            let questionable = bucket
+                .contacts
+                .iter()
+                .filter(|c| c.standing(now) == Standing::Questionable)
+                .min_by_key(|c| (c.verified, c.last_seen))
+                .map(Contact::info);
+            // Only verified newcomers are worth waiting for.
+            if contact.verified {
+                push_replacement(&mut bucket.replacements, contact);
+            }
+            return match questionable {
+                Some(q) if contact.verified => Insert::PingFirst(q),
+                _ => Insert::Ignored,
+            };
+        }
+    }
+
+    fn split_last(&mut self) {
+        let depth = self.buckets.len() - 1;
+        let old = core::mem::take(&mut self.buckets[depth]);
+        self.buckets.push(Bucket {
+            last_changed: old.last_changed,
+            ..Bucket::default()
+        });
+        self.buckets[depth].last_changed = old.last_changed;
+        for c in old.contacts {
+            let i = self.bucket_index(&c.id);
+            self.buckets[i].contacts.push(c);
+        }
+        for r in old.replacements {
+            let i = self.bucket_index(&r.id);
+            push_replacement(&mut self.buckets[i].replacements, r);
+        }
+    }
+
+    /// Records that a query to `id` at `addr` went unanswered. A contact that becomes bad is
+    /// replaced by the freshest waiting replacement, if its bucket has one.
+    pub fn failed(&mut self, now: Instant, id: &Id, addr: SocketAddr) {
+        let index = self.bucket_index(id);
+        let bucket = &mut self.buckets[index];
+        let Some(pos) = bucket
+            .contacts
+            .iter()
+            .position(|c| c.id == *id && c.addr == addr)
+        else {
+            return;
+        };
+        let c = &mut bucket.contacts[pos];
+        c.failures = c.failures.saturating_add(1);
+        if c.standing(now) == Standing::Bad {
+            if let Some(r) = bucket.replacements.pop() {
+                bucket.contacts[pos] = r;
+                bucket.last_changed = now;
+            } else if !c.verified {
+                // An unverified contact that does not answer is not worth keeping.
+                bucket.contacts.swap_remove(pos);
+            }
+        }
+    }
+
+    /// Removes the contact with this ID, if present.
+    pub fn remove(&mut self, id: &Id) {
+        let index = self.bucket_index(id);
+        self.buckets[index].contacts.retain(|c| c.id != *id);
+    }
+
+    /// Up to `count` contacts closest to `target`, closest first, bad contacts left out.
+    pub fn closest(&self, now: Instant, target: &Id, count: usize) -> Vec<NodeInfo> {
+        let mut all: Vec<(crate::id::Distance, NodeInfo)> = self
+            .contacts()
+            .filter(|c| c.standing(now) != Standing::Bad)
+            .map(|c| (c.id.distance(target), c.info()))
+            .collect();
+        if all.len() > count {
+            all.select_nth_unstable_by(count, |a, b| a.0.cmp(&b.0));
+            all.truncate(count);
+        }
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        all.into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// Buckets that saw no change for [`BUCKET_REFRESH_AFTER`]: for each, a random target in
+    /// its range to look up. Marks them as refreshed now, so each is returned once per period.
+    pub fn take_refresh_targets(&mut self, now: Instant, rng: &mut impl rand::RngCore) -> Vec<Id> {
+        let mut targets = Vec::new();
+        let own = self.own_id;
+        for (i, b) in self.buckets.iter_mut().enumerate() {
+            if now - b.last_changed >= BUCKET_REFRESH_AFTER {
+                b.last_changed = now;
+                targets.push(own.random_in_bucket(i, rng));
+            }
+        }
+        targets
+    }
+
+    /// Questionable contacts to ping, at most `count`, the longest unheard first.
+    pub fn questionable(&self, now: Instant, count: usize) -> Vec<NodeInfo> {
+        let mut q: Vec<&Contact> = self
+            .contacts()
+            .filter(|c| c.standing(now) == Standing::Questionable)
+            .collect();
+        q.sort_by_key(|c| c.last_seen);
+        q.into_iter().take(count).map(Contact::info).collect()
+    }
+
+    /// Approximate bytes of memory the table holds.
+    pub fn memory_bytes(&self) -> usize {
+        core::mem::size_of::<Self>()
+            + self
+                .buckets
+                .iter()
+                .map(|b| {
+                    core::mem::size_of::<Bucket>()
+                        + (b.contacts.capacity() + b.replacements.capacity())
+                            * core::mem::size_of::<Contact>()
+                })
+                .sum::<usize>()
+    }
+}
+
+fn push_replacement(list: &mut Vec<Contact>, contact: Contact) {
+    list.retain(|r| r.id != contact.id);
+    if list.len() >= REPLACEMENTS_PER_BUCKET {
+        list.remove(0);
+    }
+    list.push(contact);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::SmallRng, SeedableRng};
+
+    fn addr(i: u32) -> SocketAddr {
+        SocketAddr::from(([1, (i >> 16) as u8, (i >> 8) as u8, i as u8], 6881))
+    }
+
+    fn info(id: Id, i: u32) -> NodeInfo {
+        NodeInfo { id, addr: addr(i) }
+    }
+
+    #[test]
+    fn buckets_split_only_where_the_own_id_falls() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let own = Id::random(&mut rng);
+        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        let now = Instant::ZERO;
+        for i in 0..2000 {
+            t.heard_from(now, info(Id::random(&mut rng), i), Heard::Response);
+        }
+        assert!(t.bucket_count() > 5);
+        for i in 0..t.bucket_count() {
+            assert!(t.bucket(i).len() <= K);
+            for c in t.bucket(i) {
+                let prefix = own.distance(&c.id).leading_zeros();
+                if i + 1 < t.bucket_count() {
+                    assert_eq!(prefix, i, "bucket {i} holds a contact of prefix {prefix}");
+                } else {
+                    assert!(prefix >= i);
+                }
+            }
+        }
+        // The far buckets are full: 2000 random IDs put about 1000 in bucket 0.
+        assert_eq!(t.bucket(0).len(), K);
+    }
+
+    #[test]
+    fn a_known_id_never_moves_to_a_new_address() {
+        let own = Id([0; 20]);
+        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        let id = Id([0xff; 20]);
+        assert_eq!(
+            t.heard_from(Instant::ZERO, info(id, 1), Heard::Response),
+            Insert::Added
+        );
+        assert_eq!(
+            t.heard_from(Instant::ZERO, info(id, 2), Heard::Response),
+            Insert::Ignored
+        );
+        assert_eq!(t.get(&id).unwrap().addr, addr(1));
+    }
+
+    #[test]
+    fn one_contact_per_public_ip_but_loopback_is_exempt() {
+        let own = Id([0; 20]);
+        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        let a = NodeInfo {
+            id: Id([0xf0; 20]),
+            addr: "8.8.8.8:1".parse().unwrap(),
+        };
+        let b = NodeInfo {
+            id: Id([0xf1; 20]),
+            addr: "8.8.8.8:2".parse().unwrap(),
+        };
+        assert_eq!(
+            t.heard_from(Instant::ZERO, a, Heard::Response),
+            Insert::Added
+        );
+        assert_eq!(
+            t.heard_from(Instant::ZERO, b, Heard::Response),
+            Insert::Ignored
+        );
+        for i in 0..4u8 {
+            let n = NodeInfo {
+                id: Id([0x80 | i; 20]),
+                addr: SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16)),
+            };
+            assert_eq!(
+                t.heard_from(Instant::ZERO, n, Heard::Response),
+                Insert::Added
+            );
+        }
+    }
+
+    #[test]
+    fn a_full_bucket_asks_to_ping_a_questionable_contact_then_replaces_it_when_it_fails() {
+        let own = Id([0; 20]);
+        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        // Fill bucket 0 (first bit 1) after splitting once, with unverified contacts.
+        let mut ids = Vec::new();
+        for i in 0..K as u8 {
+            let mut id = Id([0x80; 20]);
+            id.0[19] = i;
+            ids.push(id);
+            t.heard_from(Instant::ZERO, info(id, i as u32), Heard::Query);
+        }
+        // Force a split so bucket 0 no longer splits.
+        let mut near = Id([0; 20]);
+        near.0[19] = 1;
+        t.heard_from(Instant::ZERO, info(near, 100), Heard::Response);
+        assert!(t.bucket_count() >= 2);
+        let mut newcomer = Id([0x80; 20]);
+        newcomer.0[19] = 0xee;
+        let later = Instant::ZERO + Duration::from_secs(60);
+        let outcome = t.heard_from(later, info(newcomer, 200), Heard::Response);
+        let Insert::PingFirst(q) = outcome else {
+            panic!("expected PingFirst, got {outcome:?}");
+        };
+        assert!(t.get(&newcomer).is_none());
+        for _ in 0..FAILURES_BAD {
+            t.failed(later, &q.id, q.addr);
+        }
+        assert!(t.get(&q.id).is_none(), "the dead contact is gone");
+        assert!(t.get(&newcomer).is_some(), "the replacement took its place");
+    }
+
+    #[test]
+    fn closest_returns_sorted_nearest_without_bad_contacts() {
+        let mut rng = SmallRng::seed_from_u64(9);
+        let own = Id::random(&mut rng);
+        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        let mut all = Vec::new();
+        for i in 0..300 {
+            let n = info(Id::random(&mut rng), i);
+            if t.heard_from(Instant::ZERO, n, Heard::Response) == Insert::Added {
+                all.push(n);
+            }
+        }
+        let target = Id::random(&mut rng);
+        let got = t.closest(Instant::ZERO, &target, 8);
+        all.sort_by_key(|n| n.id.distance(&target));
+        assert_eq!(got, all[..8].to_vec());
+        t.failed(Instant::ZERO, &got[0].id, got[0].addr);
+        t.failed(Instant::ZERO, &got[0].id, got[0].addr);
+        let again = t.closest(Instant::ZERO, &target, 8);
+        assert!(!again.contains(&got[0]));
+    }
+
+    #[test]
+    fn quiet_buckets_are_refreshed_once_per_period() {
+        let mut rng = SmallRng::seed_from_u64(4);
+        let own = Id::random(&mut rng);
+        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        t.heard_from(
+            Instant::ZERO,
+            info(Id::random(&mut rng), 1),
+            Heard::Response,
+        );
+        let later = Instant::ZERO + BUCKET_REFRESH_AFTER;
+        let targets = t.take_refresh_targets(later, &mut rng);
+        assert_eq!(targets.len(), t.bucket_count());
+        assert!(t.take_refresh_targets(later, &mut rng).is_empty());
+    }
+}
