@@ -1,0 +1,789 @@
+//! What the structured overlays share: ring positions, a small seeded generator, the bounded item
+//! store, and the recursive routing core with per-hop acknowledgements.
+//!
+//! Chord, Pastry, CAN and the one-hop ring all route a request *recursively*: each node hands the
+//! request to the next hop its own table chooses, and the node that owns the key answers the
+//! origin directly. Each hop is acknowledged by the receiver, so a forwarder whose next hop has
+//! died notices after [`RouteConfig::hop_timeout`], drops the dead contact from its table (the
+//! overlay's [`RouteTable::on_dead`]) and re-routes. This is the hop-by-hop recovery of
+//! MSPastry and Bamboo; without it a recursive lookup under churn is lost at the first stale
+//! pointer. The acknowledgements are counted as messages, so the message figures are honest.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use dht_proto::time::Instant;
+use dht_proto::Id;
+
+use crate::overlay::{NodeIdx, OverlayEvent, QueryId};
+
+/// Bytes of a message header on the wire: type (1), transaction tag (4), length (2), and a
+/// checksum-free UDP-style framing; used by every `wire_size` estimate.
+pub const HEADER_BYTES: usize = 8;
+/// Bytes of a node identifier on the wire.
+pub const ID_BYTES: usize = 20;
+/// Bytes of a network address on the wire (IPv4 and port).
+pub const ADDR_BYTES: usize = 6;
+/// Bytes of a contact on the wire: identifier and address.
+pub const CONTACT_BYTES: usize = ID_BYTES + ADDR_BYTES;
+
+/// Items one node stores at most; a put beyond it is dropped and counted.
+pub const STORE_ITEMS_MAX: usize = 65_536;
+/// Lookups in flight that one node originates at most; more fail at once.
+pub const QUERIES_MAX: usize = 4_096;
+/// Forwarded requests awaiting their hop acknowledgement at one node at most.
+pub const PENDING_FORWARDS_MAX: usize = 8_192;
+/// Times one node re-routes one request after hop timeouts before dropping it.
+pub const REROUTES_MAX: u8 = 4;
+
+/// A position on the identifier ring: the top 128 bits of the 160-bit identifier, read as a
+/// big-endian integer. 128 bits keep arithmetic native while collisions stay impossible in
+/// practice (a million nodes collide with probability about 2^-88).
+pub fn ring_pos(id: &Id) -> u128 {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&id.0[..16]);
+    u128::from_be_bytes(b)
+}
+
+/// An identifier whose top 128 bits are `pos` (the low 32 bits zero): the inverse of
+/// [`ring_pos`] for targets the overlay computes, like Chord's finger starts.
+pub fn id_at(pos: u128) -> Id {
+    let mut b = [0u8; 20];
+    b[..16].copy_from_slice(&pos.to_be_bytes());
+    Id(b)
+}
+
+/// Whether `x` lies in the half-open ring interval (a, b]; the whole ring when a == b.
+pub fn in_half_open(x: u128, a: u128, b: u128) -> bool {
+    if a == b {
+        return true;
+    }
+    x.wrapping_sub(a) != 0 && x.wrapping_sub(a) <= b.wrapping_sub(a)
+}
+
+/// Whether `x` lies strictly inside the ring interval (a, b); everything but `a` when a == b.
+pub fn in_open(x: u128, a: u128, b: u128) -> bool {
+    if a == b {
+        return x != a;
+    }
+    x.wrapping_sub(a) != 0 && x.wrapping_sub(a) < b.wrapping_sub(a)
+}
+
+/// A small seeded generator (SplitMix64). Overlays use their own rather than `rand`'s so a run
+/// replays bit for bit across `rand` versions.
+#[derive(Debug, Clone)]
+pub struct OvRng(u64);
+
+impl OvRng {
+    /// A generator whose stream is fixed by `seed`.
+    pub fn new(seed: u64) -> Self {
+        OvRng(seed ^ 0x6A09_E667_F3BC_C909)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform integer in 0..n (0 when n is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            return 0;
+        }
+        // Multiply-shift keeps the bias below 2^-64 * n, far under anything measurable here.
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+
+    /// A uniform duration in [0, d).
+    pub fn jitter(&mut self, d: Duration) -> Duration {
+        Duration::from_micros(self.below(d.as_micros().max(1) as u64))
+    }
+
+    /// A random 160-bit identifier.
+    pub fn id(&mut self) -> Id {
+        let mut b = [0u8; 20];
+        for chunk in b.chunks_mut(8) {
+            let r = self.next_u64().to_be_bytes();
+            chunk.copy_from_slice(&r[..chunk.len()]);
+        }
+        Id(b)
+    }
+}
+
+/// Deterministic 64-bit mix of a seed and an index (SplitMix64's finaliser), for per-node seeds.
+pub fn mix64(seed: u64, index: u64) -> u64 {
+    let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// One node's share of the table: key to (value, sequence number), bounded by
+/// [`STORE_ITEMS_MAX`]; a mutable item only replaces one with a lower or equal sequence number.
+#[derive(Debug, Default, Clone)]
+pub struct ItemStore {
+    items: BTreeMap<Id, (Vec<u8>, i64)>,
+    /// Puts dropped because the store was full.
+    pub dropped: u64,
+}
+
+impl ItemStore {
+    /// Stores `value`; returns whether it was kept.
+    pub fn put(&mut self, key: Id, value: Vec<u8>, seq: i64) -> bool {
+        if let Some(old) = self.items.get(&key) {
+            if old.1 > seq {
+                return false;
+            }
+        } else if self.items.len() >= STORE_ITEMS_MAX {
+            self.dropped += 1;
+            return false;
+        }
+        self.items.insert(key, (value, seq));
+        true
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: &Id) -> Option<&(Vec<u8>, i64)> {
+        self.items.get(key)
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Removes and returns the items whose key satisfies `pred` (for hand-over to a new owner).
+    pub fn take_where(&mut self, mut pred: impl FnMut(&Id) -> bool) -> Vec<(Id, Vec<u8>, i64)> {
+        let keys: Vec<Id> = self.items.keys().filter(|k| pred(k)).copied().collect();
+        keys.into_iter()
+            .filter_map(|k| self.items.remove(&k).map(|(v, s)| (k, v, s)))
+            .collect()
+    }
+
+    /// Copies of the items whose key satisfies `pred`.
+    pub fn copy_where(&self, mut pred: impl FnMut(&Id) -> bool) -> Vec<(Id, Vec<u8>, i64)> {
+        self.items
+            .iter()
+            .filter(|(k, _)| pred(k))
+            .map(|(k, (v, s))| (*k, v.clone(), *s))
+            .collect()
+    }
+
+    /// Approximate bytes held.
+    pub fn bytes(&self) -> usize {
+        self.items
+            .values()
+            .map(|(v, _)| v.capacity() + 20 + 8 + 48)
+            .sum()
+    }
+}
+
+/// What a routed request asks of the key's owner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Find the owner (an application lookup).
+    Lookup,
+    /// Find the owner for the overlay's own maintenance (Chord's finger repair and join); the
+    /// answer goes to the overlay, not to the application.
+    Find,
+    /// Store a value at the owner (and its replicas).
+    Put {
+        /// The value.
+        value: Vec<u8>,
+        /// Its sequence number.
+        seq: i64,
+    },
+    /// Fetch the value under the key.
+    Get,
+}
+
+impl Op {
+    fn payload_bytes(&self) -> usize {
+        match self {
+            Op::Put { value, .. } => value.len() + 8,
+            _ => 0,
+        }
+    }
+}
+
+/// A request travelling hop by hop towards the owner of `key`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// The node that started the request and gets the answer.
+    pub origin: NodeIdx,
+    /// The origin's handle.
+    pub query: QueryId,
+    /// The key routed to.
+    pub key: Id,
+    /// Forwarding hops so far.
+    pub hops: u32,
+    /// Messages spent so far (forwards, acknowledgements, retries).
+    pub messages: u32,
+    /// The forwarder's tag, echoed in the acknowledgement.
+    pub tag: u64,
+    /// Set when the forwarder believes the receiver owns the key (Chord's "my successor is the
+    /// answer"); the receiver still checks its own view.
+    pub final_hop: bool,
+    /// What the owner should do.
+    pub op: Op,
+}
+
+/// The answer of a key's owner to the origin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Done {
+    /// The origin's handle.
+    pub query: QueryId,
+    /// The key.
+    pub key: Id,
+    /// The node that answered as owner.
+    pub owner: NodeIdx,
+    /// The owner's identifier.
+    pub owner_id: Id,
+    /// Forwarding hops the request took.
+    pub hops: u32,
+    /// Messages the request cost, this answer included.
+    pub messages: u32,
+    /// For a get: the value found.
+    pub value: Option<(Vec<u8>, i64)>,
+    /// For a put: copies stored (owner and replicas sent).
+    pub stored: u32,
+}
+
+/// The routing core's messages; each overlay wraps them in its own message enum.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteMsg {
+    /// A request on its way to the owner.
+    Route(Route),
+    /// The receiver of a [`RouteMsg::Route`] took it.
+    Ack {
+        /// The tag of the acknowledged forward.
+        tag: u64,
+    },
+    /// The owner's answer.
+    Done(Done),
+    /// A replica of a stored item, sent by the owner to its replica set.
+    Replica {
+        /// The key.
+        key: Id,
+        /// The value.
+        value: Vec<u8>,
+        /// Its sequence number.
+        seq: i64,
+    },
+}
+
+impl RouteMsg {
+    /// Bytes on the wire of a compact binary encoding.
+    pub fn wire_size(&self) -> usize {
+        match self {
+            // origin address, query id (8), key, hops (2), tag (4 in the header), flag, op byte.
+            RouteMsg::Route(r) => {
+                HEADER_BYTES + ADDR_BYTES + 8 + ID_BYTES + 2 + 1 + 1 + r.op.payload_bytes()
+            }
+            RouteMsg::Ack { .. } => HEADER_BYTES,
+            RouteMsg::Done(d) => {
+                HEADER_BYTES
+                    + 8
+                    + ID_BYTES
+                    + CONTACT_BYTES
+                    + 2
+                    + d.value.as_ref().map_or(0, |(v, _)| v.len() + 8)
+            }
+            RouteMsg::Replica { value, .. } => HEADER_BYTES + ID_BYTES + 8 + value.len(),
+        }
+    }
+}
+
+/// The overlay's answer to "where does a request for this key go from here?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// This node owns the key.
+    Deliver,
+    /// Forward to `to`; `final_hop` when this node believes `to` owns the key.
+    Forward {
+        /// The next hop.
+        to: NodeIdx,
+        /// Whether `to` is believed to be the owner.
+        final_hop: bool,
+    },
+    /// No usable next hop (an empty table); the request is dropped.
+    Nowhere,
+}
+
+/// The view of the overlay's routing state the core needs.
+pub trait RouteTable {
+    /// Where a request for `key` goes next; `final_hop` is the flag the previous hop set.
+    fn next_hop(&mut self, key: &Id, final_hop: bool) -> Next;
+    /// The nodes that keep replicas of an item this node owns (not this node itself).
+    fn replicas(&self, key: &Id, out: &mut Vec<NodeIdx>);
+    /// `node` did not acknowledge a forward in time: forget it.
+    fn on_dead(&mut self, node: NodeIdx);
+}
+
+/// Knobs of the routing core.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RouteConfig {
+    /// How long a forwarder waits for the next hop's acknowledgement before re-routing.
+    pub hop_timeout: Duration,
+    /// How long an origin waits for the owner's answer before reporting failure.
+    pub query_timeout: Duration,
+    /// Forwarding hops after which a request is dropped (a loop guard).
+    pub hops_max: u32,
+    /// Whether a forward flagged as final (to the node the forwarder believes is the owner)
+    /// counts as a hop. Chord's paper counts the path to the key's predecessor, which answers
+    /// with its successor; Chord turns this off to report the paper's path length.
+    pub count_final_hop: bool,
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        RouteConfig {
+            // Four times a long intercontinental round trip of the network model (~250 ms).
+            hop_timeout: Duration::from_millis(1000),
+            query_timeout: Duration::from_secs(30),
+            hops_max: 64,
+            count_final_hop: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct PendingForward {
+    tag: u64,
+    to: NodeIdx,
+    deadline: Instant,
+    route: Route,
+    reroutes: u8,
+}
+
+#[derive(Debug, Clone)]
+struct Query {
+    deadline: Instant,
+    key: Id,
+    kind: QueryKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueryKind {
+    Lookup,
+    Find,
+    Put,
+    Get,
+}
+
+/// The answer to an [`Op::Find`]: (query, key, owner and its identifier, or `None` when the
+/// lookup failed).
+pub type Found = (QueryId, Id, Option<(NodeIdx, Id)>);
+
+/// Counters of the routing core, for the report.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RouteStats {
+    /// Forwards that timed out waiting for an acknowledgement.
+    pub hop_timeouts: u64,
+    /// Requests dropped (no next hop, re-route limit, hop limit, or table full).
+    pub dropped: u64,
+}
+
+/// The recursive routing core one overlay node embeds.
+///
+/// Calling protocol: the overlay passes [`RouteMsg`]s to [`RouteCore::handle`], its timer to
+/// [`RouteCore::handle_timeout`], and drains [`RouteCore::poll_transmit`],
+/// [`RouteCore::poll_event`] and [`RouteCore::poll_found`] (answers to [`Op::Find`]).
+#[derive(Debug)]
+pub struct RouteCore {
+    /// This node's address.
+    pub me: NodeIdx,
+    /// This node's identifier.
+    pub my_id: Id,
+    /// The knobs.
+    pub config: RouteConfig,
+    /// The items this node stores.
+    pub store: ItemStore,
+    /// Counters.
+    pub stats: RouteStats,
+    next_query: QueryId,
+    next_tag: u64,
+    queries: BTreeMap<QueryId, Query>,
+    pending: Vec<PendingForward>,
+    out: VecDeque<(NodeIdx, RouteMsg)>,
+    events: VecDeque<OverlayEvent>,
+    found: VecDeque<Found>,
+}
+
+impl RouteCore {
+    /// A core for node `me` with identifier `my_id`.
+    pub fn new(me: NodeIdx, my_id: Id, config: RouteConfig) -> Self {
+        RouteCore {
+            me,
+            my_id,
+            config,
+            store: ItemStore::default(),
+            stats: RouteStats::default(),
+            next_query: 1,
+            next_tag: 1,
+            queries: BTreeMap::new(),
+            pending: Vec::new(),
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            found: VecDeque::new(),
+        }
+    }
+
+    /// Starts routing `op` for `key` from this node.
+    pub fn start(&mut self, now: Instant, key: Id, op: Op, table: &mut impl RouteTable) -> QueryId {
+        let query = self.next_query;
+        self.next_query += 1;
+        let kind = match op {
+            Op::Lookup => QueryKind::Lookup,
+            Op::Find => QueryKind::Find,
+            Op::Put { .. } => QueryKind::Put,
+            Op::Get => QueryKind::Get,
+        };
+        if self.queries.len() >= QUERIES_MAX {
+            self.stats.dropped += 1;
+            self.finish_failed(query, key, kind);
+            return query;
+        }
+        self.queries.insert(
+            query,
+            Query {
+                deadline: now + self.config.query_timeout,
+                key,
+                kind,
+            },
+        );
+        let route = Route {
+            origin: self.me,
+            query,
+            key,
+            hops: 0,
+            messages: 0,
+            tag: 0,
+            final_hop: false,
+            op,
+        };
+        self.route(now, route, table, 0);
+        query
+    }
+
+    /// Starts routing `op` for `key` by handing it to `via` first (a node that has not joined
+    /// yet knows no one else).
+    pub fn start_via(&mut self, now: Instant, key: Id, op: Op, via: NodeIdx) -> QueryId {
+        let query = self.next_query;
+        self.next_query += 1;
+        self.queries.insert(
+            query,
+            Query {
+                deadline: now + self.config.query_timeout,
+                key,
+                kind: QueryKind::Find,
+            },
+        );
+        let route = Route {
+            origin: self.me,
+            query,
+            key,
+            hops: 0,
+            messages: 0,
+            tag: 0,
+            final_hop: false,
+            op,
+        };
+        self.forward(now, route, via, false, 0);
+        query
+    }
+
+    /// A routing message arrived from `from`.
+    pub fn handle(
+        &mut self,
+        now: Instant,
+        from: NodeIdx,
+        msg: RouteMsg,
+        table: &mut impl RouteTable,
+    ) {
+        match msg {
+            RouteMsg::Route(mut r) => {
+                self.out.push_back((from, RouteMsg::Ack { tag: r.tag }));
+                r.messages = r.messages.saturating_add(1);
+                if !r.final_hop || self.config.count_final_hop {
+                    r.hops = r.hops.saturating_add(1);
+                }
+                self.route(now, r, table, 0);
+            }
+            RouteMsg::Ack { tag } => self.pending.retain(|p| !(p.tag == tag && p.to == from)),
+            RouteMsg::Done(d) => self.answer(d),
+            RouteMsg::Replica { key, value, seq } => {
+                self.store.put(key, value, seq);
+            }
+        }
+    }
+
+    fn route(&mut self, now: Instant, r: Route, table: &mut impl RouteTable, reroutes: u8) {
+        if r.hops > self.config.hops_max {
+            self.stats.dropped += 1;
+            return;
+        }
+        match table.next_hop(&r.key, r.final_hop) {
+            Next::Deliver => self.deliver(r, table),
+            Next::Forward { to, final_hop } if to != self.me => {
+                self.forward(now, r, to, final_hop, reroutes)
+            }
+            Next::Forward { .. } => self.deliver(r, table),
+            Next::Nowhere => self.stats.dropped += 1,
+        }
+    }
+
+    fn forward(&mut self, now: Instant, mut r: Route, to: NodeIdx, final_hop: bool, reroutes: u8) {
+        if self.pending.len() >= PENDING_FORWARDS_MAX {
+            self.stats.dropped += 1;
+            return;
+        }
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        r.tag = tag;
+        r.final_hop = final_hop;
+        r.messages = r.messages.saturating_add(1);
+        self.pending.push(PendingForward {
+            tag,
+            to,
+            deadline: now + self.config.hop_timeout,
+            route: r.clone(),
+            reroutes,
+        });
+        self.out.push_back((to, RouteMsg::Route(r)));
+    }
+
+    fn deliver(&mut self, r: Route, table: &mut impl RouteTable) {
+        let mut messages = r.messages;
+        let mut stored = 0;
+        let mut value = None;
+        match r.op {
+            Op::Put { value: v, seq } => {
+                let mut reps = Vec::new();
+                table.replicas(&r.key, &mut reps);
+                for &n in &reps {
+                    if n != self.me {
+                        self.out.push_back((
+                            n,
+                            RouteMsg::Replica {
+                                key: r.key,
+                                value: v.clone(),
+                                seq,
+                            },
+                        ));
+                        messages = messages.saturating_add(1);
+                        stored += 1;
+                    }
+                }
+                if self.store.put(r.key, v, seq) {
+                    stored += 1;
+                }
+            }
+            Op::Get => value = self.store.get(&r.key).cloned(),
+            Op::Lookup | Op::Find => {}
+        }
+        let done = Done {
+            query: r.query,
+            key: r.key,
+            owner: self.me,
+            owner_id: self.my_id,
+            hops: r.hops,
+            messages: if r.origin == self.me {
+                messages
+            } else {
+                messages.saturating_add(1)
+            },
+            value,
+            stored,
+        };
+        if r.origin == self.me {
+            self.answer(done);
+        } else {
+            self.out.push_back((r.origin, RouteMsg::Done(done)));
+        }
+    }
+
+    fn answer(&mut self, d: Done) {
+        let Some(q) = self.queries.remove(&d.query) else {
+            return; // A late or duplicate answer: the query already ended.
+        };
+        let ev = match q.kind {
+            QueryKind::Lookup => OverlayEvent::LookupDone {
+                query: d.query,
+                key: d.key,
+                ok: true,
+                found: vec![d.owner],
+                hops: d.hops,
+                messages: d.messages,
+            },
+            QueryKind::Put => OverlayEvent::PutDone {
+                query: d.query,
+                key: d.key,
+                acked: d.stored,
+            },
+            QueryKind::Get => OverlayEvent::GetDone {
+                query: d.query,
+                key: d.key,
+                value: d.value,
+                hops: d.hops,
+                messages: d.messages,
+            },
+            QueryKind::Find => {
+                self.found
+                    .push_back((d.query, d.key, Some((d.owner, d.owner_id))));
+                return;
+            }
+        };
+        self.events.push_back(ev);
+    }
+
+    fn finish_failed(&mut self, query: QueryId, key: Id, kind: QueryKind) {
+        let ev = match kind {
+            QueryKind::Lookup => OverlayEvent::LookupDone {
+                query,
+                key,
+                ok: false,
+                found: Vec::new(),
+                hops: 0,
+                messages: 0,
+            },
+            QueryKind::Put => OverlayEvent::PutDone {
+                query,
+                key,
+                acked: 0,
+            },
+            QueryKind::Get => OverlayEvent::GetDone {
+                query,
+                key,
+                value: None,
+                hops: 0,
+                messages: 0,
+            },
+            QueryKind::Find => {
+                self.found.push_back((query, key, None));
+                return;
+            }
+        };
+        self.events.push_back(ev);
+    }
+
+    /// Fires hop and query timeouts that are due.
+    pub fn handle_timeout(&mut self, now: Instant, table: &mut impl RouteTable) {
+        let mut due = Vec::new();
+        self.pending.retain(|p| {
+            if p.deadline <= now {
+                due.push(p.clone());
+                false
+            } else {
+                true
+            }
+        });
+        for p in due {
+            self.stats.hop_timeouts += 1;
+            table.on_dead(p.to);
+            if p.reroutes >= REROUTES_MAX {
+                self.stats.dropped += 1;
+                continue;
+            }
+            let r = p.route;
+            // Re-routing from here: the hop that timed out does not count as progress.
+            self.route(now, r, table, p.reroutes + 1);
+        }
+        let expired: Vec<QueryId> = self
+            .queries
+            .iter()
+            .filter(|(_, q)| q.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(q) = self.queries.remove(&id) {
+                self.finish_failed(id, q.key, q.kind);
+            }
+        }
+    }
+
+    /// The earliest hop or query deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let p = self.pending.iter().map(|p| p.deadline).min();
+        let q = self.queries.values().map(|q| q.deadline).min();
+        match (p, q) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Next routing message to send.
+    pub fn poll_transmit(&mut self) -> Option<(NodeIdx, RouteMsg)> {
+        self.out.pop_front()
+    }
+
+    /// Next finished application command.
+    pub fn poll_event(&mut self) -> Option<OverlayEvent> {
+        self.events.pop_front()
+    }
+
+    /// Next answer to an [`Op::Find`]: (query, key, owner and its identifier, or `None` when it
+    /// failed).
+    pub fn poll_found(&mut self) -> Option<Found> {
+        self.found.pop_front()
+    }
+
+    /// Approximate bytes of the core's state.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.store.bytes()
+            + self.pending.capacity() * std::mem::size_of::<PendingForward>()
+            + self.queries.len() * (std::mem::size_of::<Query>() + 16)
+            + self.out.capacity() * std::mem::size_of::<(NodeIdx, RouteMsg)>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_intervals_wrap_around_zero() {
+        assert!(in_half_open(5, 250, 10));
+        assert!(in_half_open(10, 250, 10));
+        assert!(!in_half_open(250, 250, 10));
+        assert!(!in_half_open(100, 250, 10));
+        assert!(in_open(u128::MAX, 250, 10));
+        assert!(!in_open(10, 250, 10));
+    }
+
+    #[test]
+    fn ring_pos_and_id_at_round_trip() {
+        let p = 0x0123_4567_89ab_cdef_0011_2233_4455_6677u128;
+        assert_eq!(ring_pos(&id_at(p)), p);
+    }
+
+    #[test]
+    fn rng_below_stays_in_range_and_replays() {
+        let mut a = OvRng::new(7);
+        let mut b = OvRng::new(7);
+        for _ in 0..1000 {
+            let x = a.below(13);
+            assert!(x < 13);
+            assert_eq!(x, b.below(13));
+        }
+    }
+
+    #[test]
+    fn store_keeps_highest_sequence_number() {
+        let mut s = ItemStore::default();
+        let k = Id([1; 20]);
+        assert!(s.put(k, b"a".to_vec(), 2));
+        assert!(!s.put(k, b"b".to_vec(), 1));
+        assert_eq!(s.get(&k).unwrap().0, b"a");
+    }
+}

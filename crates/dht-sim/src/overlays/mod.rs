@@ -1,0 +1,17 @@
+//! The overlays of the DHT literature, side by side with Kademlia, behind the one
+//! [`Overlay`](crate::overlay::Overlay) trait.
+//!
+//! | overlay | module | paper | hops the paper predicts |
+//! | --- | --- | --- | --- |
+//! | Chord | [`chord`] | Stoica et al. 2001 | ½ log2 N |
+//!
+//! The structured overlays share a recursive routing core with per-hop acknowledgements
+//! ([`common`]); [`driver`] is a minimal fixed-latency network that runs any overlay for tests
+//! and static measurements.
+//!
+//! `pub mod kademlia;` (the adapter of `dht-proto`'s node, written by the engine's author) is
+//! declared here once `src/overlays/kademlia.rs` exists.
+
+pub mod chord;
+pub mod common;
+pub mod driver;
