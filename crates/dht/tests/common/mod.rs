@@ -566,9 +566,14 @@ pub fn libtorrent_available() -> bool {
             );
             return true;
         }
+        // The last line of a Python traceback names the error.
         Ok(o) => format!(
             "{py} cannot import libtorrent: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no error message")
         ),
         Err(e) => format!("cannot run {py}: {e}"),
     };
