@@ -28,6 +28,7 @@ use std::time::Duration;
 use dht_proto::time::Instant;
 use dht_proto::Id;
 
+pub use super::common::Contact;
 use super::common::{
     id_at, in_half_open, in_open, mix64, ring_pos, Next, Op, OvRng, RouteConfig, RouteCore,
     RouteMsg, RouteTable, CONTACT_BYTES, HEADER_BYTES, ID_BYTES,
@@ -83,15 +84,6 @@ impl Default for ChordConfig {
             },
         }
     }
-}
-
-/// A node as other nodes know it: ring position and address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Contact {
-    /// Ring position (top 128 bits of the identifier).
-    pub pos: u128,
-    /// Address.
-    pub idx: NodeIdx,
 }
 
 /// Chord's messages.

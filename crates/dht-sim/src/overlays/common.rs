@@ -69,6 +69,15 @@ pub fn in_open(x: u128, a: u128, b: u128) -> bool {
     x.wrapping_sub(a) != 0 && x.wrapping_sub(a) < b.wrapping_sub(a)
 }
 
+/// A node as other nodes know it: ring position and address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contact {
+    /// Ring position (top 128 bits of the identifier).
+    pub pos: u128,
+    /// Address.
+    pub idx: NodeIdx,
+}
+
 /// A small seeded generator (SplitMix64). Overlays use their own rather than `rand`'s so a run
 /// replays bit for bit across `rand` versions.
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@
 //! | overlay | module | paper | hops the paper predicts |
 //! | --- | --- | --- | --- |
 //! | Chord | [`chord`] | Stoica et al. 2001 | ½ log2 N |
+//! | Pastry | [`pastry`] | Rowstron & Druschel 2001 | log_16 N (b = 4), below ⌈log_16 N⌉ |
 //!
 //! The structured overlays share a recursive routing core with per-hop acknowledgements
 //! ([`common`]); [`driver`] is a minimal fixed-latency network that runs any overlay for tests
@@ -15,3 +16,4 @@
 pub mod chord;
 pub mod common;
 pub mod driver;
+pub mod pastry;
