@@ -1,0 +1,165 @@
+//! A run's parameters: what the command line sets, and what is derived from it.
+
+use crate::churn::Churn;
+
+/// Joins per virtual second while the network grows, unless `warmup` is given.
+pub const GROW_JOINS_PER_S: f64 = 1000.0;
+
+/// Shortest growth phase, in virtual seconds.
+pub const GROW_MIN_S: f64 = 60.0;
+
+/// Time the grown network runs without workload before measurement starts, in seconds.
+pub const SETTLE_S: f64 = 300.0;
+
+/// Interval at which the publisher of an item re-puts it (BEP 44: items may expire after two
+/// hours and should be re-announced once an hour), in seconds.
+pub const REPUBLISH_S: f64 = 3600.0;
+
+/// The workload stops issuing commands this long before the end, so every command issued
+/// has time to finish and be judged, in seconds.
+pub const WORKLOAD_TAIL_S: f64 = 120.0;
+
+/// Parameters of one simulation run. Every field, with the seed, fixes the run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SimConfig {
+    /// The seed from which everything random is derived.
+    pub seed: u64,
+    /// Target number of live nodes.
+    pub nodes: u32,
+    /// Lookups of random keys to issue during the measured phase.
+    pub lookups: u64,
+    /// Items to put during the measured phase (each then republished hourly).
+    pub puts: u64,
+    /// Gets of random stored items to issue during the measured phase.
+    pub gets: u64,
+    /// Fraction of the items that are mutable (their republishes bump `seq`).
+    pub mutable_fraction: f64,
+    /// The churn profile.
+    pub churn: Churn,
+    /// The churn profile as given on the command line, for the replay command.
+    pub churn_spec: String,
+    /// Per-message loss probability.
+    pub loss: f64,
+    /// Length of the measured phase, in virtual seconds.
+    pub duration_s: u64,
+    /// Length of the growth and settling phase before it, in virtual seconds (`None`: derived
+    /// from the number of nodes).
+    pub warmup_s: Option<u64>,
+    /// Build the network with the overlay's `converge` shortcut when it has one, instead of
+    /// joins.
+    pub converge: bool,
+    /// A partition, as `FRACTION@START+DURATION` seconds into the measured phase.
+    pub partition: Option<String>,
+    /// A mass failure, as `FRACTION@TIME` seconds into the measured phase: that fraction of the
+    /// live nodes vanishes at once and never comes back.
+    pub mass_failure: Option<String>,
+    /// Interval of the item checks (a get of every stored item), in seconds; `None`: none.
+    pub check_interval_s: Option<u64>,
+    /// Owners per key for recall at k (Mainline's k = 8).
+    pub k: usize,
+    /// Fail the run if the lookup success rate is below this.
+    pub min_lookup_success: Option<f64>,
+    /// Fail the run if the get success rate (correct / started) is below this.
+    pub min_get_success: Option<f64>,
+    /// Show progress on stderr.
+    #[serde(skip)]
+    pub progress: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 1,
+            nodes: 1000,
+            lookups: 1000,
+            puts: 0,
+            gets: 0,
+            mutable_fraction: 0.5,
+            churn: Churn::NONE,
+            churn_spec: "none".into(),
+            loss: 0.0,
+            duration_s: 600,
+            warmup_s: None,
+            converge: false,
+            partition: None,
+            mass_failure: None,
+            check_interval_s: None,
+            k: 8,
+            min_lookup_success: None,
+            min_get_success: None,
+            progress: false,
+        }
+    }
+}
+
+impl SimConfig {
+    /// Virtual seconds spent growing the network by joins.
+    pub fn grow_s(&self) -> f64 {
+        match self.warmup_s {
+            Some(w) => w as f64 * 0.5,
+            None => (self.nodes as f64 / GROW_JOINS_PER_S).max(GROW_MIN_S),
+        }
+    }
+
+    /// Virtual seconds from the start to the measured phase.
+    pub fn warmup_total_s(&self) -> f64 {
+        match self.warmup_s {
+            Some(w) => w as f64,
+            None => self.grow_s() + SETTLE_S,
+        }
+    }
+
+    /// Parses the mass-failure spec `FRACTION@TIME`.
+    pub fn mass_failure_parsed(&self) -> Result<Option<(f64, f64)>, String> {
+        let Some(spec) = &self.mass_failure else {
+            return Ok(None);
+        };
+        let (f, t) = spec
+            .split_once('@')
+            .ok_or_else(|| format!("mass failure {spec:?}: expected FRACTION@SECONDS"))?;
+        let f: f64 = f
+            .parse()
+            .map_err(|e| format!("mass failure fraction: {e}"))?;
+        let t: f64 = t.parse().map_err(|e| format!("mass failure time: {e}"))?;
+        if !(0.0..=1.0).contains(&f) || t < 0.0 {
+            return Err(format!("mass failure {spec:?}: out of range"));
+        }
+        Ok(Some((f, t)))
+    }
+
+    /// The one command that replays this run.
+    pub fn replay_command(&self, overlay: &str) -> String {
+        let mut c = format!(
+            "dht sim --overlay {overlay} --nodes {} --seed {} --lookups {} --churn {} --loss {} --duration {}",
+            self.nodes, self.seed, self.lookups, self.churn_spec, self.loss, self.duration_s
+        );
+        if self.puts > 0 {
+            c += &format!(" --puts {}", self.puts);
+        }
+        if self.gets > 0 {
+            c += &format!(" --gets {}", self.gets);
+        }
+        if let Some(w) = self.warmup_s {
+            c += &format!(" --warmup {w}");
+        }
+        if self.converge {
+            c += " --converge";
+        }
+        if let Some(p) = &self.partition {
+            c += &format!(" --partition {p}");
+        }
+        if let Some(m) = &self.mass_failure {
+            c += &format!(" --mass-failure {m}");
+        }
+        if let Some(i) = self.check_interval_s {
+            c += &format!(" --check-interval {i}");
+        }
+        if let Some(s) = self.min_lookup_success {
+            c += &format!(" --min-lookup-success {s}");
+        }
+        if let Some(s) = self.min_get_success {
+            c += &format!(" --min-get-success {s}");
+        }
+        c
+    }
+}

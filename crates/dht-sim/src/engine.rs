@@ -1,0 +1,1209 @@
+//! The discrete-event engine: one thread, virtual time, one event queue.
+//!
+//! The queue is a binary heap keyed by (virtual time, sequence number); the sequence number
+//! breaks ties in the order events were scheduled, so a run is a pure function of its seed.
+//! Nodes live in a vector indexed by [`NodeIdx`]; per node the engine keeps only a 16-byte
+//! [`Meta`] (its one pending wake-up and its incarnation), a 12-byte place in the network
+//! model and its entries in the membership index. A node that leaves keeps nothing, unless its
+//! state is set aside for a later return (see [`crate::churn`]).
+//!
+//! After every call into a node the engine drains it as the overlay trait says: transmits (each
+//! becomes a delivery after the network model's delay, or is dropped), then events (judged by
+//! the checkers), then the next timeout (one wake-up per node; a wake-up whose time no longer
+//! matches the node's is stale and ignored).
+
+use std::collections::{BTreeMap, BinaryHeap};
+use std::io::IsTerminal;
+
+use dht_proto::Id;
+
+use crate::checker::{judge_lookup, value_for, GetVerdict, ItemRecord, OwnerOracle, Reference};
+use crate::churn::{Churn, JOIN_DELAY_MEAN_S, REJOIN_FRACTION, SAVED_POOL_FRACTION, SAVE_FRACTION};
+use crate::config::{SimConfig, REPUBLISH_S, WORKLOAD_TAIL_S};
+use crate::live::LiveIndex;
+use crate::network::{Network, Partition};
+use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::report::{
+    peak_rss_bytes, CheckRound, ChurnReport, GetReport, HopsReport, LatencyReport, LookupReport,
+    NetworkReport, PutReport, Report, TrafficReport, Verdict,
+};
+use crate::rng::{mix3, SimRng};
+use crate::stats::{Histogram, TimeSeries, HOPS_MAX, LATENCY_MS_MAX};
+
+/// Messages one call into a node may emit before the engine stops draining it and counts an
+/// overflow (an overlay bug: a node must not flood in one step).
+pub const TRANSMITS_PER_CALL_MAX: usize = 100_000;
+
+/// Events one call into a node may report before the engine stops draining them.
+pub const EVENTS_PER_CALL_MAX: usize = 10_000;
+
+/// Workload commands in flight at once; beyond it new commands are skipped and counted.
+pub const PENDING_OPS_MAX: usize = 1 << 22;
+
+/// Items checked per check round; beyond it a deterministic stride sample is checked.
+pub const CHECK_ITEMS_MAX: usize = 200_000;
+
+/// Delay after a mass failure before the extra item check, in seconds.
+pub const MASS_FAILURE_CHECK_DELAY_S: f64 = 60.0;
+
+/// Pairs sampled to print the median round-trip time.
+pub const RTT_SAMPLES: usize = 20_000;
+
+/// Exit code of a run whose checkers saw a correctness failure (a corrupt value).
+pub const EXIT_CORRECTNESS: u8 = 3;
+
+/// Exit code of a run that missed a threshold (success rate) without corrupting anything.
+pub const EXIT_LIVENESS: u8 = 4;
+
+/// Stream labels for per-node seeds and the engine's own generators.
+const STREAM_NODE: u64 = 10;
+const STREAM_ENGINE: u64 = 11;
+const STREAM_RTT: u64 = 12;
+
+/// "No wake-up scheduled."
+const NO_TIMER: u64 = u64::MAX;
+
+/// The engine's per-node bookkeeping.
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    /// The instant of the node's one valid pending wake-up, or [`NO_TIMER`].
+    timer_at: u64,
+    /// Bumped whenever the node dies, so session ends scheduled for an earlier life are stale.
+    incarnation: u32,
+}
+
+impl Default for Meta {
+    fn default() -> Self {
+        Meta {
+            timer_at: NO_TIMER,
+            incarnation: 0,
+        }
+    }
+}
+
+/// What happens at an instant.
+enum Ev<M> {
+    Deliver { from: NodeIdx, to: NodeIdx, msg: M },
+    Timer { node: NodeIdx },
+    GrowJoin { n: u32 },
+    MeasureStart,
+    Leave { node: NodeIdx, incarnation: u32 },
+    BalanceJoin,
+    Lookup { n: u64 },
+    Put { n: u64 },
+    Get { n: u64 },
+    Republish { key: Id },
+    CheckRound { round: u32 },
+    MassFailure { fraction: f64 },
+    End,
+}
+
+struct Scheduled<M> {
+    at: u64,
+    seq: u64,
+    ev: Ev<M>,
+}
+
+impl<M> PartialEq for Scheduled<M> {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl<M> Eq for Scheduled<M> {}
+impl<M> PartialOrd for Scheduled<M> {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl<M> Ord for Scheduled<M> {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        // Reversed: BinaryHeap is a max-heap and the earliest event must come out first.
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// The event queue: a heap and the tie-breaking sequence counter.
+struct Queue<M> {
+    heap: BinaryHeap<Scheduled<M>>,
+    seq: u64,
+}
+
+impl<M> Queue<M> {
+    fn push(&mut self, at: u64, ev: Ev<M>) {
+        self.seq += 1;
+        self.heap.push(Scheduled {
+            at,
+            seq: self.seq,
+            ev,
+        });
+    }
+}
+
+/// A workload command in flight.
+#[derive(Debug, Clone, Copy)]
+enum PendingKind {
+    Lookup,
+    Put {
+        seq: i64,
+    },
+    Get {
+        expected_seq: i64,
+        round: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    kind: PendingKind,
+    key: Id,
+    start_us: u64,
+}
+
+/// Running counts, turned into a [`Report`] at the end.
+#[derive(Debug)]
+struct Counters {
+    lookups_started: u64,
+    lookups_done: u64,
+    lookups_succeeded: u64,
+    lookups_wrong: u64,
+    lookups_failed: u64,
+    lookups_abandoned: u64,
+    recall_sum: f64,
+    lookup_messages: u64,
+    hops: Histogram,
+    latency_ms: Histogram,
+    gets_started: u64,
+    gets_found: u64,
+    gets_correct: u64,
+    gets_stale: u64,
+    gets_corrupt: u64,
+    gets_abandoned: u64,
+    puts_started: u64,
+    puts_acked: u64,
+    replicas_sum: u64,
+    items: u64,
+    messages: u64,
+    bytes: u64,
+    dropped: u64,
+    to_dead: u64,
+    warmup_messages: u64,
+    warmup_bytes: u64,
+    workload_messages: u64,
+    leaves: u64,
+    joins: u64,
+    rejoins: u64,
+    mass_failed: u64,
+    live_node_us: f64,
+    events: u64,
+    overflows: u64,
+    skipped: u64,
+}
+
+impl Counters {
+    fn new() -> Self {
+        Counters {
+            lookups_started: 0,
+            lookups_done: 0,
+            lookups_succeeded: 0,
+            lookups_wrong: 0,
+            lookups_failed: 0,
+            lookups_abandoned: 0,
+            recall_sum: 0.0,
+            lookup_messages: 0,
+            hops: Histogram::new(HOPS_MAX),
+            latency_ms: Histogram::new(LATENCY_MS_MAX),
+            gets_started: 0,
+            gets_found: 0,
+            gets_correct: 0,
+            gets_stale: 0,
+            gets_corrupt: 0,
+            gets_abandoned: 0,
+            puts_started: 0,
+            puts_acked: 0,
+            replicas_sum: 0,
+            items: 0,
+            messages: 0,
+            bytes: 0,
+            dropped: 0,
+            to_dead: 0,
+            warmup_messages: 0,
+            warmup_bytes: 0,
+            workload_messages: 0,
+            leaves: 0,
+            joins: 0,
+            rejoins: 0,
+            mass_failed: 0,
+            live_node_us: 0.0,
+            events: 0,
+            overflows: 0,
+            skipped: 0,
+        }
+    }
+}
+
+/// One simulation run of overlay `O`.
+///
+/// Calling protocol: [`Sim::new`], print [`Sim::parameters`], then [`Sim::run`], which returns
+/// the [`Report`].
+pub struct Sim<O: Overlay> {
+    overlay: O,
+    oracle: Box<dyn OwnerOracle<O::Node>>,
+    cfg: SimConfig,
+    rng: SimRng,
+    net: Network,
+    queue: Queue<<O::Node as OverlayNode>::Msg>,
+    now: u64,
+    nodes: Vec<Option<O::Node>>,
+    meta: Vec<Meta>,
+    live: LiveIndex,
+    saved: Vec<NodeIdx>,
+    saved_max: usize,
+    pending: BTreeMap<(NodeIdx, QueryId), Pending>,
+    reference: Reference,
+    measuring: bool,
+    measure_start_us: u64,
+    end_us: u64,
+    series: TimeSeries,
+    rounds: Vec<CheckRound>,
+    c: Counters,
+    scratch: Vec<OverlayEvent>,
+    median_rtt_ms: f64,
+    mass_failure: Option<(f64, f64)>,
+}
+
+impl<O: Overlay> Sim<O> {
+    /// A run of `overlay` with `cfg`, judged by `oracle`. Fails on a malformed partition or
+    /// mass-failure spec.
+    pub fn new(
+        overlay: O,
+        oracle: Box<dyn OwnerOracle<O::Node>>,
+        cfg: SimConfig,
+    ) -> Result<Self, String> {
+        let measure_start_us = (cfg.warmup_total_s() * 1e6) as u64;
+        let end_us = measure_start_us + cfg.duration_s * 1_000_000;
+        let partition = match &cfg.partition {
+            Some(p) => Some(Partition::parse(p, measure_start_us)?),
+            None => None,
+        };
+        let mass_failure = cfg.mass_failure_parsed()?;
+        let mut net = Network::new(cfg.seed, cfg.loss, partition);
+        let mut rtt_rng = SimRng::new(mix3(cfg.seed, STREAM_RTT, 0));
+        let median_rtt_ms = net.median_rtt_ms(cfg.nodes.max(2), RTT_SAMPLES, &mut rtt_rng);
+        let saved_max = (cfg.nodes as f64 * SAVED_POOL_FRACTION) as usize;
+        Ok(Sim {
+            overlay,
+            oracle,
+            rng: SimRng::new(mix3(cfg.seed, STREAM_ENGINE, 0)),
+            net,
+            queue: Queue {
+                heap: BinaryHeap::new(),
+                seq: 0,
+            },
+            now: 0,
+            nodes: Vec::new(),
+            meta: Vec::new(),
+            live: LiveIndex::new(),
+            saved: Vec::new(),
+            saved_max,
+            pending: BTreeMap::new(),
+            reference: Reference::new(),
+            measuring: false,
+            measure_start_us,
+            end_us,
+            series: TimeSeries::new(measure_start_us, cfg.duration_s * 1_000_000),
+            rounds: Vec::new(),
+            c: Counters::new(),
+            scratch: Vec::new(),
+            median_rtt_ms,
+            mass_failure,
+            cfg,
+        })
+    }
+
+    /// The seed and every parameter derived from it, one per line, to print before the run.
+    pub fn parameters(&self) -> String {
+        let c = &self.cfg;
+        let ch: Churn = c.churn;
+        let mut s = String::new();
+        s += &format!("seed: {}\n", c.seed);
+        s += &format!("overlay: {}\n", self.overlay.name());
+        s += &format!("nodes: {}\n", c.nodes);
+        s += &format!(
+            "network: median RTT {:.1} ms (sampled over {} pairs), loss {}, partition {}\n",
+            self.median_rtt_ms,
+            RTT_SAMPLES,
+            c.loss,
+            c.partition.as_deref().unwrap_or("none")
+        );
+        if ch.is_on() {
+            s += &format!(
+                "churn: {:.4}/h, Weibull shape {}, mean session {:.1} min, median {:.1} min, save {} rejoin {} join delay {} s\n",
+                ch.per_hour,
+                crate::churn::SESSION_SHAPE,
+                ch.mean_session_s() / 60.0,
+                ch.median_session_s() / 60.0,
+                SAVE_FRACTION,
+                REJOIN_FRACTION,
+                JOIN_DELAY_MEAN_S
+            );
+        } else {
+            s += "churn: none\n";
+        }
+        s += &format!(
+            "phases: grow {:.0} s by {}, settle to {:.0} s, measure {} s\n",
+            c.grow_s(),
+            if c.converge {
+                "converge (if the overlay has it)"
+            } else {
+                "joins"
+            },
+            c.warmup_total_s(),
+            c.duration_s
+        );
+        let window = (c.duration_s as f64 - WORKLOAD_TAIL_S).max(1.0);
+        s += &format!(
+            "workload: {} lookups ({:.2}/s), {} puts ({:.3}/s, {}% mutable, republish every {} s), {} gets ({:.2}/s)\n",
+            c.lookups,
+            c.lookups as f64 / window,
+            c.puts,
+            c.puts as f64 / window,
+            c.mutable_fraction * 100.0,
+            REPUBLISH_S,
+            c.gets,
+            c.gets as f64 / window
+        );
+        s += &format!(
+            "checks: owner rule {}, k {}, item checks every {}, mass failure {}\n",
+            self.oracle.rule(),
+            c.k,
+            c.check_interval_s
+                .map_or("never".to_string(), |i| format!("{i} s")),
+            c.mass_failure.as_deref().unwrap_or("none")
+        );
+        s += &format!("replay: {}\n", c.replay_command(self.overlay.name()));
+        s
+    }
+
+    /// Runs to the end and returns the report.
+    pub fn run(mut self) -> Report {
+        let wall = std::time::Instant::now();
+        let mut progress = Progress::new(self.cfg.progress, self.end_us);
+        self.build();
+        self.queue.push(self.measure_start_us, Ev::MeasureStart);
+        self.queue.push(self.end_us, Ev::End);
+        let mut last_us = 0u64;
+        while let Some(s) = self.queue.heap.pop() {
+            self.now = s.at;
+            if self.measuring {
+                self.c.live_node_us += self.live.len() as f64 * (s.at - last_us) as f64;
+                let live = self.live.len() as u64;
+                if let Some(b) = self.series.at(s.at) {
+                    b.live_nodes = live;
+                }
+            }
+            last_us = s.at;
+            self.c.events += 1;
+            if matches!(s.ev, Ev::End) {
+                break;
+            }
+            self.dispatch(s.ev);
+            progress.tick(self.now, self.live.len());
+        }
+        progress.finish();
+        self.report(wall.elapsed().as_secs_f64())
+    }
+
+    /// Creates the network: all at once through `converge`, or the first growth join.
+    fn build(&mut self) {
+        if self.cfg.nodes == 0 {
+            return;
+        }
+        if self.cfg.converge {
+            for _ in 0..self.cfg.nodes {
+                let idx = self.spawn();
+                let id = self.node_id(idx);
+                self.live.insert(idx, id);
+            }
+            let net = &self.net;
+            let latency = |a: NodeIdx, b: NodeIdx| net.base_delay(a, b);
+            let mut refs: Vec<(NodeIdx, &mut O::Node)> = self
+                .nodes
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, n)| n.as_mut().map(|n| (i as NodeIdx, n)))
+                .collect();
+            if self.overlay.converge(&mut refs, &latency) {
+                drop(refs);
+                for idx in 0..self.cfg.nodes {
+                    self.drain(idx);
+                }
+                return;
+            }
+            drop(refs);
+            // No shortcut: start over and grow by joins.
+            self.nodes.clear();
+            self.meta.clear();
+            self.live = LiveIndex::new();
+        }
+        self.queue.push(0, Ev::GrowJoin { n: 0 });
+    }
+
+    fn dispatch(&mut self, ev: Ev<<O::Node as OverlayNode>::Msg>) {
+        match ev {
+            Ev::Deliver { from, to, msg } => {
+                if !self.live.is_live(to) {
+                    self.c.to_dead += 1;
+                    return;
+                }
+                if let Some(node) = self.nodes[to as usize].as_mut() {
+                    node.handle_message(self.now.into_instant(), from, msg);
+                }
+                self.drain(to);
+            }
+            Ev::Timer { node } => {
+                let m = &mut self.meta[node as usize];
+                if m.timer_at != self.now || !self.live.is_live(node) {
+                    return;
+                }
+                m.timer_at = NO_TIMER;
+                if let Some(n) = self.nodes[node as usize].as_mut() {
+                    n.handle_timeout(self.now.into_instant());
+                }
+                self.drain(node);
+            }
+            Ev::GrowJoin { n } => {
+                let idx = self.spawn();
+                self.bring_up(idx);
+                if n + 1 < self.cfg.nodes {
+                    let step = self.cfg.grow_s() * 1e6 / self.cfg.nodes as f64;
+                    self.queue
+                        .push(((n + 1) as f64 * step) as u64, Ev::GrowJoin { n: n + 1 });
+                }
+            }
+            Ev::MeasureStart => self.measure_start(),
+            Ev::Leave { node, incarnation } => {
+                if self.live.is_live(node) && self.meta[node as usize].incarnation == incarnation {
+                    let save = self.rng.chance(SAVE_FRACTION);
+                    self.kill(node, save);
+                    self.c.leaves += 1;
+                    let d = self.rng.exp(JOIN_DELAY_MEAN_S);
+                    self.queue
+                        .push(self.now + (d * 1e6) as u64, Ev::BalanceJoin);
+                }
+            }
+            Ev::BalanceJoin => {
+                let idx = if !self.saved.is_empty() && self.rng.chance(REJOIN_FRACTION) {
+                    let i = self.rng.below(self.saved.len() as u64) as usize;
+                    self.c.rejoins += 1;
+                    self.saved.swap_remove(i)
+                } else {
+                    self.c.joins += 1;
+                    self.spawn()
+                };
+                self.bring_up(idx);
+            }
+            Ev::Lookup { n } => {
+                if let Some(from) = self.live.random(&mut self.rng) {
+                    let key = Id::random(&mut self.rng);
+                    self.issue(from, PendingKind::Lookup, key, None);
+                }
+                self.chain(n + 1, self.cfg.lookups, |n| Ev::Lookup { n });
+            }
+            Ev::Put { n } => {
+                self.new_item(n);
+                self.chain(n + 1, self.cfg.puts, |n| Ev::Put { n });
+            }
+            Ev::Get { n } => {
+                let keys = self.reference.acked_keys();
+                if !keys.is_empty() {
+                    let key = keys[self.rng.below(keys.len() as u64) as usize];
+                    self.issue_get(key, None);
+                }
+                self.chain(n + 1, self.cfg.gets, |n| Ev::Get { n });
+            }
+            Ev::Republish { key } => {
+                if let Some(rec) = self.reference.get(&key).copied() {
+                    let seq = if rec.mutable { rec.seq_sent + 1 } else { 0 };
+                    self.put_version(key, rec.number, seq);
+                    self.schedule_republish(key);
+                }
+            }
+            Ev::CheckRound { round } => self.check_round(round),
+            Ev::MassFailure { fraction } => {
+                let n = (self.live.len() as f64 * fraction).round() as usize;
+                for _ in 0..n {
+                    if let Some(idx) = self.live.random(&mut self.rng) {
+                        self.kill(idx, false);
+                        self.c.mass_failed += 1;
+                    }
+                }
+                if self.cfg.puts > 0 {
+                    let at = self.now + (MASS_FAILURE_CHECK_DELAY_S * 1e6) as u64;
+                    let round = self.rounds.len() as u32;
+                    self.rounds.push(CheckRound::default());
+                    self.queue.push(at, Ev::CheckRound { round });
+                }
+            }
+            Ev::End => {}
+        }
+    }
+
+    /// Schedules command number `n` of a stream of `total` spread evenly over the workload
+    /// window, each at a random instant within its slot.
+    fn chain(&mut self, n: u64, total: u64, ev: impl Fn(u64) -> Ev<<O::Node as OverlayNode>::Msg>) {
+        if n >= total {
+            return;
+        }
+        let window = self.workload_window_us() as f64;
+        let at =
+            self.measure_start_us + (window * (n as f64 + self.rng.unit()) / total as f64) as u64;
+        self.queue.push(at.max(self.now), ev(n));
+    }
+
+    fn workload_window_us(&self) -> u64 {
+        let d = self.cfg.duration_s as f64;
+        ((d - WORKLOAD_TAIL_S).max(d * 0.5) * 1e6) as u64
+    }
+
+    fn measure_start(&mut self) {
+        self.measuring = true;
+        self.c.warmup_messages = self.c.messages;
+        self.c.warmup_bytes = self.c.bytes;
+        self.c.messages = 0;
+        self.c.bytes = 0;
+        self.c.dropped = 0;
+        self.c.to_dead = 0;
+        if self.cfg.churn.is_on() {
+            let live: Vec<NodeIdx> = self.live.iter().collect();
+            for idx in live {
+                let s = self.cfg.churn.residual_session_s(&mut self.rng);
+                self.schedule_leave(idx, s);
+            }
+        }
+        self.chain(0, self.cfg.lookups, |n| Ev::Lookup { n });
+        self.chain(0, self.cfg.puts, |n| Ev::Put { n });
+        self.chain(0, self.cfg.gets, |n| Ev::Get { n });
+        if let Some(interval) = self.cfg.check_interval_s.filter(|&i| i > 0) {
+            let mut t = self.measure_start_us + interval * 1_000_000;
+            while t + (WORKLOAD_TAIL_S * 1e6) as u64 <= self.end_us {
+                let round = self.rounds.len() as u32;
+                self.rounds.push(CheckRound::default());
+                self.queue.push(t, Ev::CheckRound { round });
+                t += interval * 1_000_000;
+            }
+        }
+        if let Some((fraction, at_s)) = self.mass_failure {
+            self.queue.push(
+                self.measure_start_us + (at_s * 1e6) as u64,
+                Ev::MassFailure { fraction },
+            );
+        }
+    }
+
+    fn schedule_leave(&mut self, idx: NodeIdx, session_s: f64) {
+        if !session_s.is_finite() {
+            return;
+        }
+        let at = self.now.saturating_add((session_s * 1e6) as u64);
+        if at < self.end_us {
+            let incarnation = self.meta[idx as usize].incarnation;
+            self.queue.push(
+                at,
+                Ev::Leave {
+                    node: idx,
+                    incarnation,
+                },
+            );
+        }
+    }
+
+    fn schedule_republish(&mut self, key: Id) {
+        let at = self.now + (REPUBLISH_S * 1e6) as u64;
+        if at + (WORKLOAD_TAIL_S * 1e6) as u64 <= self.end_us {
+            self.queue.push(at, Ev::Republish { key });
+        }
+    }
+
+    /// Creates node slot number `nodes.len()`, dead until [`Sim::bring_up`].
+    fn spawn(&mut self) -> NodeIdx {
+        let idx = self.nodes.len() as NodeIdx;
+        let node = self
+            .overlay
+            .new_node(idx, mix3(self.cfg.seed, STREAM_NODE, idx as u64));
+        self.nodes.push(Some(node));
+        self.meta.push(Meta::default());
+        self.net.ensure(idx);
+        idx
+    }
+
+    fn node_id(&self, idx: NodeIdx) -> Id {
+        self.nodes[idx as usize]
+            .as_ref()
+            .map_or(Id::ZERO, |n| n.id())
+    }
+
+    /// Makes `idx` live and has it join through a random live node (the first node joins no
+    /// one: it is the network).
+    fn bring_up(&mut self, idx: NodeIdx) {
+        let via = self.live.random(&mut self.rng);
+        let id = self.node_id(idx);
+        self.live.insert(idx, id);
+        if let (Some(via), Some(node)) = (via, self.nodes[idx as usize].as_mut()) {
+            node.join(self.now.into_instant(), via);
+        }
+        self.drain(idx);
+        if self.measuring && self.cfg.churn.is_on() {
+            let s = self.cfg.churn.session_s(&mut self.rng);
+            self.schedule_leave(idx, s);
+        }
+    }
+
+    /// `idx` leaves without notice. Its commands in flight are abandoned (item checks are
+    /// re-issued from another node); its state is kept aside if `save`, otherwise dropped.
+    fn kill(&mut self, idx: NodeIdx, save: bool) {
+        let id = self.node_id(idx);
+        self.live.remove(idx, id);
+        let m = &mut self.meta[idx as usize];
+        m.incarnation = m.incarnation.wrapping_add(1);
+        m.timer_at = NO_TIMER;
+        let orphans: Vec<(NodeIdx, QueryId)> = self
+            .pending
+            .range((idx, 0)..=(idx, QueryId::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in orphans {
+            let Some(p) = self.pending.remove(&k) else {
+                continue;
+            };
+            match p.kind {
+                PendingKind::Lookup => self.c.lookups_abandoned += 1,
+                PendingKind::Put { .. } => {}
+                PendingKind::Get { round: Some(r), .. } => {
+                    self.c.gets_started -= 1;
+                    self.issue_get(p.key, Some(r));
+                }
+                PendingKind::Get { round: None, .. } => self.c.gets_abandoned += 1,
+            }
+        }
+        if save && self.saved_max > 0 {
+            if self.saved.len() >= self.saved_max {
+                let i = self.rng.below(self.saved.len() as u64) as usize;
+                let evicted = self.saved.swap_remove(i);
+                self.nodes[evicted as usize] = None;
+            }
+            self.saved.push(idx);
+        } else {
+            self.nodes[idx as usize] = None;
+        }
+    }
+
+    fn new_item(&mut self, n: u64) {
+        let mutable = self.rng.chance(self.cfg.mutable_fraction);
+        let (key, seq) = if mutable {
+            (Id::random(&mut self.rng), 1)
+        } else {
+            (Id::sha1(&value_for(self.cfg.seed, n, 0)), 0)
+        };
+        self.reference.add(
+            key,
+            ItemRecord {
+                mutable,
+                number: n,
+                seq_sent: -1,
+                seq_acked: -1,
+            },
+        );
+        self.c.items += 1;
+        self.put_version(key, n, seq);
+        self.schedule_republish(key);
+    }
+
+    fn put_version(&mut self, key: Id, number: u64, seq: i64) {
+        let Some(from) = self.live.random(&mut self.rng) else {
+            return;
+        };
+        self.reference.sent(&key, seq);
+        let value = value_for(self.cfg.seed, number, seq);
+        self.issue(from, PendingKind::Put { seq }, key, Some(value));
+    }
+
+    fn issue_get(&mut self, key: Id, round: Option<u32>) {
+        let Some(from) = self.live.random(&mut self.rng) else {
+            return;
+        };
+        let expected_seq = self.reference.get(&key).map_or(0, |r| r.seq_acked);
+        self.issue(
+            from,
+            PendingKind::Get {
+                expected_seq,
+                round,
+            },
+            key,
+            None,
+        );
+    }
+
+    /// Starts a workload command on node `from` and records it as pending.
+    fn issue(&mut self, from: NodeIdx, kind: PendingKind, key: Id, value: Option<Vec<u8>>) {
+        if self.pending.len() >= PENDING_OPS_MAX {
+            self.c.skipped += 1;
+            return;
+        }
+        let now = self.now.into_instant();
+        let Some(node) = self.nodes[from as usize].as_mut() else {
+            return;
+        };
+        let q = match kind {
+            PendingKind::Lookup => {
+                self.c.lookups_started += 1;
+                node.lookup(now, key)
+            }
+            PendingKind::Put { seq } => {
+                self.c.puts_started += 1;
+                node.put(now, key, value.unwrap_or_default(), seq)
+            }
+            PendingKind::Get { .. } => {
+                self.c.gets_started += 1;
+                node.get(now, key)
+            }
+        };
+        self.pending.insert(
+            (from, q),
+            Pending {
+                kind,
+                key,
+                start_us: self.now,
+            },
+        );
+        self.drain(from);
+    }
+
+    fn check_round(&mut self, round: u32) {
+        let keys: Vec<Id> = self.reference.acked_keys().to_vec();
+        let stride = keys.len().div_ceil(CHECK_ITEMS_MAX).max(1);
+        let mut checked = 0;
+        for key in keys.into_iter().step_by(stride) {
+            self.issue_get(key, Some(round));
+            checked += 1;
+        }
+        if let Some(r) = self.rounds.get_mut(round as usize) {
+            r.t_s = (self.now - self.measure_start_us) as f64 / 1e6;
+            r.items = checked;
+        }
+    }
+
+    /// Drains node `idx` after a call: transmits, then events, then its next wake-up.
+    fn drain(&mut self, idx: NodeIdx) {
+        let Some(node) = self.nodes.get_mut(idx as usize).and_then(|n| n.as_mut()) else {
+            return;
+        };
+        let mut sent = 0usize;
+        while let Some((to, msg)) = node.poll_transmit() {
+            let size = <O::Node as OverlayNode>::wire_size(&msg) as u64;
+            self.c.messages += 1;
+            self.c.bytes += size;
+            if self.measuring {
+                if let Some(b) = self.series.at(self.now) {
+                    b.messages += 1;
+                    b.bytes += size;
+                }
+            }
+            match self.net.transit(&mut self.rng, self.now, idx, to) {
+                Some(d) => {
+                    let at = self.now + d.as_micros() as u64;
+                    self.queue.push(at, Ev::Deliver { from: idx, to, msg });
+                }
+                None => self.c.dropped += 1,
+            }
+            sent += 1;
+            if sent >= TRANSMITS_PER_CALL_MAX {
+                self.c.overflows += 1;
+                break;
+            }
+        }
+        let mut events = std::mem::take(&mut self.scratch);
+        while let Some(e) = node.poll_event() {
+            events.push(e);
+            if events.len() >= EVENTS_PER_CALL_MAX {
+                self.c.overflows += 1;
+                break;
+            }
+        }
+        if let Some(t) = node.poll_timeout() {
+            let t = t.as_micros().max(self.now);
+            let m = &mut self.meta[idx as usize];
+            if t < m.timer_at {
+                m.timer_at = t;
+                self.queue.push(t, Ev::Timer { node: idx });
+            }
+        }
+        for e in events.drain(..) {
+            self.on_event(idx, e);
+        }
+        self.scratch = events;
+    }
+
+    /// Judges a finished command against the reference model.
+    fn on_event(&mut self, idx: NodeIdx, e: OverlayEvent) {
+        let query = match &e {
+            OverlayEvent::LookupDone { query, .. }
+            | OverlayEvent::PutDone { query, .. }
+            | OverlayEvent::GetDone { query, .. } => *query,
+        };
+        // Events of commands the overlay started itself (a join's lookup) are not judged.
+        let Some(p) = self.pending.remove(&(idx, query)) else {
+            return;
+        };
+        let latency_ms = (self.now - p.start_us) / 1000;
+        match (e, p.kind) {
+            (
+                OverlayEvent::LookupDone {
+                    ok,
+                    found,
+                    hops,
+                    messages,
+                    ..
+                },
+                PendingKind::Lookup,
+            ) => {
+                let owners = self.oracle.owners(&p.key, &self.live, &self.nodes);
+                let owners = &owners[..owners.len().min(self.cfg.k.max(1))];
+                let v = judge_lookup(ok, &found, owners);
+                self.c.lookups_done += 1;
+                self.c.lookups_succeeded += v.success as u64;
+                self.c.lookups_wrong += v.wrong as u64;
+                self.c.lookups_failed += (!ok) as u64;
+                self.c.recall_sum += v.recall;
+                self.c.lookup_messages += messages as u64;
+                self.c.workload_messages += messages as u64;
+                self.c.hops.add(hops as u64);
+                self.c.latency_ms.add(latency_ms);
+                if let Some(b) = self.series.at(self.now) {
+                    b.lookups_done += 1;
+                    b.lookups_succeeded += v.success as u64;
+                    b.workload_messages += messages as u64;
+                }
+            }
+            (OverlayEvent::PutDone { acked, .. }, PendingKind::Put { seq }) => {
+                self.reference.acknowledged(&p.key, seq, acked);
+                self.c.puts_acked += (acked > 0) as u64;
+                self.c.replicas_sum += acked as u64;
+            }
+            (
+                OverlayEvent::GetDone {
+                    value, messages, ..
+                },
+                PendingKind::Get {
+                    expected_seq,
+                    round,
+                },
+            ) => {
+                let v =
+                    self.reference
+                        .judge_get(self.cfg.seed, &p.key, expected_seq, value.as_ref());
+                self.c.gets_found += value.is_some() as u64;
+                self.c.gets_correct += (v == GetVerdict::Correct) as u64;
+                self.c.gets_stale += (v == GetVerdict::Stale) as u64;
+                self.c.gets_corrupt += (v == GetVerdict::Corrupt) as u64;
+                self.c.workload_messages += messages as u64;
+                if let Some(b) = self.series.at(self.now) {
+                    b.gets_done += 1;
+                    b.gets_correct += (v == GetVerdict::Correct) as u64;
+                    b.workload_messages += messages as u64;
+                }
+                if let Some(r) = round.and_then(|r| self.rounds.get_mut(r as usize)) {
+                    r.retrieved += (v == GetVerdict::Correct) as u64;
+                }
+            }
+            // An event of the wrong kind for its query id: the overlay mixed up its handles.
+            _ => self.c.overflows += 1,
+        }
+    }
+
+    fn report(mut self, wall_seconds: f64) -> Report {
+        let c = &self.c;
+        let done = c.lookups_done.max(1) as f64;
+        let live_start = c.lookups_started - c.lookups_abandoned;
+        let unfinished_lookups = self
+            .pending
+            .values()
+            .filter(|p| matches!(p.kind, PendingKind::Lookup))
+            .count() as u64;
+        let unfinished_gets = self
+            .pending
+            .values()
+            .filter(|p| matches!(p.kind, PendingKind::Get { .. }))
+            .count() as u64;
+        let lat = |q: f64| c.latency_ms.quantile(q) as f64;
+        let node_s = c.live_node_us / 1e6;
+        let mean_msg = if c.messages > 0 {
+            c.bytes as f64 / c.messages as f64
+        } else {
+            0.0
+        };
+        let maintenance_bytes = (c.bytes as f64 - c.workload_messages as f64 * mean_msg).max(0.0);
+        let per_node_s = |b: f64| if node_s > 0.0 { b / node_s } else { 0.0 };
+        let gets_live = c.gets_started - c.gets_abandoned;
+        for r in &mut self.rounds {
+            r.fraction = if r.items > 0 {
+                r.retrieved as f64 / r.items as f64
+            } else {
+                1.0
+            };
+        }
+        let live_nodes: Vec<NodeIdx> = self.live.iter().collect();
+        let state_total: usize = live_nodes
+            .iter()
+            .filter_map(|&i| self.nodes[i as usize].as_ref().map(|n| n.state_bytes()))
+            .sum();
+        let slots = self.nodes.len().max(1);
+        let engine_bytes = self.meta.capacity() * core::mem::size_of::<Meta>()
+            + self.nodes.capacity() * core::mem::size_of::<Option<O::Node>>()
+            + self.net.heap_bytes()
+            + self.live.heap_bytes();
+        let cdf = latency_cdf(&c.latency_ms);
+        let lookups = LookupReport {
+            started: c.lookups_started,
+            succeeded: c.lookups_succeeded,
+            success_rate: ratio(c.lookups_succeeded, live_start),
+            hops: HopsReport {
+                mean: c.hops.mean(),
+                p50: c.hops.quantile(0.5),
+                p95: c.hops.quantile(0.95),
+                max: c.hops.max(),
+            },
+            latency_ms: LatencyReport {
+                p50: lat(0.5),
+                p95: lat(0.95),
+                p99: lat(0.99),
+            },
+            messages_per_lookup: c.lookup_messages as f64 / done,
+            recall_at_k: if c.lookups_done > 0 {
+                c.recall_sum / done
+            } else {
+                0.0
+            },
+            wrong: c.lookups_wrong,
+            failed: c.lookups_failed,
+            abandoned: c.lookups_abandoned,
+            unfinished: unfinished_lookups,
+        };
+        let gets = GetReport {
+            started: c.gets_started,
+            found: c.gets_found,
+            correct: c.gets_correct,
+            success_rate: ratio(c.gets_correct, gets_live),
+            stale: c.gets_stale,
+            corrupt: c.gets_corrupt,
+            abandoned: c.gets_abandoned,
+            unfinished: unfinished_gets,
+        };
+        let mut failures = Vec::new();
+        if c.gets_corrupt > 0 {
+            failures.push(format!(
+                "{} gets returned a value that was never put",
+                c.gets_corrupt
+            ));
+        }
+        if c.overflows > 0 {
+            failures.push(format!(
+                "{} overlay contract violations (flood or mixed-up query ids)",
+                c.overflows
+            ));
+        }
+        if let Some(min) = self.cfg.min_lookup_success {
+            if lookups.success_rate < min {
+                failures.push(format!(
+                    "lookup success {:.5} below {min} ({} wrong, {} failed)",
+                    lookups.success_rate, c.lookups_wrong, c.lookups_failed
+                ));
+            }
+        }
+        if let Some(min) = self.cfg.min_get_success {
+            if gets.success_rate < min {
+                failures.push(format!(
+                    "get success {:.5} below {min} ({} missing, {} stale)",
+                    gets.success_rate,
+                    gets_live.saturating_sub(c.gets_found),
+                    c.gets_stale
+                ));
+            }
+        }
+        let peak = peak_rss_bytes();
+        Report {
+            overlay: self.overlay.name().to_string(),
+            seed: self.cfg.seed,
+            nodes: self.cfg.nodes,
+            churn_per_hour: self.cfg.churn.per_hour,
+            loss: self.cfg.loss,
+            virtual_seconds: self.cfg.duration_s,
+            lookups,
+            gets,
+            puts: PutReport {
+                started: c.puts_started,
+                acknowledged: c.puts_acked,
+                replicas_mean: c.replicas_sum as f64 / c.puts_started.max(1) as f64,
+                items: c.items,
+            },
+            traffic: TrafficReport {
+                messages: c.messages,
+                bytes: c.bytes,
+                maintenance_bytes_per_node_per_s: per_node_s(maintenance_bytes),
+                bytes_per_node_per_s: per_node_s(c.bytes as f64),
+                dropped: c.dropped,
+                to_dead: c.to_dead,
+                warmup_messages: c.warmup_messages,
+                warmup_bytes: c.warmup_bytes,
+            },
+            wall_seconds,
+            peak_rss_bytes: peak,
+            bytes_per_node: peak / slots as u64,
+            network: NetworkReport {
+                median_rtt_ms: self.median_rtt_ms,
+                partition: self.cfg.partition.clone(),
+            },
+            churn: ChurnReport {
+                median_session_s: if self.cfg.churn.is_on() {
+                    self.cfg.churn.median_session_s()
+                } else {
+                    0.0
+                },
+                leaves: c.leaves,
+                joins: c.joins,
+                rejoins: c.rejoins,
+                mass_failed: c.mass_failed,
+                live_at_end: self.live.len() as u64,
+            },
+            state_bytes_per_node: state_total as f64 / live_nodes.len().max(1) as f64,
+            engine_bytes_per_node: engine_bytes as f64 / slots as f64,
+            checks: self.rounds.clone(),
+            events: c.events,
+            hop_histogram: c.hops.bins().to_vec(),
+            latency_cdf: cdf,
+            time_series: self.series.buckets.clone(),
+            verdict: Verdict {
+                passed: failures.is_empty(),
+                correctness_failure: c.gets_corrupt > 0 || c.overflows > 0,
+                failures,
+            },
+            replay: self.cfg.replay_command(self.overlay.name()),
+        }
+    }
+}
+
+/// The report's exit code: 0 on a pass, [`EXIT_CORRECTNESS`] on a correctness failure,
+/// [`EXIT_LIVENESS`] on a missed threshold.
+pub fn exit_code(r: &Report) -> u8 {
+    if r.verdict.correctness_failure {
+        EXIT_CORRECTNESS
+    } else if !r.verdict.passed {
+        EXIT_LIVENESS
+    } else {
+        0
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// Points of the latency CDF, at most one per millisecond bin that holds observations and
+/// thinned to at most [`CDF_POINTS_MAX`].
+fn latency_cdf(h: &Histogram) -> Vec<(f64, f64)> {
+    const CDF_POINTS_MAX: usize = 400;
+    let total = h.count();
+    if total == 0 {
+        return Vec::new();
+    }
+    let bins = h.bins();
+    let mut acc = 0u64;
+    let mut pts = Vec::new();
+    for (ms, &b) in bins.iter().enumerate() {
+        acc += b;
+        if b > 0 {
+            pts.push((ms as f64, acc as f64 / total as f64));
+        }
+    }
+    let step = pts.len().div_ceil(CDF_POINTS_MAX).max(1);
+    let last = *pts.last().unwrap_or(&(0.0, 1.0));
+    let mut out: Vec<(f64, f64)> = pts.into_iter().step_by(step).collect();
+    if out.last() != Some(&last) {
+        out.push(last);
+    }
+    out
+}
+
+trait IntoInstant {
+    fn into_instant(self) -> dht_proto::Instant;
+}
+
+impl IntoInstant for u64 {
+    fn into_instant(self) -> dht_proto::Instant {
+        dht_proto::Instant::from_micros(self)
+    }
+}
+
+/// Progress on stderr: a bar on a terminal, otherwise a line every tenth of the run.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    lines: bool,
+    end_us: u64,
+    next_us: u64,
+    step_us: u64,
+}
+
+impl Progress {
+    fn new(on: bool, end_us: u64) -> Self {
+        let tty = std::io::stderr().is_terminal();
+        let bar = (on && tty).then(|| {
+            let b = indicatif::ProgressBar::new(1000);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {percent:>3}% virtual {msg} [{elapsed_precise} wall]",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
+        let parts = if bar.is_some() { 1000 } else { 10 };
+        let step_us = (end_us / parts).max(1);
+        Progress {
+            bar,
+            lines: on && !tty,
+            end_us,
+            next_us: step_us,
+            step_us,
+        }
+    }
+
+    fn tick(&mut self, now_us: u64, live: usize) {
+        if now_us < self.next_us {
+            return;
+        }
+        self.next_us = now_us + self.step_us;
+        let msg = format!(
+            "{:.0}/{:.0} s, {live} live",
+            now_us as f64 / 1e6,
+            self.end_us as f64 / 1e6
+        );
+        if let Some(b) = &self.bar {
+            b.set_position(now_us * 1000 / self.end_us.max(1));
+            b.set_message(msg);
+        } else if self.lines {
+            eprintln!(
+                "progress: {:>3}% virtual {msg}",
+                now_us * 100 / self.end_us.max(1)
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

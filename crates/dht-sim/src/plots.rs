@@ -1,0 +1,263 @@
+//! SVG plots of a report: hop histogram, lookup latency CDF, success and traffic over time; and
+//! the line charts `dht compare` draws. Plots are drawn with plotters' SVG backend, whose text
+//! layout needs no font files.
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::combinators::IntoLogRange;
+use plotters::prelude::*;
+
+use crate::report::Report;
+
+/// Pixel size of every plot.
+pub const PLOT_SIZE: (u32, u32) = (800, 500);
+
+/// Colours for successive series.
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+/// One named line of a chart; `dashed` draws it as points joined by a thin line (used for a
+/// paper's prediction beside a measurement).
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Legend label.
+    pub name: String,
+    /// Points (x, y).
+    pub points: Vec<(f64, f64)>,
+    /// Draw as a prediction (thin, with markers) rather than a measurement.
+    pub predicted: bool,
+}
+
+type PlotResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Draws a line chart of `series` into `path`, with a log10 x axis if `log_x`.
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_x: bool,
+) -> PlotResult {
+    let pts = series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y1) = (f64::MAX, f64::MIN, 0.0f64);
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y1 = y1.max(y);
+    }
+    if x0 > x1 {
+        (x0, x1) = (1.0, 2.0);
+    }
+    if x0 == x1 {
+        x1 = x0 + 1.0;
+    }
+    let y1 = if y1 <= 0.0 { 1.0 } else { y1 * 1.1 };
+    let root = SVGBackend::new(path, PLOT_SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    if log_x {
+        let x0 = x0.max(1e-9);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d((x0..x1).log_scale(), 0.0..y1)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .draw()?;
+        draw_series(&mut chart, series)?;
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()?;
+    } else {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, 0.0..y1)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .draw()?;
+        draw_series(&mut chart, series)?;
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn draw_series<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    series: &[Series],
+) -> PlotResult
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for (i, s) in series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let width = if s.predicted { 1 } else { 2 };
+        chart
+            .draw_series(LineSeries::new(
+                s.points.iter().copied(),
+                color.stroke_width(width),
+            ))?
+            .label(s.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        if s.predicted || s.points.len() <= 12 {
+            chart.draw_series(
+                s.points
+                    .iter()
+                    .map(|&(x, y)| Circle::new((x, y), 3, color.filled())),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Draws a bar chart of `bins` (entry `i` is the count at `i`) into `path`.
+pub fn histogram(path: &Path, title: &str, x_label: &str, bins: &[u64]) -> PlotResult {
+    let root = SVGBackend::new(path, PLOT_SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let n = bins.len().max(1) as u32;
+    let top = bins.iter().copied().max().unwrap_or(1).max(1);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d((0u32..n).into_segmented(), 0u64..top + top / 10 + 1)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc("count")
+        .draw()?;
+    chart.draw_series(
+        Histogram::vertical(&chart)
+            .style(PALETTE[0].filled())
+            .margin(2)
+            .data(bins.iter().enumerate().map(|(i, &c)| (i as u32, c))),
+    )?;
+    root.present()?;
+    Ok(())
+}
+
+/// Writes the four plots of one report into `dir` and returns their paths.
+pub fn write_report_plots(
+    r: &Report,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(dir)?;
+    let name = |f: &str| dir.join(f);
+    let mut out = Vec::new();
+    let p = name("hops.svg");
+    histogram(
+        &p,
+        &format!("{}: lookup hops ({} nodes)", r.overlay, r.nodes),
+        "hops",
+        &r.hop_histogram,
+    )?;
+    out.push(p);
+    let p = name("latency_cdf.svg");
+    line_chart(
+        &p,
+        &format!(
+            "{}: lookup latency CDF (median RTT {:.0} ms)",
+            r.overlay, r.network.median_rtt_ms
+        ),
+        "latency (ms)",
+        "fraction of lookups",
+        &[Series {
+            name: "lookups".into(),
+            points: r.latency_cdf.clone(),
+            predicted: false,
+        }],
+        false,
+    )?;
+    out.push(p);
+    let success: Vec<(f64, f64)> = r
+        .time_series
+        .iter()
+        .filter(|b| b.lookups_done > 0)
+        .map(|b| (b.t_s, b.lookups_succeeded as f64 / b.lookups_done as f64))
+        .collect();
+    let gets: Vec<(f64, f64)> = r
+        .time_series
+        .iter()
+        .filter(|b| b.gets_done > 0)
+        .map(|b| (b.t_s, b.gets_correct as f64 / b.gets_done as f64))
+        .collect();
+    let p = name("success.svg");
+    let mut s = vec![Series {
+        name: "lookup success".into(),
+        points: success,
+        predicted: false,
+    }];
+    if !gets.is_empty() {
+        s.push(Series {
+            name: "get success".into(),
+            points: gets,
+            predicted: false,
+        });
+    }
+    line_chart(
+        &p,
+        &format!("{}: success over time", r.overlay),
+        "seconds",
+        "fraction",
+        &s,
+        false,
+    )?;
+    out.push(p);
+    let width = r.time_series.get(1).map_or(1.0, |b| b.t_s).max(1e-9);
+    let traffic: Vec<(f64, f64)> = r
+        .time_series
+        .iter()
+        .filter(|b| b.live_nodes > 0 || b.bytes > 0)
+        .map(|b| {
+            let mean_msg = if b.messages > 0 {
+                b.bytes as f64 / b.messages as f64
+            } else {
+                0.0
+            };
+            let maint = (b.bytes as f64 - b.workload_messages as f64 * mean_msg).max(0.0);
+            (b.t_s, maint / width / (b.live_nodes.max(1)) as f64)
+        })
+        .collect();
+    let p = name("maintenance.svg");
+    line_chart(
+        &p,
+        &format!("{}: maintenance traffic", r.overlay),
+        "seconds",
+        "bytes / s / node",
+        &[Series {
+            name: "maintenance".into(),
+            points: traffic,
+            predicted: false,
+        }],
+        false,
+    )?;
+    out.push(p);
+    Ok(out)
+}
