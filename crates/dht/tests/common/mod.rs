@@ -34,9 +34,13 @@ pub const ID_HEX_LEN: usize = 40;
 /// Length of an ed25519 public key or seed in hex digits.
 pub const KEY_HEX_LEN: usize = 64;
 
-/// Path of the `dht` binary Cargo built for these tests.
-pub fn dht_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_dht")
+/// Path of the `dht` binary under test: `DHT_BIN` if set (to run these tests against an
+/// installed or release build), else the one Cargo built for these tests.
+pub fn dht_bin() -> PathBuf {
+    match std::env::var_os("DHT_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_dht")),
+    }
 }
 
 /// Applies the environment every child gets: no public bootstrap routers (each test
