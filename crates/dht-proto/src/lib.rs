@@ -18,6 +18,7 @@ pub mod id;
 pub mod krpc;
 pub mod lookup;
 pub mod message;
+pub mod node;
 pub mod routing;
 pub mod store;
 pub mod time;

@@ -175,6 +175,14 @@ impl Lookup {
         }
     }
 
+    /// Adds contacts learned outside the lookup's own requests (from a bootstrap router whose
+    /// ID we did not know) as candidates of `round`.
+    pub fn add_nodes(&mut self, nodes: &[NodeInfo], round: u32) {
+        for n in nodes {
+            self.add_candidate(*n, round);
+        }
+    }
+
     fn in_flight(&self) -> usize {
         self.candidates
             .iter()

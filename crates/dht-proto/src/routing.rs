@@ -87,6 +87,9 @@ pub enum Heard {
     Response,
     /// It sent us a query: alive, but its address is only as good as its word.
     Query,
+    /// A third party named it in a reply: added, unverified, only where a bucket has room, and
+    /// never moved, refreshed or allowed to displace anyone.
+    About,
 }
 
 /// What [`RoutingTable::heard_from`] did, and what the caller should do next.
@@ -202,7 +205,8 @@ impl RoutingTable {
             .find(|c| c.id == node.id)
         {
             // A known ID never moves to another address: the newcomer may be an impostor.
-            if c.addr != node.addr {
+            // Nor does a third party's word make a contact look alive.
+            if c.addr != node.addr || how == Heard::About {
                 return Insert::Ignored;
             }
             c.last_seen = now;
@@ -223,10 +227,10 @@ impl RoutingTable {
             verified: how == Heard::Response,
             failures: 0,
         };
-        self.insert(now, contact)
+        self.insert(now, contact, how != Heard::About)
     }
 
-    fn insert(&mut self, now: Instant, contact: Contact) -> Insert {
+    fn insert(&mut self, now: Instant, contact: Contact, may_displace: bool) -> Insert {
         loop {
             let index = self.bucket_index(&contact.id);
             let count = self.buckets.len();
@@ -240,6 +244,9 @@ impl RoutingTable {
             if index == count - 1 && count < ID_BITS {
                 self.split_last();
                 continue;
+            }
+            if !may_displace {
+                return Insert::Ignored;
             }
             // A bad contact makes room at once.
             if let Some(pos) = bucket
@@ -328,7 +335,7 @@ impl RoutingTable {
             all.select_nth_unstable_by(count, |a, b| a.0.cmp(&b.0));
             all.truncate(count);
         }
-        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        all.sort_unstable_by_key(|a| a.0);
         all.into_iter().map(|(_, n)| n).collect()
     }
 

@@ -1,0 +1,202 @@
+//! The server side: answering every query, with BEP 44's rules and their error codes.
+
+use std::net::SocketAddr;
+
+use super::Node;
+use crate::bep44::{check_sizes, immutable_target, mutable_target, MutableItem};
+use crate::id::Id;
+use crate::message::{error_code, Body, Message, Method, NodeInfo, PutArgs, Query, Response, Want};
+use crate::routing::Heard;
+use crate::store::{ItemValue, StoreError, StoredItem, ITEM_LIFETIME, PEER_LIFETIME};
+use crate::time::Instant;
+
+/// Peers sent in one `get_peers` reply, so the reply stays within one unfragmented datagram.
+const PEERS_PER_REPLY_MAX: usize = 50;
+
+impl Node {
+    pub(super) fn handle_query(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        tid: Vec<u8>,
+        sender_read_only: bool,
+        q: Query,
+    ) {
+        // BEP 43: a read-only node answers no query.
+        if self.config.read_only {
+            return;
+        }
+        // BEP 43: a read-only sender is not added to our table.
+        if !sender_read_only {
+            self.heard_from(
+                now,
+                NodeInfo {
+                    id: q.sender_id,
+                    addr: from,
+                },
+                Heard::Query,
+            );
+        }
+        self.stats.queries_answered += 1;
+        let mut r = Response {
+            sender_id: self.id,
+            ..Response::default()
+        };
+        match q.method {
+            Method::Ping => {}
+            Method::FindNode { target, want } => self.add_nodes(now, &mut r, &target, from, want),
+            Method::GetPeers { info_hash, want } => {
+                r.token = Some(self.tokens.issue(&from.ip(), &info_hash).to_vec());
+                r.peers = self.storage.peers(&info_hash, PEERS_PER_REPLY_MAX);
+                self.add_nodes(now, &mut r, &info_hash, from, want);
+            }
+            Method::AnnouncePeer {
+                info_hash,
+                port,
+                implied_port,
+                token,
+            } => {
+                if !self.tokens.check(&token, &from.ip(), &info_hash) {
+                    return self.send_error(from, tid, error_code::PROTOCOL, "bad token");
+                }
+                let port = if implied_port { from.port() } else { port };
+                if port == 0 {
+                    return self.send_error(from, tid, error_code::PROTOCOL, "bad port");
+                }
+                let peer = SocketAddr::new(from.ip(), port);
+                if !self.storage.add_peer(info_hash, peer, now + PEER_LIFETIME) {
+                    return self.send_error(from, tid, error_code::SERVER, "peer store full");
+                }
+            }
+            Method::Get { target, seq } => {
+                r.token = Some(self.tokens.issue(&from.ip(), &target).to_vec());
+                if let Some(item) = self.storage.item(&target) {
+                    match &item.value {
+                        ItemValue::Immutable(v) => r.value = Some(v.clone()),
+                        ItemValue::Mutable(m) => {
+                            r.seq = Some(m.seq);
+                            if seq.is_none_or(|s| m.seq > s) {
+                                r.value = Some(m.value.clone());
+                                r.public_key = Some(m.public_key);
+                                r.signature = Some(m.signature);
+                            }
+                        }
+                    }
+                }
+                self.add_nodes(now, &mut r, &target, from, None);
+            }
+            Method::Put(args) => {
+                if let Err((code, text)) = self.handle_put(now, from, args) {
+                    return self.send_error(from, tid, code, text);
+                }
+            }
+            Method::Unknown { .. } => {
+                return self.send_error(from, tid, error_code::METHOD_UNKNOWN, "method unknown");
+            }
+        }
+        let msg = Message {
+            transaction_id: tid,
+            version: self.config.version.map(|v| v.to_vec()),
+            requester_ip: Some(from),
+            read_only: false,
+            body: Body::Response(r),
+        };
+        self.send(from, &msg);
+    }
+
+    /// Fills `nodes` / `nodes6` with our closest contacts to `target`: the requester's family
+    /// unless BEP 32 `want` asks otherwise.
+    fn add_nodes(
+        &self,
+        now: Instant,
+        r: &mut Response,
+        target: &Id,
+        from: SocketAddr,
+        want: Option<Want>,
+    ) {
+        let want = want.unwrap_or(Want {
+            v4: from.is_ipv4(),
+            v6: from.is_ipv6(),
+        });
+        let k = self.config.k;
+        for n in self.table.closest(now, target, k * 2) {
+            if n.addr.is_ipv4() && want.v4 && r.nodes.len() < k {
+                r.nodes.push(n);
+            } else if n.addr.is_ipv6() && want.v6 && r.nodes6.len() < k {
+                r.nodes6.push(n);
+            }
+        }
+    }
+
+    /// A BEP 44 put, checked rule by rule; an error is (KRPC code, message).
+    fn handle_put(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        args: PutArgs,
+    ) -> Result<(), (i64, &'static str)> {
+        let salt: &[u8] = args.mutable.as_ref().map_or(&[], |m| &m.salt);
+        check_sizes(&args.value, salt).map_err(|e| (e.code(), "item refused"))?;
+        let expires = now + ITEM_LIFETIME;
+        let (target, value) = match args.mutable {
+            None => (
+                immutable_target(&args.value),
+                ItemValue::Immutable(args.value),
+            ),
+            Some(m) => {
+                let target = mutable_target(&m.public_key, &m.salt);
+                let cas = m.cas;
+                let item = MutableItem {
+                    public_key: m.public_key,
+                    salt: m.salt,
+                    seq: m.seq,
+                    value: args.value,
+                    signature: m.signature,
+                };
+                // The token is checked before the (costlier) signature.
+                if !self.tokens.check(&args.token, &from.ip(), &target) {
+                    return Err((error_code::PROTOCOL, "bad token"));
+                }
+                item.verify().map_err(|e| (e.code(), "invalid item"))?;
+                if let Some(old) = self.storage.item(&target) {
+                    if let ItemValue::Mutable(old) = &old.value {
+                        if cas.is_some_and(|c| c != old.seq) {
+                            return Err((error_code::CAS_MISMATCH, "cas mismatch"));
+                        }
+                        if item.seq < old.seq {
+                            return Err((error_code::SEQ_TOO_LOW, "sequence number too low"));
+                        }
+                        if item.seq == old.seq {
+                            if item.value == old.value {
+                                self.storage.touch_item(&target, expires);
+                                return Ok(());
+                            }
+                            return Err((error_code::SEQ_TOO_LOW, "sequence number not newer"));
+                        }
+                    }
+                }
+                (target, ItemValue::Mutable(item))
+            }
+        };
+        if matches!(value, ItemValue::Immutable(_)) {
+            if !self.tokens.check(&args.token, &from.ip(), &target) {
+                return Err((error_code::PROTOCOL, "bad token"));
+            }
+            if self.storage.item(&target).is_some() {
+                self.storage.touch_item(&target, expires);
+                return Ok(());
+            }
+        }
+        self.storage
+            .put_item(StoredItem {
+                target,
+                value,
+                expires,
+                source: from.ip(),
+            })
+            .map_err(|e| match e {
+                StoreError::Full => (error_code::SERVER, "store full"),
+                StoreError::SourceLimit => (error_code::GENERIC, "per-source limit reached"),
+            })
+    }
+}

@@ -1,0 +1,1 @@
+//! Node tests: see tests in crates/dht-proto/tests for whole-network checks.
