@@ -37,7 +37,7 @@ fn network() -> Option<(Cluster, LtNode)> {
     }
     let c = Cluster::start(OUR_NODES);
     let mut lt = LtNode::start(c.dir.path(), "libtorrent", &[c.addr(0)]);
-    let reply = lt.cmd(json!({"cmd": "wait_nodes", "min": OUR_NODES}));
+    let reply = lt.cmd(json!({"cmd": "wait_nodes", "min": LT_TABLE_MIN}));
     let nodes = reply["nodes"].as_u64().unwrap_or(0);
     assert!(
         nodes >= LT_TABLE_MIN,
