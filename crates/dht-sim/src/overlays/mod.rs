@@ -4,6 +4,7 @@
 //! | overlay | module | paper | hops the paper predicts |
 //! | --- | --- | --- | --- |
 //! | Chord | [`chord`] | Stoica et al. 2001 | ½ log2 N |
+//! | CAN | [`can`] | Ratnasamy et al. 2001 | (d/4) N^(1/d) |
 //! | Pastry | [`pastry`] | Rowstron & Druschel 2001 | log_16 N (b = 4), below ⌈log_16 N⌉ |
 //!
 //! The structured overlays share a recursive routing core with per-hop acknowledgements
@@ -13,6 +14,7 @@
 //! `pub mod kademlia;` (the adapter of `dht-proto`'s node, written by the engine's author) is
 //! declared here once `src/overlays/kademlia.rs` exists.
 
+pub mod can;
 pub mod chord;
 pub mod common;
 pub mod driver;
