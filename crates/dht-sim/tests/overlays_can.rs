@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use dht_proto::Id;
-use dht_sim::overlay::{NodeIdx, OverlayNode};
+use dht_sim::overlay::NodeIdx;
 use dht_sim::overlays::can::{Can, CanConfig, CanNode};
 use dht_sim::overlays::common::OvRng;
 use dht_sim::overlays::driver::{run_lookups, LookupStats, MiniNet};

@@ -70,6 +70,8 @@ impl Zone {
         (0..d).all(|i| self.lo[i] <= p[i] && p[i] < self.hi[i])
     }
 
+    // Indexing by dimension reads like the geometry it computes.
+    #[allow(clippy::needless_range_loop)]
     /// Squared Euclidean distance on the torus from `p` to the nearest point of the zone, in
     /// units of SPACE (floating point; exact enough to order neighbours).
     fn dist2(&self, p: &[u64; D_MAX], d: usize) -> f64 {
@@ -567,7 +569,7 @@ impl OverlayNode for CanNode {
             CanMsg::Update { zones, nbrs } => {
                 // A node that now holds a zone we were about to take over has done it first.
                 for n in self.t.nbrs.iter_mut().filter(|n| n.dead) {
-                    if n.zones.iter().all(|dz| zones.iter().any(|z| *z == *dz)) {
+                    if n.zones.iter().all(|dz| zones.contains(dz)) {
                         n.takeover_at = None;
                         n.zones.clear();
                     }
@@ -770,6 +772,7 @@ impl Overlay for Can {
         CanNode::new(self.config, idx, node_id(idx, seed), seed)
     }
 
+    #[allow(clippy::needless_range_loop)] // `k` is both a node's position and its zone's.
     fn converge(
         &self,
         nodes: &mut [(NodeIdx, &mut CanNode)],
