@@ -242,6 +242,10 @@ impl Node {
     /// bootstrap lookup of our own ID covered), so each bucket learns its part of the network,
     /// as the Kademlia paper's join does.
     fn refresh_all_buckets(&mut self, now: Instant) {
+        // A read-only node is a short-lived client: it keeps no table worth filling.
+        if self.config.read_only {
+            return;
+        }
         let count = self.table.bucket_count();
         for i in 0..count.saturating_sub(1) {
             let target = self.id.random_in_bucket(i, &mut self.rng);
