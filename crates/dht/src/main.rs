@@ -1,1 +1,81 @@
-fn main() {}
+//! The `dht` command: run a Mainline DHT node, put and get values, look up the network's
+//! structure, run a local devnet, benchmark, and simulate.
+
+mod cli;
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A Kademlia DHT node that speaks BitTorrent's Mainline DHT protocol, with a simulator.
+#[derive(Parser)]
+#[command(name = "dht", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node until SIGINT or SIGTERM.
+    Node(cli::node::NodeArgs),
+    /// Store a value (immutable, or signed mutable with --mutable) and print its key.
+    Put(cli::client::PutArgs),
+    /// Fetch a value by its key and write it to stdout.
+    Get(cli::client::GetArgs),
+    /// Make an ed25519 key for mutable items and print its public key.
+    Keygen(cli::client::KeygenArgs),
+    /// Announce that a peer of a torrent listens on a port.
+    Announce(cli::client::AnnounceArgs),
+    /// Print the peers of a torrent, one ip:port a line.
+    Peers(cli::client::PeersArgs),
+    /// Look up a target and print the lookup's path round by round.
+    Lookup(cli::client::LookupArgs),
+    /// Run N nodes on 127.0.0.1 in one process and demonstrate puts and gets.
+    Devnet(cli::devnet::DevnetArgs),
+    /// Benchmark a loopback cluster, or one node under query load.
+    Bench(cli::bench::BenchArgs),
+    /// Simulate an overlay on virtual time (churn, loss, latency) and report.
+    Sim(cmd::sim::SimArgs),
+    /// Run every overlay side by side and write a comparison table and plots.
+    Compare(cmd::compare::CompareArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version print and succeed; real usage errors exit 2.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let quiet_default = !matches!(cli.command, Command::Node(_));
+    cli::init_logging(quiet_default);
+    let result = match cli.command {
+        Command::Node(a) => cli::run_async(cli::node::run(a)),
+        Command::Put(a) => cli::run_async(cli::client::put(a)),
+        Command::Get(a) => cli::run_async(cli::client::get(a)),
+        Command::Keygen(a) => cli::client::keygen(a),
+        Command::Announce(a) => cli::run_async(cli::client::announce(a)),
+        Command::Peers(a) => cli::run_async(cli::client::peers(a)),
+        Command::Lookup(a) => cli::run_async(cli::client::lookup(a)),
+        Command::Devnet(a) => cli::run_async(cli::devnet::run(a)),
+        Command::Bench(a) => cli::run_async(cli::bench::run(a)),
+        Command::Sim(a) => cmd::sim::run(a),
+        Command::Compare(a) => cmd::compare::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dht: {e:#}");
+            if e.downcast_ref::<cli::client::UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
