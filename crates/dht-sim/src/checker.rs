@@ -32,6 +32,18 @@ pub trait OwnerOracle<N> {
 
     /// The true owners of `key` among the live nodes, most responsible first.
     fn owners(&self, key: &Id, live: &LiveIndex, nodes: &[Option<N>]) -> Vec<NodeIdx>;
+
+    /// The same, given the overlay's answer `found`: a rule that is costly to evaluate from
+    /// scratch (CAN's zones) may first verify the answer and search only when it is wrong.
+    fn owners_given(
+        &self,
+        key: &Id,
+        live: &LiveIndex,
+        nodes: &[Option<N>],
+        _found: &[NodeIdx],
+    ) -> Vec<NodeIdx> {
+        self.owners(key, live, nodes)
+    }
 }
 
 /// Kademlia's rule: the `k` live nodes closest to the key by XOR.

@@ -866,7 +866,9 @@ impl<O: Overlay> Sim<O> {
                 },
                 PendingKind::Lookup,
             ) => {
-                let owners = self.oracle.owners(&p.key, &self.live, &self.nodes);
+                let owners = self
+                    .oracle
+                    .owners_given(&p.key, &self.live, &self.nodes, &found);
                 let owners = &owners[..owners.len().min(self.cfg.k.max(1))];
                 let v = judge_lookup(ok, &found, owners);
                 self.c.lookups_done += 1;
@@ -957,8 +959,9 @@ impl<O: Overlay> Sim<O> {
             .filter_map(|&i| self.nodes[i as usize].as_ref().map(|n| n.state_bytes()))
             .sum();
         let slots = self.nodes.len().max(1);
+        // The node slots themselves are the overlay's state (counted in `state_bytes`); the
+        // engine's own share is its bookkeeping around them.
         let engine_bytes = self.meta.capacity() * core::mem::size_of::<Meta>()
-            + self.nodes.capacity() * core::mem::size_of::<Option<O::Node>>()
             + self.net.heap_bytes()
             + self.live.heap_bytes();
         let cdf = latency_cdf(&c.latency_ms);

@@ -139,6 +139,15 @@ impl LiveIndex {
             .copied()
     }
 
+    /// The last live node before `key` on the ring of IDs (wrapping).
+    pub fn ring_predecessor(&self, key: &Id) -> Option<(Id, NodeIdx)> {
+        self.by_id
+            .range(..(*key, 0))
+            .next_back()
+            .or_else(|| self.by_id.iter().next_back())
+            .copied()
+    }
+
     /// Approximate heap bytes held (B-tree nodes are counted at about 1.5x their payload).
     pub fn heap_bytes(&self) -> usize {
         let entry = core::mem::size_of::<(Id, NodeIdx)>();

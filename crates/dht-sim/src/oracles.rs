@@ -1,0 +1,84 @@
+//! Owner rules of the overlays other than Kademlia and Chord, for the lookup checker.
+//!
+//! They live here rather than beside each overlay so that the overlays stay free of checker
+//! code; each reads only the overlay node's public getters.
+
+use dht_proto::Id;
+
+use crate::checker::OwnerOracle;
+use crate::live::LiveIndex;
+use crate::overlay::NodeIdx;
+use crate::overlays::can::CanNode;
+
+/// Pastry's rule: the live node whose ID is numerically closest to the key on the ring.
+#[derive(Debug, Clone, Copy)]
+pub struct NumericallyClosest;
+
+fn ring_distance(a: &Id, b: &Id) -> u128 {
+    // The top 128 bits decide every realistic comparison (IDs are random).
+    let x = u128::from_be_bytes(a.0[..16].try_into().unwrap_or([0; 16]));
+    let y = u128::from_be_bytes(b.0[..16].try_into().unwrap_or([0; 16]));
+    x.wrapping_sub(y).min(y.wrapping_sub(x))
+}
+
+impl<N> OwnerOracle<N> for NumericallyClosest {
+    fn rule(&self) -> &'static str {
+        "numerically-closest"
+    }
+
+    fn owners(&self, key: &Id, live: &LiveIndex, _nodes: &[Option<N>]) -> Vec<NodeIdx> {
+        let succ = live.ring_successor(key);
+        let pred = live.ring_predecessor(key);
+        match (succ, pred) {
+            (Some(s), Some(p)) => {
+                if ring_distance(&p.0, key) < ring_distance(&s.0, key) {
+                    vec![p.1]
+                } else {
+                    vec![s.1]
+                }
+            }
+            (Some(s), None) => vec![s.1],
+            (None, Some(p)) => vec![p.1],
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+/// CAN's rule: the live node whose zone contains the key's point. It first checks the
+/// overlay's own answer (one call) and scans the live nodes only when that answer is wrong, so
+/// the cost is proportional to the number of wrong answers.
+#[derive(Debug, Clone, Copy)]
+pub struct ZoneOwner;
+
+impl OwnerOracle<CanNode> for ZoneOwner {
+    fn rule(&self) -> &'static str {
+        "zone-owner"
+    }
+
+    fn owners(&self, key: &Id, live: &LiveIndex, nodes: &[Option<CanNode>]) -> Vec<NodeIdx> {
+        live.iter()
+            .filter(|&i| nodes[i as usize].as_ref().is_some_and(|n| n.owns_key(key)))
+            .take(1)
+            .collect()
+    }
+
+    fn owners_given(
+        &self,
+        key: &Id,
+        live: &LiveIndex,
+        nodes: &[Option<CanNode>],
+        found: &[NodeIdx],
+    ) -> Vec<NodeIdx> {
+        if let Some(&f) = found.first() {
+            let owns = live.is_live(f)
+                && nodes
+                    .get(f as usize)
+                    .and_then(|n| n.as_ref())
+                    .is_some_and(|n| n.owns_key(key));
+            if owns {
+                return vec![f];
+            }
+        }
+        self.owners(key, live, nodes)
+    }
+}

@@ -1,0 +1,71 @@
+//! The real Kademlia node in the simulator: a few seeds at a few thousand nodes with the
+//! checkers on.
+
+use dht_sim::churn::Churn;
+use dht_sim::kademlia::Kademlia;
+use dht_sim::{exit_code, Report, Sim, SimConfig, XorClosest};
+
+fn run(cfg: SimConfig) -> Report {
+    let sim = Sim::new(
+        Kademlia::new(cfg.seed),
+        Box::new(XorClosest { k: cfg.k }),
+        cfg,
+    )
+    .unwrap();
+    println!("{}", sim.parameters());
+    let r = sim.run();
+    println!("{}", r.summary());
+    r
+}
+
+fn config(seed: u64, nodes: u32) -> SimConfig {
+    SimConfig {
+        seed,
+        nodes,
+        lookups: 500,
+        puts: 50,
+        gets: 200,
+        duration_s: 900,
+        warmup_s: Some(240),
+        ..SimConfig::default()
+    }
+}
+
+#[test]
+fn static_network_of_two_thousand_nodes_finds_the_closest_and_returns_what_was_put() {
+    for seed in [1, 2] {
+        let mut cfg = config(seed, 2000);
+        cfg.min_lookup_success = Some(0.99);
+        cfg.min_get_success = Some(0.99);
+        let r = run(cfg);
+        assert!(r.verdict.passed, "seed {seed}: {}", r.summary());
+        assert_eq!(exit_code(&r), 0);
+        assert!(r.lookups.recall_at_k > 0.9, "{}", r.lookups.recall_at_k);
+        assert!(r.lookups.hops.p50 >= 2 && r.lookups.hops.p50 <= 6);
+        assert!(r.traffic.bytes > 0 && r.puts.acknowledged > 0);
+    }
+}
+
+#[test]
+fn churn_at_fifty_percent_per_hour_keeps_lookups_and_data() {
+    let mut cfg = config(3, 2000);
+    cfg.churn = Churn::parse("50%").unwrap();
+    cfg.churn_spec = "50%".into();
+    cfg.loss = 0.01;
+    cfg.min_lookup_success = Some(0.95);
+    cfg.min_get_success = Some(0.95);
+    let r = run(cfg);
+    assert!(r.churn.leaves > 50, "{:?}", r.churn);
+    assert!(r.verdict.passed, "{}", r.summary());
+}
+
+#[test]
+fn kademlia_runs_are_deterministic() {
+    let mut cfg = config(4, 500);
+    cfg.churn = Churn::parse("20%").unwrap();
+    cfg.churn_spec = "20%".into();
+    cfg.duration_s = 600;
+    let a = run(cfg.clone());
+    let b = run(cfg);
+    assert_eq!(a.deterministic_json(), b.deterministic_json());
+}

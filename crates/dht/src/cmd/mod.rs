@@ -1,0 +1,4 @@
+//! The `dht` subcommands.
+
+pub mod compare;
+pub mod sim;

@@ -1,0 +1,145 @@
+//! `dht sim`: one deterministic simulation run of an overlay.
+//!
+//! Prints the seed and every derived parameter first, runs with a progress bar on stderr,
+//! then prints a short summary; `--json FILE` writes the report, `--plots DIR` the SVG plots.
+//! Exit codes: 0 when every check passed, 3 on a correctness failure (a value that was never
+//! put came back), 4 when a threshold was missed; a crash exits 1 (error) or 101 (panic). A
+//! failing run prints the one command that replays it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use dht_sim::churn::Churn;
+use dht_sim::registry::{run_overlay, OVERLAYS};
+use dht_sim::{exit_code, Report, SimConfig};
+
+/// Flags of `dht sim`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SimArgs {
+    /// Overlay to run: kademlia, chord, pastry, can (and the others as they land).
+    #[arg(long, default_value = "kademlia")]
+    pub overlay: String,
+    /// Number of live nodes.
+    #[arg(long, default_value_t = 1000)]
+    pub nodes: u32,
+    /// Lookups of random keys over the measured phase.
+    #[arg(long, default_value_t = 1000)]
+    pub lookups: u64,
+    /// The seed that fixes everything.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Churn: none, 10%, 20%, 50%, bamboo (1.4-minute median sessions), or a rate per hour
+    /// (a number below 1 is a fraction, e.g. 0.2; 1 or more is a percentage).
+    #[arg(long, default_value = "none")]
+    pub churn: String,
+    /// Probability that a message is lost.
+    #[arg(long, default_value_t = 0.0)]
+    pub loss: f64,
+    /// Length of the measured phase, virtual seconds.
+    #[arg(long, default_value_t = 600)]
+    pub duration: u64,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write SVG plots into this directory.
+    #[arg(long)]
+    pub plots: Option<PathBuf>,
+    /// Items to put (each then republished hourly; half mutable, whose republishes bump seq).
+    #[arg(long, default_value_t = 0)]
+    pub puts: u64,
+    /// Gets of random stored items.
+    #[arg(long, default_value_t = 0)]
+    pub gets: u64,
+    /// Growth and settling before measurement, virtual seconds (default: from --nodes).
+    #[arg(long)]
+    pub warmup: Option<u64>,
+    /// Build a static network with the overlay's converge shortcut where it has one.
+    #[arg(long)]
+    pub converge: bool,
+    /// A partition, FRACTION@START+DURATION (seconds into the measured phase).
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// A mass failure, FRACTION@SECONDS: that fraction of the nodes vanishes at once.
+    #[arg(long)]
+    pub mass_failure: Option<String>,
+    /// Get every stored item every this many seconds and report what is retrievable.
+    #[arg(long)]
+    pub check_interval: Option<u64>,
+    /// Fail (exit 4) if the lookup success rate is below this.
+    #[arg(long)]
+    pub min_lookup_success: Option<f64>,
+    /// Fail (exit 4) if the get success rate is below this.
+    #[arg(long)]
+    pub min_get_success: Option<f64>,
+    /// No progress on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl SimArgs {
+    /// The run's configuration.
+    pub fn config(&self) -> anyhow::Result<SimConfig> {
+        let churn = Churn::parse(&self.churn).map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.loss),
+            "--loss must be within 0..=1"
+        );
+        Ok(SimConfig {
+            seed: self.seed,
+            nodes: self.nodes,
+            lookups: self.lookups,
+            puts: self.puts,
+            gets: self.gets,
+            churn,
+            churn_spec: self.churn.clone(),
+            loss: self.loss,
+            duration_s: self.duration,
+            warmup_s: self.warmup,
+            converge: self.converge,
+            partition: self.partition.clone(),
+            mass_failure: self.mass_failure.clone(),
+            check_interval_s: self.check_interval,
+            min_lookup_success: self.min_lookup_success,
+            min_get_success: self.min_get_success,
+            progress: !self.quiet,
+            ..SimConfig::default()
+        })
+    }
+}
+
+/// Runs `dht sim`.
+pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
+    if !OVERLAYS.contains(&args.overlay.as_str()) {
+        anyhow::bail!(
+            "unknown overlay {:?}; valid overlays: {}",
+            args.overlay,
+            OVERLAYS.join(", ")
+        );
+    }
+    let cfg = args.config()?;
+    let report = run_overlay(&args.overlay, cfg, &mut |p| print!("{p}"))?;
+    print!("{}", report.summary());
+    write_outputs(&report, args.json.as_ref(), args.plots.as_ref())?;
+    Ok(ExitCode::from(exit_code(&report)))
+}
+
+/// Writes the JSON report and the plots where asked.
+pub fn write_outputs(
+    report: &Report,
+    json: Option<&PathBuf>,
+    plots: Option<&PathBuf>,
+) -> anyhow::Result<()> {
+    if let Some(path) = json {
+        std::fs::write(path, report.to_json() + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(dir) = plots {
+        let files = dht_sim::plots::write_report_plots(report, dir)
+            .map_err(|e| anyhow::anyhow!("plotting into {}: {e}", dir.display()))?;
+        for f in files {
+            println!("plot: {}", f.display());
+        }
+    }
+    Ok(())
+}
