@@ -195,40 +195,332 @@ impl<'a> Dict<'a> {
     }
 }
 
-/// Decodes one strict bencode value that must span all of `input`.
+/// Decodes one strict bencode value that must span all of `input`, into a tree.
 ///
 /// Rejects anything that is not the canonical encoding (see the module doc) and anything past
 /// [`INPUT_LEN_MAX`], [`DEPTH_MAX`] or [`ELEMENTS_MAX`]. Never panics, never allocates more than
-/// [`ELEMENTS_MAX`] values' worth, never recurses deeper than [`DEPTH_MAX`].
+/// [`ELEMENTS_MAX`] values' worth, never recurses deeper than [`DEPTH_MAX`]. For the hot path,
+/// [`decode_raw`] checks the same rules and allocates nothing.
 pub fn decode(input: &[u8]) -> Result<Value<'_>, BencodeError> {
+    decode_raw(input).map(tree)
+}
+
+/// Checks that `input` is one strict bencode value within the bounds, and returns a view that
+/// reads it lazily without allocating.
+pub fn decode_raw(input: &[u8]) -> Result<RawValue<'_>, BencodeError> {
     if input.len() > INPUT_LEN_MAX {
         return Err(BencodeError::InputTooLong);
     }
-    let mut decoder = Decoder {
+    let mut validator = Validator {
         input,
         pos: 0,
         elements: 0,
     };
-    let value = decoder.value(1)?;
-    if decoder.pos != input.len() {
+    validator.value(1)?;
+    if validator.pos != input.len() {
         return Err(BencodeError::TrailingBytes);
     }
-    Ok(value)
+    Ok(RawValue { raw: input })
 }
 
 /// Checks that `input` is one strict bencode value, within the same bounds as [`decode`].
 pub fn validate(input: &[u8]) -> Result<(), BencodeError> {
-    decode(input).map(|_| ())
+    decode_raw(input).map(|_| ())
 }
 
-/// Cursor over the input with the running element count.
-struct Decoder<'a> {
+/// Builds the tree of a validated value. Recursion is bounded by [`DEPTH_MAX`], which the
+/// validation enforced.
+fn tree(v: RawValue<'_>) -> Value<'_> {
+    if let Some(i) = v.as_int() {
+        Value::Int(i)
+    } else if let Some(l) = v.as_list() {
+        Value::List(List {
+            items: l.items().map(tree).collect(),
+            raw: v.raw,
+        })
+    } else if let Some(d) = v.as_dict() {
+        Value::Dict(Dict {
+            entries: d
+                .entries()
+                .map(|(key, value)| DictEntry {
+                    key,
+                    value: tree(value),
+                    raw: value.raw,
+                })
+                .collect(),
+            raw: v.raw,
+        })
+    } else {
+        // Validation leaves only a byte string here.
+        Value::Bytes(v.as_bytes().unwrap_or_default())
+    }
+}
+
+/// One validated bencode value, read lazily: nothing is parsed or allocated until asked for.
+///
+/// Only [`decode_raw`] and the views it hands out make these, so the bytes are always one
+/// strict, bounded value. The readers still fail soft (`None`, or an iterator that ends) rather
+/// than trust that, so no byte sequence can make them panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawValue<'a> {
+    raw: &'a [u8],
+}
+
+/// A validated dictionary, read lazily (see [`RawValue`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawDict<'a> {
+    raw: &'a [u8],
+}
+
+/// A validated list, read lazily (see [`RawValue`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawList<'a> {
+    raw: &'a [u8],
+}
+
+impl<'a> RawValue<'a> {
+    /// The value exactly as it was encoded.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// The integer, if this is one.
+    pub fn as_int(&self) -> Option<i64> {
+        match self.raw.first() {
+            Some(b'i') => parse_int(self.raw, 0).ok().map(|(i, _)| i),
+            _ => None,
+        }
+    }
+
+    /// The byte string, if this is one.
+    pub fn as_bytes(&self) -> Option<&'a [u8]> {
+        match self.raw.first() {
+            Some(b'0'..=b'9') => parse_bytes(self.raw, 0).ok().map(|(b, _)| b),
+            _ => None,
+        }
+    }
+
+    /// The list, if this is one.
+    pub fn as_list(&self) -> Option<RawList<'a>> {
+        (self.raw.first() == Some(&b'l')).then_some(RawList { raw: self.raw })
+    }
+
+    /// The dictionary, if this is one.
+    pub fn as_dict(&self) -> Option<RawDict<'a>> {
+        (self.raw.first() == Some(&b'd')).then_some(RawDict { raw: self.raw })
+    }
+}
+
+impl<'a> RawList<'a> {
+    /// The list exactly as it was encoded, from `l` to `e`.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// The items in order.
+    pub fn items(&self) -> RawItems<'a> {
+        RawItems {
+            input: self.raw,
+            pos: 1,
+        }
+    }
+}
+
+impl<'a> RawDict<'a> {
+    /// The dictionary exactly as it was encoded, from `d` to `e`.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// The entries in ascending key order.
+    pub fn entries(&self) -> RawEntries<'a> {
+        RawEntries {
+            input: self.raw,
+            pos: 1,
+        }
+    }
+
+    /// The value under `key`, if any (a scan that stops once past where `key` would sort).
+    pub fn get(&self, key: &[u8]) -> Option<RawValue<'a>> {
+        self.entries()
+            .take_while(|(k, _)| *k <= key)
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The values under each of `keys`, which must be in strictly ascending order, in one pass
+    /// over the entries: slot `i` of the result holds the value under `keys[i]`.
+    pub fn fields<const N: usize>(&self, keys: [&[u8]; N]) -> [Option<RawValue<'a>>; N] {
+        debug_assert!(keys.windows(2).all(|w| w[0] < w[1]), "keys must be sorted");
+        let mut out = [None; N];
+        let mut next = 0;
+        // Both sides are sorted, so one merge walk visits each entry and each key once.
+        for (k, v) in self.entries() {
+            while next < N && keys[next] < k {
+                next += 1;
+            }
+            if next == N {
+                break;
+            }
+            if keys[next] == k {
+                out[next] = Some(v);
+                next += 1;
+            }
+        }
+        out
+    }
+}
+
+/// Iterator over the items of a [`RawList`].
+#[derive(Debug, Clone)]
+pub struct RawItems<'a> {
+    input: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for RawItems<'a> {
+    type Item = RawValue<'a>;
+
+    fn next(&mut self) -> Option<RawValue<'a>> {
+        if *self.input.get(self.pos)? == b'e' {
+            return None;
+        }
+        let end = skip(self.input, self.pos)?;
+        let item = RawValue {
+            raw: &self.input[self.pos..end],
+        };
+        self.pos = end;
+        Some(item)
+    }
+}
+
+/// Iterator over the entries (key, value) of a [`RawDict`].
+#[derive(Debug, Clone)]
+pub struct RawEntries<'a> {
+    input: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for RawEntries<'a> {
+    type Item = (&'a [u8], RawValue<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if *self.input.get(self.pos)? == b'e' {
+            return None;
+        }
+        let (key, value_start) = parse_bytes(self.input, self.pos).ok()?;
+        let end = skip(self.input, value_start)?;
+        self.pos = end;
+        Some((
+            key,
+            RawValue {
+                raw: &self.input[value_start..end],
+            },
+        ))
+    }
+}
+
+/// The position just past the value starting at `pos`, walking containers iteratively (an
+/// open-container count instead of recursion). `None` if the bytes are not a value.
+fn skip(input: &[u8], mut pos: usize) -> Option<usize> {
+    let mut open: usize = 0;
+    // Bounded: every iteration advances `pos` by at least one byte of `input`.
+    loop {
+        match *input.get(pos)? {
+            b'i' => pos = parse_int(input, pos).ok()?.1,
+            b'0'..=b'9' => pos = parse_bytes(input, pos).ok()?.1,
+            b'l' | b'd' => {
+                open += 1;
+                pos += 1;
+            }
+            b'e' => {
+                open = open.checked_sub(1)?;
+                pos += 1;
+            }
+            _ => return None,
+        }
+        if open == 0 {
+            return Some(pos);
+        }
+    }
+}
+
+/// Reads the integer whose `i` is at `pos`; returns it and the position after its `e`.
+fn parse_int(input: &[u8], mut pos: usize) -> Result<(i64, usize), BencodeError> {
+    pos += 1; // 'i'
+    let negative = input.get(pos) == Some(&b'-');
+    if negative {
+        pos += 1;
+    }
+    let digits_start = pos;
+    // Accumulate as a negative number so that i64::MIN parses without overflow.
+    let mut acc: i64 = 0;
+    loop {
+        let b = *input.get(pos).ok_or(BencodeError::UnexpectedEnd)?;
+        match b {
+            b'0'..=b'9' => {
+                if pos - digits_start == INT_DIGITS_MAX {
+                    return Err(BencodeError::IntOutOfRange);
+                }
+                acc = acc
+                    .checked_mul(10)
+                    .and_then(|a| a.checked_sub(i64::from(b - b'0')))
+                    .ok_or(BencodeError::IntOutOfRange)?;
+                pos += 1;
+            }
+            b'e' => break,
+            _ => return Err(BencodeError::NonCanonicalInt),
+        }
+    }
+    let digits = &input[digits_start..pos];
+    let value = match digits {
+        [] => return Err(BencodeError::NonCanonicalInt),
+        [b'0'] if negative => return Err(BencodeError::NonCanonicalInt),
+        [b'0', _, ..] => return Err(BencodeError::NonCanonicalInt),
+        _ if negative => acc,
+        _ => acc.checked_neg().ok_or(BencodeError::IntOutOfRange)?,
+    };
+    Ok((value, pos + 1))
+}
+
+/// Reads the byte string whose length prefix starts at `pos`; returns it and the position
+/// after it. The length is checked against the input before slicing.
+fn parse_bytes(input: &[u8], mut pos: usize) -> Result<(&[u8], usize), BencodeError> {
+    let digits_start = pos;
+    let mut len: usize = 0;
+    loop {
+        let b = *input.get(pos).ok_or(BencodeError::UnexpectedEnd)?;
+        match b {
+            b'0'..=b'9' => {
+                if pos - digits_start == LEN_DIGITS_MAX {
+                    return Err(BencodeError::NonCanonicalLength);
+                }
+                len = len * 10 + usize::from(b - b'0');
+                pos += 1;
+            }
+            b':' => break,
+            _ => return Err(BencodeError::NonCanonicalLength),
+        }
+    }
+    let digits = &input[digits_start..pos];
+    if digits.is_empty() || (digits[0] == b'0' && digits.len() > 1) {
+        return Err(BencodeError::NonCanonicalLength);
+    }
+    pos += 1; // ':'
+    if len > input.len() - pos {
+        return Err(BencodeError::LengthExceedsInput);
+    }
+    Ok((&input[pos..pos + len], pos + len))
+}
+
+/// The strict check: walks the input once, allocating nothing, with the running element count.
+struct Validator<'a> {
     input: &'a [u8],
     pos: usize,
     elements: usize,
 }
 
-impl<'a> Decoder<'a> {
+impl Validator<'_> {
     fn peek(&self) -> Result<u8, BencodeError> {
         self.input
             .get(self.pos)
@@ -244,145 +536,53 @@ impl<'a> Decoder<'a> {
         Ok(())
     }
 
-    /// Decodes the value at the cursor; `depth` is the depth this value would have if it is a
-    /// container (the top value is at depth 1).
-    fn value(&mut self, depth: usize) -> Result<Value<'a>, BencodeError> {
+    /// Checks the value at the cursor; `depth` is the depth it would have as a container (the
+    /// top value is at depth 1). Recursion stops at [`DEPTH_MAX`].
+    fn value(&mut self, depth: usize) -> Result<(), BencodeError> {
         self.count_element()?;
         match self.peek()? {
-            b'i' => self.int().map(Value::Int),
-            b'0'..=b'9' => self.bytes().map(Value::Bytes),
+            b'i' => self.pos = parse_int(self.input, self.pos)?.1,
+            b'0'..=b'9' => self.pos = parse_bytes(self.input, self.pos)?.1,
             b'l' => {
                 if depth > DEPTH_MAX {
                     return Err(BencodeError::TooDeep);
                 }
-                self.list(depth).map(Value::List)
+                self.pos += 1;
+                // Bounded: every item consumes at least one byte and counts one element.
+                while self.peek()? != b'e' {
+                    self.value(depth + 1)?;
+                }
+                self.pos += 1;
             }
             b'd' => {
                 if depth > DEPTH_MAX {
                     return Err(BencodeError::TooDeep);
                 }
-                self.dict(depth).map(Value::Dict)
-            }
-            other => Err(BencodeError::InvalidByte(other)),
-        }
-    }
-
-    fn int(&mut self) -> Result<i64, BencodeError> {
-        self.pos += 1; // 'i'
-        let negative = self.peek()? == b'-';
-        if negative {
-            self.pos += 1;
-        }
-        let digits_start = self.pos;
-        // Accumulate as a negative number so that i64::MIN parses without overflow.
-        let mut acc: i64 = 0;
-        loop {
-            let b = self.peek()?;
-            match b {
-                b'0'..=b'9' => {
-                    if self.pos - digits_start == INT_DIGITS_MAX {
-                        return Err(BencodeError::IntOutOfRange);
+                self.pos += 1;
+                let mut last_key: Option<&[u8]> = None;
+                // Bounded: every entry consumes at least one byte and counts two elements.
+                loop {
+                    let b = self.peek()?;
+                    if b == b'e' {
+                        break;
                     }
-                    acc = acc
-                        .checked_mul(10)
-                        .and_then(|a| a.checked_sub(i64::from(b - b'0')))
-                        .ok_or(BencodeError::IntOutOfRange)?;
-                    self.pos += 1;
-                }
-                b'e' => break,
-                _ => return Err(BencodeError::NonCanonicalInt),
-            }
-        }
-        let digits = &self.input[digits_start..self.pos];
-        self.pos += 1; // 'e'
-        match digits {
-            [] => Err(BencodeError::NonCanonicalInt),
-            [b'0'] if negative => Err(BencodeError::NonCanonicalInt),
-            [b'0', _, ..] => Err(BencodeError::NonCanonicalInt),
-            _ if negative => Ok(acc),
-            _ => acc.checked_neg().ok_or(BencodeError::IntOutOfRange),
-        }
-    }
-
-    fn bytes(&mut self) -> Result<&'a [u8], BencodeError> {
-        let digits_start = self.pos;
-        let mut len: usize = 0;
-        loop {
-            let b = self.peek()?;
-            match b {
-                b'0'..=b'9' => {
-                    if self.pos - digits_start == LEN_DIGITS_MAX {
-                        return Err(BencodeError::NonCanonicalLength);
+                    if !b.is_ascii_digit() {
+                        return Err(BencodeError::NonStringKey);
                     }
-                    len = len * 10 + usize::from(b - b'0');
-                    self.pos += 1;
+                    self.count_element()?;
+                    let (key, next) = parse_bytes(self.input, self.pos)?;
+                    if last_key.is_some_and(|last| last >= key) {
+                        return Err(BencodeError::UnsortedKeys);
+                    }
+                    last_key = Some(key);
+                    self.pos = next;
+                    self.value(depth + 1)?;
                 }
-                b':' => break,
-                _ => return Err(BencodeError::NonCanonicalLength),
+                self.pos += 1;
             }
+            other => return Err(BencodeError::InvalidByte(other)),
         }
-        let digits = &self.input[digits_start..self.pos];
-        if digits.is_empty() || (digits[0] == b'0' && digits.len() > 1) {
-            return Err(BencodeError::NonCanonicalLength);
-        }
-        self.pos += 1; // ':'
-        let remaining = self.input.len() - self.pos;
-        if len > remaining {
-            return Err(BencodeError::LengthExceedsInput);
-        }
-        let s = &self.input[self.pos..self.pos + len];
-        self.pos += len;
-        Ok(s)
-    }
-
-    fn list(&mut self, depth: usize) -> Result<List<'a>, BencodeError> {
-        let start = self.pos;
-        self.pos += 1; // 'l'
-        let mut items = Vec::new();
-        // Bounded: every iteration consumes at least one byte and counts one element.
-        while self.peek()? != b'e' {
-            items.push(self.value(depth + 1)?);
-        }
-        self.pos += 1; // 'e'
-        Ok(List {
-            items,
-            raw: &self.input[start..self.pos],
-        })
-    }
-
-    fn dict(&mut self, depth: usize) -> Result<Dict<'a>, BencodeError> {
-        let start = self.pos;
-        self.pos += 1; // 'd'
-        let mut entries: Vec<DictEntry<'a>> = Vec::new();
-        // Bounded: every iteration consumes at least one byte and counts two elements.
-        loop {
-            let b = self.peek()?;
-            if b == b'e' {
-                break;
-            }
-            if !b.is_ascii_digit() {
-                return Err(BencodeError::NonStringKey);
-            }
-            self.count_element()?;
-            let key = self.bytes()?;
-            if let Some(last) = entries.last() {
-                if last.key >= key {
-                    return Err(BencodeError::UnsortedKeys);
-                }
-            }
-            let value_start = self.pos;
-            let value = self.value(depth + 1)?;
-            entries.push(DictEntry {
-                key,
-                value,
-                raw: &self.input[value_start..self.pos],
-            });
-        }
-        self.pos += 1; // 'e'
-        Ok(Dict {
-            entries,
-            raw: &self.input[start..self.pos],
-        })
+        Ok(())
     }
 }
 

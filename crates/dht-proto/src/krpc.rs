@@ -27,7 +27,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use thiserror::Error;
 
-use crate::bencode::{self, BencodeError, Dict, DictEncoder, Encoder, Value};
+use crate::bencode::{self, BencodeError, DictEncoder, Encoder, RawDict, RawValue};
 use crate::id::{Id, ID_LEN};
 use crate::message::{
     Body, ErrorBody, Message, Method, MutableArgs, NodeInfo, PutArgs, Query, Response, Want,
@@ -99,26 +99,28 @@ impl Message {
     ///
     /// Never panics; see the module doc for what is rejected and what is read liberally.
     pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
-        let value = bencode::decode(bytes).map_err(|e| DecodeError {
-            kind: Kind::Bencode(e),
-            transaction_id: None,
-            is_query: false,
-        })?;
-        let Value::Dict(top) = value else {
-            return Err(DecodeError {
+        let top = bencode::decode_raw(bytes)
+            .map_err(|e| DecodeError {
+                kind: Kind::Bencode(e),
+                transaction_id: None,
+                is_query: false,
+            })?
+            .as_dict()
+            .ok_or(DecodeError {
                 kind: Kind::NotADict,
                 transaction_id: None,
                 is_query: false,
-            });
-        };
-        let y = top.get(b"y");
+            })?;
+        let [a, e, ip, q, r, ro, t, v, y] =
+            top.fields([b"a", b"e", b"ip", b"q", b"r", b"ro", b"t", b"v", b"y"]);
+        let y = y.and_then(|y| y.as_bytes());
         let is_query = match y {
-            Some(Value::Bytes(b"q")) => true,
-            Some(Value::Bytes(b"r" | b"e")) => false,
-            _ => top.get(b"q").is_some(),
+            Some(b"q") => true,
+            Some(b"r" | b"e") => false,
+            _ => q.is_some(),
         };
-        let t = match top.get(b"t") {
-            Some(Value::Bytes(t)) if t.len() <= TRANSACTION_ID_LEN_MAX => Ok(*t),
+        let t = match t.map(|t| t.as_bytes()) {
+            Some(Some(t)) if t.len() <= TRANSACTION_ID_LEN_MAX => Ok(t),
             Some(_) => Err(Kind::InvalidKey("t")),
             None => Err(Kind::MissingKey("t")),
         };
@@ -129,18 +131,18 @@ impl Message {
         };
         let t = t.map_err(fail)?;
         let body = match y {
-            Some(Value::Bytes(b"q")) => Body::Query(query(&top).map_err(fail)?),
-            Some(Value::Bytes(b"r")) => Body::Response(response(&top).map_err(fail)?),
-            Some(Value::Bytes(b"e")) => Body::Error(error_body(&top).map_err(fail)?),
+            Some(b"q") => Body::Query(query(q, a).map_err(fail)?),
+            Some(b"r") => Body::Response(response(r).map_err(fail)?),
+            Some(b"e") => Body::Error(error_body(e).map_err(fail)?),
             Some(_) => return Err(fail(Kind::UnknownType)),
             None => return Err(fail(Kind::MissingKey("y"))),
         };
-        let version = match top.get(b"v") {
-            Some(Value::Bytes(v)) if v.len() <= VERSION_LEN_MAX => Some(v.to_vec()),
-            _ => None,
-        };
-        let requester_ip = top.get(b"ip").and_then(Value::as_bytes).and_then(addr);
-        let read_only = matches!(top.get(b"ro"), Some(Value::Int(1)));
+        let version = v
+            .and_then(|v| v.as_bytes())
+            .filter(|v| v.len() <= VERSION_LEN_MAX)
+            .map(<[u8]>::to_vec);
+        let requester_ip = ip.and_then(|ip| ip.as_bytes()).and_then(addr);
+        let read_only = ro.and_then(|ro| ro.as_int()) == Some(1);
         Ok(Message {
             transaction_id: t.to_vec(),
             version,
@@ -426,116 +428,133 @@ fn compact_nodes(b: &[u8], entry_len: usize) -> Vec<NodeInfo> {
 
 // ---- field readers: a known key of the wrong type is an error, an absent one is `None` ----
 
-fn opt<'d, 'a>(d: &'d Dict<'a>, key: &[u8]) -> Option<&'d Value<'a>> {
-    d.get(key)
+/// A field's value as looked up by [`RawDict::fields`].
+type Field<'a> = Option<RawValue<'a>>;
+
+fn opt_bytes<'a>(f: Field<'a>, path: &'static str) -> Result<Option<&'a [u8]>, Kind> {
+    f.map(|v| v.as_bytes().ok_or(Kind::InvalidKey(path)))
+        .transpose()
 }
 
-fn opt_bytes<'a>(d: &Dict<'a>, key: &[u8], path: &'static str) -> Result<Option<&'a [u8]>, Kind> {
-    match opt(d, key) {
-        None => Ok(None),
-        Some(Value::Bytes(b)) => Ok(Some(b)),
-        Some(_) => Err(Kind::InvalidKey(path)),
-    }
+fn req_bytes<'a>(f: Field<'a>, path: &'static str) -> Result<&'a [u8], Kind> {
+    opt_bytes(f, path)?.ok_or(Kind::MissingKey(path))
 }
 
-fn req_bytes<'a>(d: &Dict<'a>, key: &[u8], path: &'static str) -> Result<&'a [u8], Kind> {
-    opt_bytes(d, key, path)?.ok_or(Kind::MissingKey(path))
+fn opt_int(f: Field<'_>, path: &'static str) -> Result<Option<i64>, Kind> {
+    f.map(|v| v.as_int().ok_or(Kind::InvalidKey(path)))
+        .transpose()
 }
 
-fn opt_int(d: &Dict<'_>, key: &[u8], path: &'static str) -> Result<Option<i64>, Kind> {
-    match opt(d, key) {
-        None => Ok(None),
-        Some(Value::Int(i)) => Ok(Some(*i)),
-        Some(_) => Err(Kind::InvalidKey(path)),
-    }
+fn req_int(f: Field<'_>, path: &'static str) -> Result<i64, Kind> {
+    opt_int(f, path)?.ok_or(Kind::MissingKey(path))
 }
 
-fn req_int(d: &Dict<'_>, key: &[u8], path: &'static str) -> Result<i64, Kind> {
-    opt_int(d, key, path)?.ok_or(Kind::MissingKey(path))
+fn req_id(f: Field<'_>, path: &'static str) -> Result<Id, Kind> {
+    Id::from_slice(req_bytes(f, path)?).ok_or(Kind::InvalidKey(path))
 }
 
-fn req_id(d: &Dict<'_>, key: &[u8], path: &'static str) -> Result<Id, Kind> {
-    Id::from_slice(req_bytes(d, key, path)?).ok_or(Kind::InvalidKey(path))
-}
-
-fn opt_array<const N: usize>(
-    d: &Dict<'_>,
-    key: &[u8],
-    path: &'static str,
-) -> Result<Option<[u8; N]>, Kind> {
-    opt_bytes(d, key, path)?
+fn opt_array<const N: usize>(f: Field<'_>, path: &'static str) -> Result<Option<[u8; N]>, Kind> {
+    opt_bytes(f, path)?
         .map(|b| b.try_into().map_err(|_| Kind::InvalidKey(path)))
         .transpose()
 }
 
-fn req_token(d: &Dict<'_>, key: &[u8], path: &'static str) -> Result<Vec<u8>, Kind> {
-    let token = req_bytes(d, key, path)?;
+fn req_token(f: Field<'_>, path: &'static str) -> Result<Vec<u8>, Kind> {
+    let token = req_bytes(f, path)?;
     if token.len() > TOKEN_LEN_MAX {
         return Err(Kind::InvalidKey(path));
     }
     Ok(token.to_vec())
 }
 
-fn dict_of<'d, 'a>(d: &'d Dict<'a>, key: &[u8], path: &'static str) -> Result<&'d Dict<'a>, Kind> {
-    match opt(d, key) {
-        Some(Value::Dict(inner)) => Ok(inner),
-        Some(_) => Err(Kind::InvalidKey(path)),
-        None => Err(Kind::MissingKey(path)),
-    }
+fn req_dict<'a>(f: Field<'a>, path: &'static str) -> Result<RawDict<'a>, Kind> {
+    f.ok_or(Kind::MissingKey(path))?
+        .as_dict()
+        .ok_or(Kind::InvalidKey(path))
 }
 
-fn want(a: &Dict<'_>) -> Result<Option<Want>, Kind> {
-    match opt(a, b"want") {
-        None => Ok(None),
-        Some(Value::List(l)) => {
-            let mut w = Want::default();
-            for item in l.items() {
-                match item {
-                    Value::Bytes(b"n4") => w.v4 = true,
-                    Value::Bytes(b"n6") => w.v6 = true,
-                    // BEP 32 leaves room for more flags; ones we do not know are skipped.
-                    _ => {}
-                }
-            }
-            Ok(Some(w))
+fn want(f: Field<'_>) -> Result<Option<Want>, Kind> {
+    let Some(v) = f else {
+        return Ok(None);
+    };
+    let list = v.as_list().ok_or(Kind::InvalidKey("a.want"))?;
+    let mut w = Want::default();
+    for item in list.items() {
+        match item.as_bytes() {
+            Some(b"n4") => w.v4 = true,
+            Some(b"n6") => w.v6 = true,
+            // BEP 32 leaves room for more flags; ones we do not know are skipped.
+            _ => {}
         }
-        Some(_) => Err(Kind::InvalidKey("a.want")),
     }
+    Ok(Some(w))
 }
 
-fn query(top: &Dict<'_>) -> Result<Query, Kind> {
-    let name = req_bytes(top, b"q", "q")?;
-    let a = dict_of(top, b"a", "a")?;
-    let sender_id = req_id(a, b"id", "a.id")?;
+fn query(q: Field<'_>, a: Field<'_>) -> Result<Query, Kind> {
+    let name = req_bytes(q, "q")?;
+    let args = req_dict(a, "a")?;
+    // Every argument any method takes, sorted, gathered in one pass.
+    let [cas, id, implied_port, info_hash, k, port, salt, seq, sig, target, token, v, want_] = args
+        .fields([
+            b"cas",
+            b"id",
+            b"implied_port",
+            b"info_hash",
+            b"k",
+            b"port",
+            b"salt",
+            b"seq",
+            b"sig",
+            b"target",
+            b"token",
+            b"v",
+            b"want",
+        ]);
+    let sender_id = req_id(id, "a.id")?;
     let method = match name {
         b"ping" => Method::Ping,
         b"find_node" => Method::FindNode {
-            target: req_id(a, b"target", "a.target")?,
-            want: want(a)?,
+            target: req_id(target, "a.target")?,
+            want: want(want_)?,
         },
         b"get_peers" => Method::GetPeers {
-            info_hash: req_id(a, b"info_hash", "a.info_hash")?,
-            want: want(a)?,
+            info_hash: req_id(info_hash, "a.info_hash")?,
+            want: want(want_)?,
         },
-        b"announce_peer" => {
-            let info_hash = req_id(a, b"info_hash", "a.info_hash")?;
-            let port = u16::try_from(req_int(a, b"port", "a.port")?)
-                .map_err(|_| Kind::InvalidKey("a.port"))?;
-            let implied_port =
-                opt_int(a, b"implied_port", "a.implied_port")?.is_some_and(|i| i != 0);
-            let token = req_token(a, b"token", "a.token")?;
-            Method::AnnouncePeer {
-                info_hash,
-                port,
-                implied_port,
-                token,
-            }
-        }
+        b"announce_peer" => Method::AnnouncePeer {
+            info_hash: req_id(info_hash, "a.info_hash")?,
+            port: u16::try_from(req_int(port, "a.port")?)
+                .map_err(|_| Kind::InvalidKey("a.port"))?,
+            implied_port: opt_int(implied_port, "a.implied_port")?.is_some_and(|i| i != 0),
+            token: req_token(token, "a.token")?,
+        },
         b"get" => Method::Get {
-            target: req_id(a, b"target", "a.target")?,
-            seq: opt_int(a, b"seq", "a.seq")?,
+            target: req_id(target, "a.target")?,
+            seq: opt_int(seq, "a.seq")?,
         },
-        b"put" => Method::Put(put_args(a)?),
+        b"put" => {
+            let token = req_token(token, "a.token")?;
+            let value = v.ok_or(Kind::MissingKey("a.v"))?.raw().to_vec();
+            let public_key = opt_array::<PUBLIC_KEY_LEN>(k, "a.k")?;
+            let signature = opt_array::<SIGNATURE_LEN>(sig, "a.sig")?;
+            // A put is mutable when it carries a key or a signature; then it needs k, sig, seq.
+            let mutable = if public_key.is_some() || signature.is_some() {
+                Some(MutableArgs {
+                    public_key: public_key.ok_or(Kind::MissingKey("a.k"))?,
+                    signature: signature.ok_or(Kind::MissingKey("a.sig"))?,
+                    seq: req_int(seq, "a.seq")?,
+                    salt: opt_bytes(salt, "a.salt")?.unwrap_or_default().to_vec(),
+                    cas: opt_int(cas, "a.cas")?,
+                })
+            } else {
+                None
+            };
+            Method::Put(PutArgs {
+                token,
+                value,
+                mutable,
+            })
+        }
         _ => Method::Unknown {
             name: name.to_vec(),
         },
@@ -543,77 +562,55 @@ fn query(top: &Dict<'_>) -> Result<Query, Kind> {
     Ok(Query { sender_id, method })
 }
 
-fn put_args(a: &Dict<'_>) -> Result<PutArgs, Kind> {
-    let token = req_token(a, b"token", "a.token")?;
-    let value = a.get_raw(b"v").ok_or(Kind::MissingKey("a.v"))?.to_vec();
-    let public_key = opt_array::<PUBLIC_KEY_LEN>(a, b"k", "a.k")?;
-    let signature = opt_array::<SIGNATURE_LEN>(a, b"sig", "a.sig")?;
-    // A put is mutable when it carries a key or a signature; then it needs all of k, sig, seq.
-    let mutable = if public_key.is_some() || signature.is_some() {
-        Some(MutableArgs {
-            public_key: public_key.ok_or(Kind::MissingKey("a.k"))?,
-            signature: signature.ok_or(Kind::MissingKey("a.sig"))?,
-            seq: req_int(a, b"seq", "a.seq")?,
-            salt: opt_bytes(a, b"salt", "a.salt")?
-                .unwrap_or_default()
-                .to_vec(),
-            cas: opt_int(a, b"cas", "a.cas")?,
-        })
-    } else {
-        None
-    };
-    Ok(PutArgs {
-        token,
-        value,
-        mutable,
-    })
-}
-
-fn response(top: &Dict<'_>) -> Result<Response, Kind> {
-    let r = dict_of(top, b"r", "r")?;
-    let token = match opt_bytes(r, b"token", "r.token")? {
+fn response(r: Field<'_>) -> Result<Response, Kind> {
+    let r = req_dict(r, "r")?;
+    let [id, k, nodes, nodes6, seq, sig, token, v, values] = r.fields([
+        b"id", b"k", b"nodes", b"nodes6", b"seq", b"sig", b"token", b"v", b"values",
+    ]);
+    let token = match opt_bytes(token, "r.token")? {
         Some(t) if t.len() > TOKEN_LEN_MAX => return Err(Kind::InvalidKey("r.token")),
         t => t.map(<[u8]>::to_vec),
     };
-    let peers = match opt(r, b"values") {
+    let peers = match values {
         None => Vec::new(),
         // Entries of another length or type are skipped, not fatal: the rest are still peers.
-        Some(Value::List(l)) => l
+        Some(values) => values
+            .as_list()
+            .ok_or(Kind::InvalidKey("r.values"))?
             .items()
-            .iter()
             .filter_map(|v| v.as_bytes().and_then(addr))
             .collect(),
-        Some(_) => return Err(Kind::InvalidKey("r.values")),
     };
     Ok(Response {
-        sender_id: req_id(r, b"id", "r.id")?,
-        nodes: opt_bytes(r, b"nodes", "r.nodes")?
+        sender_id: req_id(id, "r.id")?,
+        nodes: opt_bytes(nodes, "r.nodes")?
             .map_or_else(Vec::new, |b| compact_nodes(b, COMPACT_NODE_V4_LEN)),
-        nodes6: opt_bytes(r, b"nodes6", "r.nodes6")?
+        nodes6: opt_bytes(nodes6, "r.nodes6")?
             .map_or_else(Vec::new, |b| compact_nodes(b, COMPACT_NODE_V6_LEN)),
         token,
         peers,
-        value: r.get_raw(b"v").map(<[u8]>::to_vec),
-        public_key: opt_array::<PUBLIC_KEY_LEN>(r, b"k", "r.k")?,
-        signature: opt_array::<SIGNATURE_LEN>(r, b"sig", "r.sig")?,
-        seq: opt_int(r, b"seq", "r.seq")?,
+        value: v.map(|v| v.raw().to_vec()),
+        public_key: opt_array::<PUBLIC_KEY_LEN>(k, "r.k")?,
+        signature: opt_array::<SIGNATURE_LEN>(sig, "r.sig")?,
+        seq: opt_int(seq, "r.seq")?,
     })
 }
 
-fn error_body(top: &Dict<'_>) -> Result<ErrorBody, Kind> {
-    let e = match opt(top, b"e") {
-        Some(Value::List(l)) => l.items(),
-        Some(_) => return Err(Kind::InvalidKey("e")),
-        None => return Err(Kind::MissingKey("e")),
-    };
-    let code = match e.first() {
-        Some(Value::Int(code)) => *code,
-        _ => return Err(Kind::InvalidKey("e")),
-    };
+fn error_body(e: Field<'_>) -> Result<ErrorBody, Kind> {
+    let mut items = e
+        .ok_or(Kind::MissingKey("e"))?
+        .as_list()
+        .ok_or(Kind::InvalidKey("e"))?
+        .items();
+    let code = items
+        .next()
+        .and_then(|c| c.as_int())
+        .ok_or(Kind::InvalidKey("e"))?;
     // The message is for humans; a missing or non-UTF-8 one must not lose the code.
-    let message = match e.get(1) {
-        Some(Value::Bytes(m)) => String::from_utf8_lossy(m).into_owned(),
-        _ => String::new(),
-    };
+    let message = items
+        .next()
+        .and_then(|m| m.as_bytes())
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .unwrap_or_default();
     Ok(ErrorBody { code, message })
 }
