@@ -8,6 +8,10 @@
 //! came from, and every container also hands out its raw span ([`Dict::get_raw`],
 //! [`List::raw`], [`Dict::raw`]) so callers can keep the original bytes without re-encoding.
 //!
+//! Two ways in: [`decode`] builds a [`Value`] tree, and [`decode_raw`] runs the same strict
+//! check without allocating and returns a [`RawValue`] that reads fields lazily. The KRPC
+//! decoder uses the latter, which is what keeps a query's decode to a few hundred nanoseconds.
+//!
 //! Every bound is checked before the work it bounds: the input length first, then the nesting
 //! depth before descending, the element count before adding an element, and a string's length
 //! against the bytes that remain before slicing (nothing is allocated for a string: it is a
@@ -927,6 +931,37 @@ mod tests {
         assert_eq!(d.get(b"c").and_then(Value::as_int), Some(7));
         assert_eq!(d.get(b"z"), None);
         assert_eq!(d.raw(), &input[..]);
+    }
+
+    #[test]
+    fn raw_view_reads_fields_without_a_tree() {
+        let input = b"d1:ad1:xi1ee1:bl1:yi-2ee1:ci7e1:d0:e";
+        let d = decode_raw(input).unwrap().as_dict().unwrap();
+        let [a, b, z, d_] = d.fields([b"a", b"b", b"bb", b"d"]);
+        assert_eq!(a.map(|v| v.raw()), Some(&b"d1:xi1ee"[..]));
+        assert_eq!(z, None);
+        assert_eq!(d_.and_then(|v| v.as_bytes()), Some(&b""[..]));
+        let items: Vec<_> = b.unwrap().as_list().unwrap().items().collect();
+        assert_eq!(items[0].as_bytes(), Some(&b"y"[..]));
+        assert_eq!(items[1].as_int(), Some(-2));
+        assert_eq!(items.len(), 2);
+        assert_eq!(d.get(b"c").and_then(|v| v.as_int()), Some(7));
+        assert_eq!(d.get(b"a").and_then(|v| v.as_int()), None);
+        assert_eq!(d.get(b"cc"), None);
+        assert_eq!(d.entries().count(), 4);
+    }
+
+    #[test]
+    fn raw_view_and_tree_agree_on_raw_spans() {
+        let input = b"ld1:ki1eeli2ei3ee4:spame";
+        let tree = decode(input).unwrap();
+        let raw = decode_raw(input).unwrap();
+        let tree_items = tree.as_list().unwrap().items();
+        let raw_items: Vec<_> = raw.as_list().unwrap().items().collect();
+        assert_eq!(raw_items.len(), tree_items.len());
+        assert_eq!(raw_items[0].raw(), tree_items[0].as_dict().unwrap().raw());
+        assert_eq!(raw_items[1].raw(), tree_items[1].as_list().unwrap().raw());
+        assert_eq!(raw_items[2].as_bytes(), tree_items[2].as_bytes());
     }
 
     #[test]
