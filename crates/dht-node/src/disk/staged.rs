@@ -1,0 +1,321 @@
+//! A redb storage backend that can hold its writes back until the file has been checked.
+//!
+//! redb writes to a file the moment it opens it (it marks the header "in use", and repairs a file
+//! that was not closed cleanly), and again when it is dropped (it saves its allocator state).
+//! Opening a damaged store to find out that it is damaged would therefore change it, and could
+//! make a later repair throw away what the damage left. So [`DataDir`](super::DataDir) opens an
+//! existing store through this backend in staging mode: reads see the file as redb's writes would
+//! have left it, but the writes are only logged in memory. When every record has been read back
+//! and decoded, the log is replayed onto the file in the order redb issued it, syncs included
+//! (so the file passes through the same states, and is as crash-safe, as if redb had written it
+//! directly), and the backend passes everything through from then on. When the check fails, the
+//! log is dropped and the file is exactly as it was found.
+
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use redb::backends::FileBackend;
+use redb::StorageBackend;
+
+/// Bytes of writes staging may hold in memory. Opening a cleanly closed store stages one header
+/// write; repairing one stages the rewritten allocator pages and headers. A repair that needs more
+/// than this fails the open with an I/O error rather than exhausting memory.
+pub(crate) const STAGED_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Operations staging may hold (each write, resize or sync is one).
+pub(crate) const STAGED_OPS_MAX: usize = 1_000_000;
+
+/// One operation redb issued while staging.
+#[derive(Debug)]
+enum Op {
+    Write { offset: u64, data: Vec<u8> },
+    SetLen(u64),
+    Sync,
+}
+
+/// The writes held back, and the length the file would have.
+#[derive(Debug)]
+struct Staging {
+    /// The file's real length (the file does not change while staging).
+    file_len: u64,
+    /// The length the file would have if the log were applied.
+    len: u64,
+    ops: Vec<Op>,
+    bytes: usize,
+}
+
+#[derive(Debug)]
+enum Mode {
+    Staging(Staging),
+    PassThrough,
+}
+
+/// The switch shared between the backend (owned by redb) and the code that opened it.
+#[derive(Debug, Clone)]
+pub(crate) struct StagingHandle {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    file: FileBackend,
+    mode: Mutex<Mode>,
+}
+
+/// The backend given to redb.
+#[derive(Debug)]
+pub(crate) struct StagedFile {
+    shared: Arc<Shared>,
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Mode> {
+    // A panic while the lock is held (redb panicking on a damaged file, which the opener
+    // catches) leaves the mode itself consistent: every update below is a single assignment or
+    // push after the checks.
+    shared.mode.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl StagedFile {
+    /// A backend over `file` (already locked by [`FileBackend::new`]) that stages its writes,
+    /// and the handle that commits or drops them.
+    pub(crate) fn staging(file: FileBackend) -> io::Result<(StagedFile, StagingHandle)> {
+        let file_len = file.len()?;
+        let shared = Arc::new(Shared {
+            file,
+            mode: Mutex::new(Mode::Staging(Staging {
+                file_len,
+                len: file_len,
+                ops: Vec::new(),
+                bytes: 0,
+            })),
+        });
+        Ok((
+            StagedFile {
+                shared: shared.clone(),
+            },
+            StagingHandle { shared },
+        ))
+    }
+
+    /// A backend over `file` that writes through from the start (for a store being created).
+    pub(crate) fn pass_through(file: FileBackend) -> StagedFile {
+        StagedFile {
+            shared: Arc::new(Shared {
+                file,
+                mode: Mutex::new(Mode::PassThrough),
+            }),
+        }
+    }
+}
+
+impl StagingHandle {
+    /// Replays the staged operations onto the file in order, syncs it, and passes everything
+    /// through from now on. On an error the file holds a prefix of the log, which is a state redb
+    /// itself could have left by crashing at that point; the staging is kept (and never replayed
+    /// again), so that nothing more reaches the file.
+    pub(crate) fn commit(&self) -> io::Result<()> {
+        let mut mode = lock(&self.shared);
+        let Mode::Staging(staging) = &mut *mode else {
+            return Ok(());
+        };
+        let ops = std::mem::take(&mut staging.ops);
+        staging.bytes = 0;
+        let file = &self.shared.file;
+        for op in &ops {
+            match op {
+                Op::Write { offset, data } => file.write(*offset, data)?,
+                Op::SetLen(len) => file.set_len(*len)?,
+                Op::Sync => file.sync_data(false)?,
+            }
+        }
+        file.sync_data(false)?;
+        *mode = Mode::PassThrough;
+        Ok(())
+    }
+
+    /// Operations staged and not yet on the file.
+    #[cfg(test)]
+    pub(crate) fn staged_ops(&self) -> usize {
+        match &*lock(&self.shared) {
+            Mode::Staging(s) => s.ops.len(),
+            Mode::PassThrough => 0,
+        }
+    }
+}
+
+impl Staging {
+    fn push(&mut self, op: Op) -> io::Result<()> {
+        let bytes = match &op {
+            Op::Write { data, .. } => data.len(),
+            _ => 0,
+        };
+        if self.ops.len() >= STAGED_OPS_MAX || self.bytes + bytes > STAGED_BYTES_MAX {
+            return Err(io::Error::other(format!(
+                "opening the store needs more than {STAGED_OPS_MAX} operations or \
+                 {STAGED_BYTES_MAX} bytes of staged writes"
+            )));
+        }
+        self.bytes += bytes;
+        self.ops.push(op);
+        Ok(())
+    }
+
+    /// The file's bytes at `offset..offset + len` as the log would leave them.
+    fn read(&self, file: &FileBackend, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let end = offset
+            .checked_add(len as u64)
+            .filter(|&end| end <= self.len)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        let mut buf = if end <= self.file_len {
+            file.read(offset, len)?
+        } else {
+            // Past the real end of file the log's resizes extended it with zeros.
+            let mut buf = vec![0u8; len];
+            if offset < self.file_len {
+                let on_file = (self.file_len - offset) as usize;
+                buf[..on_file].copy_from_slice(&file.read(offset, on_file)?);
+            }
+            buf
+        };
+        // Apply the log in order: later writes win, and a shrink zeroes what it cut off (a later
+        // extension then reads zeros there, as a real file would).
+        for op in &self.ops {
+            match op {
+                Op::Write { offset: at, data } => {
+                    let w_end = at + data.len() as u64;
+                    let lo = (*at).max(offset);
+                    let hi = w_end.min(end);
+                    if lo < hi {
+                        let dst = (lo - offset) as usize..(hi - offset) as usize;
+                        let src = (lo - at) as usize..(hi - at) as usize;
+                        buf[dst].copy_from_slice(&data[src]);
+                    }
+                }
+                Op::SetLen(cut) => {
+                    if *cut < end {
+                        let from = cut.saturating_sub(offset) as usize;
+                        buf[from..].fill(0);
+                    }
+                }
+                Op::Sync => {}
+            }
+        }
+        Ok(buf)
+    }
+}
+
+impl StorageBackend for StagedFile {
+    fn len(&self) -> Result<u64, io::Error> {
+        match &*lock(&self.shared) {
+            Mode::Staging(s) => Ok(s.len),
+            Mode::PassThrough => self.shared.file.len(),
+        }
+    }
+
+    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, io::Error> {
+        match &*lock(&self.shared) {
+            Mode::Staging(s) => s.read(&self.shared.file, offset, len),
+            Mode::PassThrough => self.shared.file.read(offset, len),
+        }
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), io::Error> {
+        match &mut *lock(&self.shared) {
+            Mode::Staging(s) => {
+                s.push(Op::SetLen(len))?;
+                s.len = len;
+                Ok(())
+            }
+            Mode::PassThrough => self.shared.file.set_len(len),
+        }
+    }
+
+    fn sync_data(&self, eventual: bool) -> Result<(), io::Error> {
+        match &mut *lock(&self.shared) {
+            Mode::Staging(s) => s.push(Op::Sync),
+            Mode::PassThrough => self.shared.file.sync_data(eventual),
+        }
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
+        match &mut *lock(&self.shared) {
+            Mode::Staging(s) => {
+                let end = offset
+                    .checked_add(data.len() as u64)
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+                if end > s.len {
+                    // A real file grows on a write past its end; redb resizes first, but be exact.
+                    s.push(Op::SetLen(end))?;
+                    s.len = end;
+                }
+                s.push(Op::Write {
+                    offset,
+                    data: data.to_vec(),
+                })
+            }
+            Mode::PassThrough => self.shared.file.write(offset, data),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(
+        contents: &[u8],
+    ) -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        StagedFile,
+        StagingHandle,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, contents).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let (b, h) = StagedFile::staging(FileBackend::new(file).unwrap()).unwrap();
+        (dir, path, b, h)
+    }
+
+    #[test]
+    fn staged_writes_are_visible_to_reads_but_not_on_the_file() {
+        let (_dir, path, b, h) = backend(b"0123456789");
+        b.write(2, b"ab").unwrap();
+        b.write(8, b"xyz").unwrap();
+        assert_eq!(b.len().unwrap(), 11);
+        assert_eq!(b.read(0, 11).unwrap(), b"01ab4567xyz");
+        assert_eq!(std::fs::read(&path).unwrap(), b"0123456789");
+        assert_eq!(h.staged_ops(), 3);
+        drop(b);
+        drop(h);
+        assert_eq!(std::fs::read(&path).unwrap(), b"0123456789");
+    }
+
+    #[test]
+    fn a_shrink_then_grow_reads_zeros_where_it_cut() {
+        let (_dir, path, b, _h) = backend(b"0123456789");
+        b.set_len(4).unwrap();
+        b.set_len(8).unwrap();
+        assert_eq!(b.read(0, 8).unwrap(), b"0123\0\0\0\0");
+        assert!(b.read(6, 4).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"0123456789");
+    }
+
+    #[test]
+    fn commit_replays_the_log_and_then_writes_through() {
+        let (_dir, path, b, h) = backend(b"0123456789");
+        b.write(2, b"ab").unwrap();
+        b.set_len(6).unwrap();
+        b.sync_data(false).unwrap();
+        h.commit().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"01ab45");
+        b.write(0, b"Z").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"Z1ab45");
+        assert_eq!(h.staged_ops(), 0);
+    }
+}
