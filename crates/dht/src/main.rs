@@ -45,11 +45,25 @@ enum Command {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            // --help and --version print and succeed; real usage errors exit 2.
-            let code = if e.use_stderr() { 2 } else { 0 };
+        Err(e) if !e.use_stderr() => {
+            // --help and --version print to stdout and succeed.
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // A usage error: one plain line on stderr, exit 2.
+            let rendered = e.render().to_string();
+            let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut text = lines.next().unwrap_or("invalid arguments").to_string();
+            // "the following required arguments were not provided:" names them on the next line.
+            if text.ends_with(':') {
+                if let Some(next) = lines.next() {
+                    text = format!("{text} {next}");
+                }
+            }
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            eprintln!("dht: {text} (see dht --help)");
+            return ExitCode::from(2);
         }
     };
     let quiet_default = !matches!(cli.command, Command::Node(_));
