@@ -353,11 +353,20 @@ fn bad_arguments_exit_2_with_one_line_error() {
             "v",
         ],
     ];
+    // Every case is run and every violation listed, so one failure shows them all.
+    let mut violations = Vec::new();
     for args in cases {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let out = run_dht(dir.path(), &args, None, Some("off"));
-        assert_fails_with_one_line(&out, 2);
+        if out.code != Some(2) || !out.stdout.is_empty() || out.stderr_lines().len() != 1 {
+            violations.push(out.to_string());
+        }
     }
+    assert!(
+        violations.is_empty(),
+        "usage errors must exit 2 with one line on stderr and nothing on stdout:\n{}",
+        violations.join("\n")
+    );
 }
 
 #[test]

@@ -173,13 +173,24 @@ def session_settings(bootstrap):
     }
 
 
+def verbose_settings():
+    """With --verbose, also libtorrent's DHT log and every DHT packet, as alerts."""
+    return {
+        "alert_mask": ALERT_MASK
+        | lt.alert.category_t.dht_log_notification,
+    }
+
+
 class Node:
     """One libtorrent session and the commands the tests send it."""
 
     def __init__(self, bootstrap, verbose, save_path):
         self.verbose = verbose
         self.save_path = save_path
-        self.ses = lt.session(session_settings(bootstrap))
+        settings = session_settings(bootstrap)
+        if verbose:
+            settings.update(verbose_settings())
+        self.ses = lt.session(settings)
         # Announces received from other nodes, as "info_hash ip:port"; bounded by
         # INCOMING_ANNOUNCES_MAX, oldest dropped first.
         self.incoming_announces = []
