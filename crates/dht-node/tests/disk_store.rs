@@ -491,3 +491,72 @@ fn a_store_left_by_a_crash_reopens_with_its_committed_data() {
     let d = DataDir::open(tmp.path()).unwrap();
     assert_eq!(d.counts().unwrap().0, 11);
 }
+
+/// Writes `value` under `key` in `table` of the store of `dir`, with redb directly, behind the
+/// store's back, as a bug or another program might.
+fn tamper(dir: &Path, table: &str, key: &[u8], value: Option<&[u8]>) {
+    let db = redb::Database::open(dir.join(STORE_FILE)).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let def: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new(table);
+        let mut t = txn.open_table(def).unwrap();
+        match value {
+            Some(v) => {
+                t.insert(key, v).unwrap();
+            }
+            None => {
+                t.remove(key).unwrap();
+            }
+        }
+    }
+    txn.commit().unwrap();
+}
+
+#[test]
+fn a_record_that_fails_to_decode_is_refused_naming_its_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    drop(DataDir::open(tmp.path()).unwrap());
+    tamper(tmp.path(), "items", &[1; 20], Some(b"\x01garbage"));
+    let before = snapshot(tmp.path());
+    match DataDir::open(tmp.path()) {
+        Err(OpenError::Corrupt { detail, .. }) => assert!(detail.contains("items"), "{detail}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(snapshot(tmp.path()), before);
+}
+
+#[test]
+fn a_store_missing_a_table_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    drop(DataDir::open(tmp.path()).unwrap());
+    {
+        let db = redb::Database::open(tmp.path().join(STORE_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        let def: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("peers");
+        assert!(txn.delete_table(def).unwrap());
+        txn.commit().unwrap();
+    }
+    match DataDir::open(tmp.path()) {
+        Err(OpenError::Corrupt { detail, .. }) => assert!(detail.contains("peers"), "{detail}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_store_without_its_format_version_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    drop(DataDir::open(tmp.path()).unwrap());
+    tamper(tmp.path(), "meta", b"format", None);
+    match DataDir::open(tmp.path()) {
+        Err(OpenError::Corrupt { detail, .. }) => assert!(detail.contains("format"), "{detail}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_data_dir_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<DataDir>();
+    assert_send_sync::<OpenError>();
+    assert_send_sync::<dht_node::disk::DiskError>();
+}
