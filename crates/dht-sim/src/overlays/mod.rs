@@ -13,8 +13,8 @@
 //! ([`common`]); [`driver`] is a minimal fixed-latency network that runs any overlay for tests
 //! and static measurements.
 //!
-//! `pub mod kademlia;` (the adapter of `dht-proto`'s node, written by the engine's author) is
-//! declared here once `src/overlays/kademlia.rs` exists.
+//! Kademlia's adapter (`overlays/kademlia.rs`, the engine author's file) is declared in `lib.rs`
+//! with a `#[path]` attribute, so it is deliberately not declared here.
 
 pub mod can;
 pub mod chord;
