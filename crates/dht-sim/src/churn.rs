@@ -22,8 +22,13 @@ use crate::rng::SimRng;
 /// Weibull shape of session lengths (< 1: heavy-tailed, decreasing hazard).
 pub const SESSION_SHAPE: f64 = 0.8;
 
-/// Mean delay between a departure and the join that balances it, in seconds.
+/// Mean delay between a departure and the join that balances it, in seconds (at most; see
+/// [`Churn::join_delay_mean_s`]).
 pub const JOIN_DELAY_MEAN_S: f64 = 30.0;
+
+/// The balancing join's mean delay never exceeds this fraction of the mean session, so that
+/// under very short sessions (`bamboo`) the network does not shrink while joins wait.
+pub const JOIN_DELAY_SESSION_FRACTION: f64 = 0.05;
 
 /// Probability that a leaving node's state is kept aside so it can come back later.
 pub const SAVE_FRACTION: f64 = 0.5;
@@ -98,6 +103,11 @@ impl Churn {
         } else {
             f64::INFINITY
         }
+    }
+
+    /// Mean delay of the join that balances a departure, in seconds.
+    pub fn join_delay_mean_s(&self) -> f64 {
+        JOIN_DELAY_MEAN_S.min(self.mean_session_s() * JOIN_DELAY_SESSION_FRACTION)
     }
 
     /// Median session length in seconds.

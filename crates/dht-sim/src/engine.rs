@@ -18,7 +18,7 @@ use std::io::IsTerminal;
 use dht_proto::Id;
 
 use crate::checker::{judge_lookup, value_for, GetVerdict, ItemRecord, OwnerOracle, Reference};
-use crate::churn::{Churn, JOIN_DELAY_MEAN_S, REJOIN_FRACTION, SAVED_POOL_FRACTION, SAVE_FRACTION};
+use crate::churn::{Churn, REJOIN_FRACTION, SAVED_POOL_FRACTION, SAVE_FRACTION};
 use crate::config::{SimConfig, REPUBLISH_S, WORKLOAD_TAIL_S};
 use crate::live::LiveIndex;
 use crate::network::{Network, Partition};
@@ -344,7 +344,7 @@ impl<O: Overlay> Sim<O> {
                 ch.median_session_s() / 60.0,
                 SAVE_FRACTION,
                 REJOIN_FRACTION,
-                JOIN_DELAY_MEAN_S
+                ch.join_delay_mean_s()
             );
         } else {
             s += "churn: none\n";
@@ -486,7 +486,7 @@ impl<O: Overlay> Sim<O> {
                     let save = self.rng.chance(SAVE_FRACTION);
                     self.kill(node, save);
                     self.c.leaves += 1;
-                    let d = self.rng.exp(JOIN_DELAY_MEAN_S);
+                    let d = self.rng.exp(self.cfg.churn.join_delay_mean_s());
                     self.queue
                         .push(self.now + (d * 1e6) as u64, Ev::BalanceJoin);
                 }
