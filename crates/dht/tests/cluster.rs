@@ -10,7 +10,8 @@ mod common;
 use std::fs;
 
 use common::{
-    free_udp_port, immutable_key, is_hex, mutable_target, run_dht, Cluster, ID_HEX_LEN, KEY_HEX_LEN,
+    free_udp_port, immutable_key, is_hex, mutable_target, run_dht, Client, Cluster, ID_HEX_LEN,
+    KEY_HEX_LEN,
 };
 
 /// Nodes in the network of the tests that need churn.
@@ -78,6 +79,46 @@ fn immutable_put_through_one_node_is_found_through_another() {
         get.stdout,
         value.as_bytes(),
         "get must print the value's bytes exactly"
+    );
+
+    // The lookup's path toward the key: its format is free, but it must exist.
+    let lookup = c.client(3).run(&["lookup", &key]);
+    lookup.assert_success();
+    assert!(
+        !lookup.stdout.is_empty(),
+        "lookup must print its path: {lookup}"
+    );
+}
+
+#[test]
+fn clients_bootstrap_from_the_dht_bootstrap_variable() {
+    let c = Cluster::start(SMALL_CLUSTER_NODES);
+    let value = "found via DHT_BOOTSTRAP";
+    let put = c.client(1).run(&["put", value]);
+    put.assert_success();
+    let key = printed_key(&put);
+    // Comma-separated; the first address has nobody listening, so the client must go on
+    // to the next one.
+    let dead = free_udp_port();
+    let list = format!("127.0.0.1:{dead},{}", c.addr(2));
+    let get = Client::new(c.home())
+        .env("DHT_BOOTSTRAP", &list)
+        .run(&["get", &key]);
+    assert_eq!(get.code, Some(0), "{get}\n{}", c.logs());
+    assert_eq!(get.stdout, value.as_bytes());
+}
+
+#[test]
+fn node_exits_0_on_sigint() {
+    let mut c = Cluster::start(1);
+    let (status, extra_stdout) = c.take(0).stop("INT");
+    assert!(
+        status.success(),
+        "SIGINT must end the node cleanly (exit 0), got {status}"
+    );
+    assert!(
+        extra_stdout.is_empty(),
+        "unexpected stdout after the startup line: {extra_stdout:?}"
     );
 }
 

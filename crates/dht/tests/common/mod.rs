@@ -235,8 +235,14 @@ impl NodeProc {
 
     /// SIGTERM, then waits (bounded) for the exit. Returns the exit status and whatever
     /// the node printed on stdout after its startup line.
-    pub fn terminate(mut self) -> (ExitStatus, Vec<String>) {
-        send_signal(self.child.id(), "TERM");
+    pub fn terminate(self) -> (ExitStatus, Vec<String>) {
+        self.stop("TERM")
+    }
+
+    /// Sends `signal` ("TERM", "INT"), then waits (bounded) for the exit, like
+    /// [`NodeProc::terminate`].
+    pub fn stop(mut self, signal: &str) -> (ExitStatus, Vec<String>) {
+        send_signal(self.child.id(), signal);
         let Some(status) = wait_bounded(&mut self.child, NODE_SHUTDOWN_TIMEOUT) else {
             panic!(
                 "dht node (pid {}) still running {NODE_SHUTDOWN_TIMEOUT:?} after SIGTERM\n{}",
@@ -407,6 +413,7 @@ pub struct Client {
     bootstrap: Vec<SocketAddr>,
     home: PathBuf,
     log_filter: Option<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Client {
@@ -416,6 +423,7 @@ impl Client {
             bootstrap: Vec::new(),
             home: home.to_path_buf(),
             log_filter: None,
+            env: Vec::new(),
         }
     }
 
@@ -428,6 +436,13 @@ impl Client {
     /// Sets RUST_LOG for the child ("off" where a test counts the lines of stderr).
     pub fn log_filter(mut self, filter: &str) -> Client {
         self.log_filter = Some(filter.to_string());
+        self
+    }
+
+    /// Sets an environment variable for the child (e.g. `DHT_BOOTSTRAP`, which the
+    /// harness otherwise removes).
+    pub fn env(mut self, key: &str, value: &str) -> Client {
+        self.env.push((key.to_string(), value.to_string()));
         self
     }
 
@@ -444,16 +459,35 @@ impl Client {
             all.push("--bootstrap".into());
             all.push(b.to_string());
         }
-        run_dht(&self.home, &all, stdin, self.log_filter.as_deref())
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        run_dht_env(&self.home, &all, stdin, self.log_filter.as_deref(), &env)
     }
 }
 
 /// Runs the `dht` binary with `args` exactly as given, bounded by `CLIENT_TIMEOUT`.
 pub fn run_dht(home: &Path, args: &[String], stdin: Option<&[u8]>, log: Option<&str>) -> Output {
+    run_dht_env(home, args, stdin, log, &[])
+}
+
+/// [`run_dht`] with extra environment variables for the child.
+pub fn run_dht_env(
+    home: &Path,
+    args: &[String],
+    stdin: Option<&[u8]>,
+    log: Option<&str>,
+    env: &[(&str, &str)],
+) -> Output {
     let cmdline = format!("dht {}", args.join(" "));
     let mut cmd = Command::new(dht_bin());
     cmd.args(args);
     child_env(&mut cmd, home);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     match (log, std::env::var_os("RUST_LOG")) {
         (Some(filter), _) => {
             cmd.env("RUST_LOG", filter);
