@@ -143,7 +143,6 @@ impl Driver {
                     local_addr: self.socket.local_addr().unwrap_or(([0, 0, 0, 0], 0).into()),
                     contacts: table.len(),
                     buckets: table.bucket_count(),
-                    table: table.contacts().map(|c| c.info()).collect(),
                     items: self.node.storage().item_count(),
                     info_hashes: self.node.storage().info_hash_count(),
                     stats: self.node.stats(),
@@ -151,6 +150,10 @@ impl Driver {
                     external_addr: self.node.external_addr(),
                     read_only: self.node.config().read_only,
                 });
+            }
+            Request::Table(tx) => {
+                let table = self.node.routing_table();
+                let _ = tx.send(table.contacts().map(|c| c.info()).collect());
             }
             Request::Shutdown(_) => {}
         }

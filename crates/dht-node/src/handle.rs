@@ -23,6 +23,7 @@ pub(crate) enum Request {
         reply: oneshot::Sender<Result<Event, CommandError>>,
     },
     Status(oneshot::Sender<Status>),
+    Table(oneshot::Sender<Vec<NodeInfo>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -37,8 +38,6 @@ pub struct Status {
     pub contacts: usize,
     /// Buckets in the routing table.
     pub buckets: usize,
-    /// The routing table's contacts.
-    pub table: Vec<NodeInfo>,
     /// BEP 44 items held for others.
     pub items: usize,
     /// Info-hashes with peers held for others.
@@ -291,6 +290,16 @@ impl Dht {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Request::Status(tx))
+            .await
+            .map_err(|_| CommandError::Stopped)?;
+        rx.await.map_err(|_| CommandError::Stopped)
+    }
+
+    /// The routing table's contacts.
+    pub async fn routing_table(&self) -> Result<Vec<NodeInfo>, CommandError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Table(tx))
             .await
             .map_err(|_| CommandError::Stopped)?;
         rx.await.map_err(|_| CommandError::Stopped)

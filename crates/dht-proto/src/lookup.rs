@@ -99,6 +99,10 @@ pub struct Lookup {
     responses: u32,
     timed_out: Vec<NodeInfo>,
     trace: Option<Vec<TraceEvent>>,
+    /// Set once a reply brought nothing closer than the closest already seen: from then on the
+    /// lookup asks all of the k closest it has not asked yet at once, as the Kademlia paper's
+    /// lookup does, instead of α at a time.
+    converging: bool,
 }
 
 impl Lookup {
@@ -122,6 +126,7 @@ impl Lookup {
             responses: 0,
             timed_out: Vec::new(),
             trace: traced.then(Vec::new),
+            converging: false,
         };
         for s in seeds {
             l.add_candidate(*s, 1);
@@ -192,7 +197,8 @@ impl Lookup {
 
     /// The next node to ask, if a slot is free and a useful candidate is left.
     pub fn next_request(&mut self) -> Option<NodeInfo> {
-        if self.is_done() || self.in_flight() >= self.alpha {
+        let limit = if self.converging { self.k } else { self.alpha };
+        if self.is_done() || self.in_flight() >= limit {
             return None;
         }
         // Only candidates among the k closest not-failed ones are worth asking.
@@ -242,11 +248,15 @@ impl Lookup {
         let round = self.candidates[i].round;
         self.candidates[i].state = State::Responded;
         self.candidates[i].token = token;
+        let best_before = self.closest_alive_distance();
         let mut new = 0;
         for n in nodes {
             if n.id != from.id && self.add_candidate(*n, round + 1) {
                 new += 1;
             }
+        }
+        if self.closest_alive_distance() == best_before {
+            self.converging = true;
         }
         if let Some(t) = self.trace.as_mut().filter(|t| t.len() < TRACE_MAX) {
             t.push(TraceEvent::Answered {
@@ -256,6 +266,13 @@ impl Lookup {
                 new,
             });
         }
+    }
+
+    fn closest_alive_distance(&self) -> Option<Distance> {
+        self.candidates
+            .iter()
+            .find(|c| c.state != State::Failed)
+            .map(|c| c.distance)
     }
 
     /// The request to `node` failed (timed out or answered with an error).
@@ -375,12 +392,16 @@ mod tests {
         let seeds: Vec<NodeInfo> = (0..8).map(|i| all[i * 7]).collect();
         let mut l = Lookup::new(Instant::ZERO, target, 8, 3, &seeds, false);
         let index_of = |n: &NodeInfo| all.iter().position(|m| m == n).unwrap() as u32;
-        for _step in 0..10_000 {
+        for step in 0..10_000 {
             let mut batch = Vec::new();
             while let Some(n) = l.next_request() {
                 batch.push(n);
             }
-            assert!(batch.len() <= 3, "more than alpha requests at once");
+            if step == 0 {
+                assert_eq!(batch.len(), 3, "a lookup starts with alpha requests");
+            }
+            // Once converging, the paper's lookup asks all of the k closest at once.
+            assert!(batch.len() <= 8, "more than k requests at once");
             if batch.is_empty() {
                 break;
             }

@@ -325,18 +325,52 @@ impl RoutingTable {
     }
 
     /// Up to `count` contacts closest to `target`, closest first, bad contacts left out.
+    ///
+    /// Walks the buckets in order of distance instead of sorting the whole table. With `p` the
+    /// target's bucket: the contacts of bucket `p` share at least `p + 1` bits with the target;
+    /// those of every deeper bucket share exactly `p`; those of a shallower bucket `i` share
+    /// exactly `i`. So the tiers are bucket `p`, then all deeper buckets together, then buckets
+    /// `p - 1` down to 0, and only within a tier is sorting needed.
     pub fn closest(&self, now: Instant, target: &Id, count: usize) -> Vec<NodeInfo> {
-        let mut all: Vec<(crate::id::Distance, NodeInfo)> = self
-            .contacts()
-            .filter(|c| c.standing(now) != Standing::Bad)
-            .map(|c| (c.id.distance(target), c.info()))
-            .collect();
-        if all.len() > count {
-            all.select_nth_unstable_by(count, |a, b| a.0.cmp(&b.0));
-            all.truncate(count);
+        let mut out: Vec<NodeInfo> = Vec::with_capacity(count);
+        let mut tier: Vec<(crate::id::Distance, NodeInfo)> = Vec::with_capacity(K * 2);
+        let last = self.buckets.len() - 1;
+        let p = self.bucket_index(target);
+        let mut take_tier = |tier: &mut Vec<(crate::id::Distance, NodeInfo)>,
+                             out: &mut Vec<NodeInfo>| {
+            tier.sort_unstable_by_key(|a| a.0);
+            for (_, n) in tier.drain(..) {
+                if out.len() == count {
+                    break;
+                }
+                out.push(n);
+            }
+            out.len() == count
+        };
+        let mut add = |tier: &mut Vec<(crate::id::Distance, NodeInfo)>, b: &Bucket| {
+            for c in &b.contacts {
+                if c.standing(now) != Standing::Bad {
+                    tier.push((c.id.distance(target), c.info()));
+                }
+            }
+        };
+        add(&mut tier, &self.buckets[p]);
+        if take_tier(&mut tier, &mut out) {
+            return out;
         }
-        all.sort_unstable_by_key(|a| a.0);
-        all.into_iter().map(|(_, n)| n).collect()
+        for b in &self.buckets[(p + 1).min(last + 1)..] {
+            add(&mut tier, b);
+        }
+        if take_tier(&mut tier, &mut out) {
+            return out;
+        }
+        for b in self.buckets[..p].iter().rev() {
+            add(&mut tier, b);
+            if take_tier(&mut tier, &mut out) {
+                return out;
+            }
+        }
+        out
     }
 
     /// Buckets that saw no change for [`BUCKET_REFRESH_AFTER`]: for each, a random target in
@@ -389,7 +423,7 @@ fn push_replacement(list: &mut Vec<Contact>, contact: Contact) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{rngs::SmallRng, SeedableRng};
+    use rand::{rngs::SmallRng, RngCore, SeedableRng};
 
     fn addr(i: u32) -> SocketAddr {
         SocketAddr::from(([1, (i >> 16) as u8, (i >> 8) as u8, i as u8], 6881))
@@ -524,6 +558,37 @@ mod tests {
         t.failed(Instant::ZERO, &got[0].id, got[0].addr);
         let again = t.closest(Instant::ZERO, &target, 8);
         assert!(!again.contains(&got[0]));
+    }
+
+    #[test]
+    fn closest_matches_a_brute_force_sort_for_many_targets() {
+        let mut rng = SmallRng::seed_from_u64(21);
+        for round in 0..20 {
+            let own = Id::random(&mut rng);
+            let mut t = RoutingTable::new(own, RoutingConfig::default());
+            for i in 0..(50 + round * 40) {
+                // Half the contacts near our own ID, so deep buckets fill too.
+                let id = if i % 2 == 0 {
+                    own.random_in_bucket(rng.next_u32() as usize % 24, &mut rng)
+                } else {
+                    Id::random(&mut rng)
+                };
+                t.heard_from(Instant::ZERO, info(id, i as u32), Heard::Response);
+            }
+            for _ in 0..20 {
+                let target = if rng.next_u32() % 2 == 0 {
+                    Id::random(&mut rng)
+                } else {
+                    own.random_in_bucket(rng.next_u32() as usize % 30, &mut rng)
+                };
+                for count in [1, 8, 16, 1000] {
+                    let mut all: Vec<NodeInfo> = t.contacts().map(Contact::info).collect();
+                    all.sort_by_key(|n| n.id.distance(&target));
+                    all.truncate(count);
+                    assert_eq!(t.closest(Instant::ZERO, &target, count), all);
+                }
+            }
+        }
     }
 
     #[test]
