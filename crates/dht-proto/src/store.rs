@@ -192,7 +192,10 @@ impl Storage {
         }
         let usage = self.sources.get(&item.source).copied().unwrap_or_default();
         let (add_items, add_bytes) = if same_source {
-            (0, bytes.saturating_sub(old.map_or(0, |o| o.value.value().len() as u64)))
+            (
+                0,
+                bytes.saturating_sub(old.map_or(0, |o| o.value.value().len() as u64)),
+            )
         } else {
             (1, bytes)
         };
@@ -233,8 +236,7 @@ impl Storage {
 
     /// Adds or refreshes `peer` for `info_hash`. Returns false if a limit refused it.
     pub fn add_peer(&mut self, info_hash: Id, peer: SocketAddr, expires: Instant) -> bool {
-        if !self.peers.contains_key(&info_hash) && self.peers.len() >= self.limits.info_hashes_max
-        {
+        if !self.peers.contains_key(&info_hash) && self.peers.len() >= self.limits.info_hashes_max {
             return false;
         }
         let list = self.peers.entry(info_hash).or_default();
@@ -335,7 +337,10 @@ mod tests {
         let mut s = Storage::new(limits, false);
         s.put_item(item(1, "1.1.1.1", 10)).unwrap();
         s.put_item(item(2, "1.1.1.1", 10)).unwrap();
-        assert_eq!(s.put_item(item(3, "1.1.1.1", 10)), Err(StoreError::SourceLimit));
+        assert_eq!(
+            s.put_item(item(3, "1.1.1.1", 10)),
+            Err(StoreError::SourceLimit)
+        );
         s.put_item(item(3, "2.2.2.2", 10)).unwrap();
         // Replacing one's own item does not count twice.
         s.put_item(item(2, "1.1.1.1", 12)).unwrap();
@@ -345,7 +350,11 @@ mod tests {
     fn expiry_removes_items_and_peers_and_journals_it() {
         let mut s = Storage::new(StoreLimits::default(), true);
         s.put_item(item(1, "1.1.1.1", 10)).unwrap();
-        s.add_peer(Id([5; 20]), "3.3.3.3:1".parse().unwrap(), Instant::ZERO + PEER_LIFETIME);
+        s.add_peer(
+            Id([5; 20]),
+            "3.3.3.3:1".parse().unwrap(),
+            Instant::ZERO + PEER_LIFETIME,
+        );
         s.expire(Instant::ZERO + ITEM_LIFETIME);
         assert_eq!(s.item_count(), 0);
         assert!(s.peers(&Id([5; 20]), 10).is_empty());
