@@ -336,8 +336,8 @@ impl RoutingTable {
         let mut tier: Vec<(crate::id::Distance, NodeInfo)> = Vec::with_capacity(K * 2);
         let last = self.buckets.len() - 1;
         let p = self.bucket_index(target);
-        let mut take_tier = |tier: &mut Vec<(crate::id::Distance, NodeInfo)>,
-                             out: &mut Vec<NodeInfo>| {
+        let take_tier = |tier: &mut Vec<(crate::id::Distance, NodeInfo)>,
+                         out: &mut Vec<NodeInfo>| {
             tier.sort_unstable_by_key(|a| a.0);
             for (_, n) in tier.drain(..) {
                 if out.len() == count {
@@ -347,7 +347,7 @@ impl RoutingTable {
             }
             out.len() == count
         };
-        let mut add = |tier: &mut Vec<(crate::id::Distance, NodeInfo)>, b: &Bucket| {
+        let add = |tier: &mut Vec<(crate::id::Distance, NodeInfo)>, b: &Bucket| {
             for c in &b.contacts {
                 if c.standing(now) != Standing::Bad {
                     tier.push((c.id.distance(target), c.info()));
