@@ -17,6 +17,8 @@
 //! against the bytes that remain before slicing (nothing is allocated for a string: it is a
 //! borrow of the input).
 
+use std::cmp::Ordering;
+
 use thiserror::Error;
 
 /// Longest input [`decode`] accepts, in bytes: a UDP datagram carries at most 65,507 bytes, so
@@ -360,13 +362,13 @@ impl<'a> RawDict<'a> {
         let mut next = 0;
         // Both sides are sorted, so one merge walk visits each entry and each key once.
         for (k, v) in self.entries() {
-            while next < N && keys[next] < k {
+            while next < N && key_cmp(keys[next], k) == Ordering::Less {
                 next += 1;
             }
             if next == N {
                 break;
             }
-            if keys[next] == k {
+            if key_cmp(keys[next], k) == Ordering::Equal {
                 out[next] = Some(v);
                 next += 1;
             }
@@ -422,6 +424,19 @@ impl<'a> Iterator for RawEntries<'a> {
             },
         ))
     }
+}
+
+/// Byte-order comparison of dictionary keys. KRPC keys are a few bytes long, where this
+/// inlined loop is several times faster than the `memcmp` call of `<[u8]>::cmp` (which showed
+/// as an eighth of a query's decode time in a profile).
+#[inline]
+fn key_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// The position just past the value starting at `pos`, walking containers iteratively (an
@@ -575,7 +590,7 @@ impl Validator<'_> {
                     }
                     self.count_element()?;
                     let (key, next) = parse_bytes(self.input, self.pos)?;
-                    if last_key.is_some_and(|last| last >= key) {
+                    if last_key.is_some_and(|last| key_cmp(last, key) != Ordering::Less) {
                         return Err(BencodeError::UnsortedKeys);
                     }
                     last_key = Some(key);
