@@ -65,6 +65,15 @@ fn libtorrent_sessions_find_each_others_items_on_loopback() {
     let mut b = LtNode::start(dir.path(), "lt-b", &[a.addr()]);
     let mut c = LtNode::start(dir.path(), "lt-c", &[a.addr()]);
     a.cmd(json!({"cmd": "add_node", "addr": b.addr().to_string()}));
+    // A put goes only to nodes in the session's routing table; under load the first
+    // exchanges can take a while, so wait (bounded) until every table holds someone.
+    for (name, lt) in [("a", &mut a), ("b", &mut b), ("c", &mut c)] {
+        let n = lt.cmd(json!({"cmd": "wait_nodes", "min": 1}))["nodes"].as_u64();
+        assert!(
+            n >= Some(1),
+            "libtorrent session {name} found no node on loopback"
+        );
+    }
     let put = a.cmd(json!({"cmd": "put_immutable", "value": "between libtorrents"}));
     assert_eq!(put["target"], immutable_key(b"between libtorrents"));
     assert!(
