@@ -205,7 +205,7 @@ impl Lookup {
         let mut alive_seen = 0;
         let mut pick = None;
         for (i, c) in self.candidates.iter().enumerate() {
-            if c.state == State::Failed {
+            if matches!(c.state, State::Failed | State::InFlight { stalled: true }) {
                 continue;
             }
             if alive_seen >= self.k {
@@ -301,15 +301,17 @@ impl Lookup {
         }
     }
 
-    /// Whether the lookup has ended: the k closest candidates that did not fail have all
-    /// answered, or no candidate is left to ask and nothing is in flight.
+    /// Whether the lookup has ended: the k closest candidates that neither failed nor stalled
+    /// have all answered, or no candidate is left to ask and nothing is in flight un-stalled.
     pub fn is_done(&self) -> bool {
         let mut alive_seen = 0;
         for c in &self.candidates {
             match c.state {
-                State::Failed => continue,
+                // A stalled request counts as failed here: the lookup does not wait for it
+                // (its reply is still used if it comes before the lookup ends).
+                State::Failed | State::InFlight { stalled: true } => continue,
                 State::Responded => {}
-                State::NotAsked | State::InFlight { .. } => return false,
+                State::NotAsked | State::InFlight { stalled: false } => return false,
             }
             alive_seen += 1;
             if alive_seen >= self.k {

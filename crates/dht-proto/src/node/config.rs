@@ -48,7 +48,7 @@ impl Default for Config {
             k: crate::routing::K,
             alpha: 3,
             request_timeout: Duration::from_secs(2),
-            request_stall: Duration::from_millis(750),
+            request_stall: Duration::from_millis(500),
             read_only: false,
             enforce_bep42: false,
             routing: RoutingConfig::default(),
