@@ -213,6 +213,8 @@ impl RoutingTable {
             if how == Heard::Response {
                 c.verified = true;
                 c.failures = 0;
+                // BEP 5: a bucket is fresh when one of its nodes answered us.
+                self.buckets[index].last_changed = now;
             }
             return Insert::Refreshed;
         }
@@ -374,14 +376,24 @@ impl RoutingTable {
     }
 
     /// Buckets that saw no change for [`BUCKET_REFRESH_AFTER`]: for each, a random target in
-    /// its range to look up. Marks them as refreshed now, so each is returned once per period.
-    pub fn take_refresh_targets(&mut self, now: Instant, rng: &mut impl rand::RngCore) -> Vec<Id> {
+    /// its range and the contact of the bucket heard from longest ago (if any), to ask for it.
+    /// Marks them as refreshed now, so each is returned once per period.
+    pub fn take_refresh_targets(
+        &mut self,
+        now: Instant,
+        rng: &mut impl rand::RngCore,
+    ) -> Vec<(Id, Option<NodeInfo>)> {
         let mut targets = Vec::new();
         let own = self.own_id;
         for (i, b) in self.buckets.iter_mut().enumerate() {
             if now - b.last_changed >= BUCKET_REFRESH_AFTER {
                 b.last_changed = now;
-                targets.push(own.random_in_bucket(i, rng));
+                let oldest = b
+                    .contacts
+                    .iter()
+                    .min_by_key(|c| c.last_seen)
+                    .map(Contact::info);
+                targets.push((own.random_in_bucket(i, rng), oldest));
             }
         }
         targets

@@ -67,11 +67,6 @@ pub(super) struct Command {
 }
 
 impl Command {
-    /// Started by the node itself (refresh, republish, re-bootstrap): no event is reported.
-    pub(super) fn is_internal(&self) -> bool {
-        self.internal
-    }
-
     fn method(&self) -> Method {
         let target = self.lookup.target();
         match self.kind {
@@ -486,7 +481,10 @@ impl Node {
         }
         self.heard_from(now, responder, Heard::Response);
         match p.purpose {
-            Purpose::Ping => {}
+            Purpose::Ping => {
+                // A refresh's find_node reply: its contacts fill the bucket's gaps.
+                let _ = self.usable_nodes(now, &r);
+            }
             Purpose::Seed(q) => {
                 let mut nodes = self.usable_nodes(now, &r);
                 nodes.push(responder);
