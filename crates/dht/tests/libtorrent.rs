@@ -20,17 +20,18 @@ use serde_json::json;
 
 /// Our nodes in each test network; libtorrent joins them as one more.
 const OUR_NODES: usize = 3;
-/// How many of our nodes libtorrent must have in its routing table before a test acts:
-/// the one it bootstrapped from and at least one learnt from that node's find_node reply.
-const LT_TABLE_MIN: u64 = 2;
+/// How many of our nodes libtorrent must hold in its routing table before a test acts:
+/// all of them, the one it was given and the others learnt from that node's replies.
+const LT_TABLE_MIN: usize = OUR_NODES;
 /// Attempts of a `dht peers` right after libtorrent announced: its announce_peer messages
 /// were sent when the announce command returns, but may still be in flight.
 const PEERS_ATTEMPTS_MAX: usize = 5;
 /// Pause between those attempts.
 const PEERS_RETRY_PAUSE: Duration = Duration::from_millis(500);
 
-/// A network of our nodes with a libtorrent session that bootstrapped from node 0 and
-/// knows at least `LT_TABLE_MIN` of them; `None` when libtorrent is unavailable (skip).
+/// A network of our nodes with a libtorrent session that was given node 0 and holds at
+/// least `LT_TABLE_MIN` of them in its routing table; `None` when libtorrent is
+/// unavailable (skip).
 fn network() -> Option<(Cluster, LtNode)> {
     if !libtorrent_available() {
         return None;
@@ -38,7 +39,7 @@ fn network() -> Option<(Cluster, LtNode)> {
     let c = Cluster::start(OUR_NODES);
     let mut lt = LtNode::start(c.dir.path(), "libtorrent", &[c.addr(0)]);
     let reply = lt.cmd(json!({"cmd": "wait_nodes", "min": LT_TABLE_MIN}));
-    let nodes = reply["nodes"].as_u64().unwrap_or(0);
+    let nodes = reply["nodes"].as_u64().unwrap_or(0) as usize;
     assert!(
         nodes >= LT_TABLE_MIN,
         "libtorrent knows {nodes} of our {OUR_NODES} nodes after bootstrapping from one; \

@@ -138,14 +138,16 @@ def ed25519_keypair(seed):
 # --- the session ----------------------------------------------------------------------
 
 
-def session_settings(bootstrap):
+def session_settings():
     """The settings a private loopback network needs; each one says why."""
     return {
         # Only loopback: the tests never touch a real network interface.
         "listen_interfaces": "127.0.0.1:0",
         "enable_dht": True,
-        # No public routers: the session must know only the nodes the test gives it.
-        "dht_bootstrap_nodes": bootstrap,
+        # No routers at all: the session must know only the nodes the test gives it, and
+        # those go in through add_dht_node (see main) so they can enter the routing
+        # table; libtorrent never stores a router's endpoint in its table.
+        "dht_bootstrap_nodes": "",
         # Every node of the test network shares the IP 127.0.0.1. With these on (the
         # default), libtorrent keeps one routing-table entry per IP (and per /24 inside a
         # bucket) and one lookup result per IP, so it would see a single node.
@@ -184,10 +186,10 @@ def verbose_settings():
 class Node:
     """One libtorrent session and the commands the tests send it."""
 
-    def __init__(self, bootstrap, verbose, save_path):
+    def __init__(self, verbose, save_path):
         self.verbose = verbose
         self.save_path = save_path
-        settings = session_settings(bootstrap)
+        settings = session_settings()
         if verbose:
             settings.update(verbose_settings())
         self.ses = lt.session(settings)
@@ -400,15 +402,14 @@ def main():
 
     # A torrent added for `announce` needs a save path; it never downloads anything.
     save_dir = tempfile.TemporaryDirectory(prefix="lt_node-")
-    node = Node(",".join(args.bootstrap), args.verbose, save_dir.name)
+    node = Node(args.verbose, save_dir.name)
     end = time.monotonic() + args.max_seconds
     # The UDP socket is open once listen_port() is known; bounded by max-seconds.
     while node.ses.listen_port() == 0 and time.monotonic() < end:
         time.sleep(0.05)
     for b in args.bootstrap:
-        # add_dht_node makes the bootstrap node an ordinary routing-table candidate;
-        # a node listed only in dht_bootstrap_nodes is a "router" that libtorrent never
-        # stores in its table.
+        # add_dht_node pings the node; once it answers, it is an ordinary routing-table
+        # entry that libtorrent's own lookups start from.
         node.cmd_add_node({"addr": b})
     emit({"event": "ready", "port": node.ses.listen_port(), "node_id": node.node_id(),
           "version": lt.__version__})
