@@ -18,8 +18,37 @@ pub const ID_BITS: usize = ID_LEN * 8;
 pub struct Id(pub [u8; ID_LEN]);
 
 /// The XOR distance between two identifiers; compares as a big-endian 160-bit number.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Debug)]
 pub struct Distance(pub [u8; ID_LEN]);
+
+impl Distance {
+    /// The distance as (high 64 bits, middle 64 bits, low 32 bits): comparing these tuples
+    /// orders distances like the 160-bit numbers, in three integer comparisons instead of a
+    /// byte-wise memcmp (distance comparisons are the lookup's and the table's hottest path).
+    #[inline]
+    fn words(&self) -> (u64, u64, u32) {
+        let b = &self.0;
+        (
+            u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            u64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]),
+            u32::from_be_bytes([b[16], b[17], b[18], b[19]]),
+        )
+    }
+}
+
+impl Ord for Distance {
+    #[inline]
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.words().cmp(&other.words())
+    }
+}
+
+impl PartialOrd for Distance {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Id {
     /// The identifier with every bit zero.
@@ -282,6 +311,22 @@ mod tests {
         let mut c = b;
         c.0[19] = 1;
         assert!(a.distance(&b) < a.distance(&c));
+    }
+
+    #[test]
+    fn distance_order_is_the_order_of_the_bytes() {
+        let mut rng = SmallRng::seed_from_u64(5);
+        for _ in 0..10_000 {
+            let mut a = Id::random(&mut rng).distance(&Id::ZERO);
+            let mut b = Id::random(&mut rng).distance(&Id::ZERO);
+            // Share a random-length prefix so later words get compared too.
+            let shared = (rng.next_u32() % 21) as usize;
+            b.0[..shared].copy_from_slice(&a.0[..shared]);
+            if rng.next_u32() % 7 == 0 {
+                a = b;
+            }
+            assert_eq!(a.cmp(&b), a.0.cmp(&b.0));
+        }
     }
 
     #[test]

@@ -334,12 +334,29 @@ impl RoutingTable {
     /// exactly `i`. So the tiers are bucket `p`, then all deeper buckets together, then buckets
     /// `p - 1` down to 0, and only within a tier is sorting needed.
     pub fn closest(&self, now: Instant, target: &Id, count: usize) -> Vec<NodeInfo> {
+        self.closest_where(now, target, count, |_| true)
+    }
+
+    /// Like [`RoutingTable::closest`], counting only contacts whose address `keep` accepts
+    /// (for example one address family).
+    pub fn closest_where(
+        &self,
+        now: Instant,
+        target: &Id,
+        count: usize,
+        keep: impl Fn(&SocketAddr) -> bool,
+    ) -> Vec<NodeInfo> {
         let mut out: Vec<NodeInfo> = Vec::with_capacity(count);
         let mut tier: Vec<(crate::id::Distance, NodeInfo)> = Vec::with_capacity(K * 2);
         let last = self.buckets.len() - 1;
         let p = self.bucket_index(target);
         let take_tier = |tier: &mut Vec<(crate::id::Distance, NodeInfo)>,
                          out: &mut Vec<NodeInfo>| {
+            let needed = count - out.len();
+            if tier.len() > needed {
+                tier.select_nth_unstable_by_key(needed, |a| a.0);
+                tier.truncate(needed);
+            }
             tier.sort_unstable_by_key(|a| a.0);
             for (_, n) in tier.drain(..) {
                 if out.len() == count {
@@ -351,7 +368,7 @@ impl RoutingTable {
         };
         let add = |tier: &mut Vec<(crate::id::Distance, NodeInfo)>, b: &Bucket| {
             for c in &b.contacts {
-                if c.standing(now) != Standing::Bad {
+                if c.standing(now) != Standing::Bad && keep(&c.addr) {
                     tier.push((c.id.distance(target), c.info()));
                 }
             }

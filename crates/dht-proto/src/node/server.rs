@@ -119,12 +119,15 @@ impl Node {
             v6: from.is_ipv6(),
         });
         let k = self.config.k;
-        for n in self.table.closest(now, target, k * 2) {
-            if n.addr.is_ipv4() && want.v4 && r.nodes.len() < k {
-                r.nodes.push(n);
-            } else if n.addr.is_ipv6() && want.v6 && r.nodes6.len() < k {
-                r.nodes6.push(n);
-            }
+        if want.v4 {
+            r.nodes = self
+                .table
+                .closest_where(now, target, k, SocketAddr::is_ipv4);
+        }
+        if want.v6 {
+            r.nodes6 = self
+                .table
+                .closest_where(now, target, k, SocketAddr::is_ipv6);
         }
     }
 
