@@ -3,13 +3,18 @@
 //!
 //! Each turn: receive a batch of datagrams (the first awaited, the rest taken while the socket
 //! has them, up to [`RECV_BATCH_MAX`]) and hand each to the node; commit the batch's store
-//! changes in one transaction; only then send the batch's datagrams. So a put is acknowledged
-//! only once durable, and one disk sync covers a whole batch (group commit).
+//! changes in one transaction; only then send the batch's datagrams; then deliver the events.
+//! So a put is acknowledged only once durable, and one disk sync covers a whole batch (group
+//! commit).
+//!
+//! The socket I/O is batched ([`crate::udp`]): on Linux a turn of [`RECV_BATCH_MAX`] datagrams
+//! costs `RECV_BATCH_MAX / RECV_SLOTS` `recvmmsg` calls and one `sendmmsg` call per
+//! [`udp::SEND_CHUNK_MAX`] replies, instead of one system call per datagram each way.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use dht_proto::node::{Event, Node, QueryId};
+use dht_proto::node::{Event, Node, QueryId, Transmit};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -17,12 +22,17 @@ use crate::clock::Clock;
 use crate::disk::DataDir;
 use crate::error::CommandError;
 use crate::handle::{Request, Status};
+use crate::udp::{self, RecvBatch, RECV_SLOTS};
 
 /// Datagrams handled per turn before the driver commits and sends.
 pub const RECV_BATCH_MAX: usize = 256;
 
-/// Largest datagram read; longer ones are truncated by the OS and then fail to decode.
-const DATAGRAM_LEN_MAX: usize = 64 * 1024;
+/// Receive calls per turn: enough slots for [`RECV_BATCH_MAX`] datagrams.
+const RECV_CALLS_PER_TURN: usize = RECV_BATCH_MAX.div_ceil(RECV_SLOTS);
+
+/// Transmits taken from the node and handed to the socket at once; a turn with more sends
+/// them in several rounds.
+const TRANSMITS_PER_SEND: usize = RECV_BATCH_MAX;
 
 /// How often the routing table is saved (and once more at shutdown).
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(5 * 60);
@@ -41,6 +51,20 @@ pub(crate) struct Driver {
     bootstrapped: watch::Sender<Option<usize>>,
     next_snapshot: std::time::Instant,
     changes: Vec<dht_proto::store::StoreChange>,
+    /// The datagrams of the turn being sent, at most [`TRANSMITS_PER_SEND`].
+    outgoing: Vec<Transmit>,
+    counters: IoCounters,
+}
+
+/// Socket-level failures, which the node's own counters cannot see. Logged when the node stops.
+#[derive(Debug, Default, Clone, Copy)]
+struct IoCounters {
+    /// Receive calls that failed with a real error (not "nothing to read").
+    recv_errors: u64,
+    /// Datagrams the OS refused to send, or left unsent after a stall.
+    send_failed: u64,
+    /// Datagrams not sent because the turn's store commit failed.
+    send_withheld: u64,
 }
 
 impl Driver {
@@ -64,11 +88,13 @@ impl Driver {
             bootstrapped,
             next_snapshot: std::time::Instant::now() + SNAPSHOT_EVERY,
             changes: Vec::new(),
+            outgoing: Vec::with_capacity(TRANSMITS_PER_SEND),
+            counters: IoCounters::default(),
         }
     }
 
     pub(crate) async fn run(mut self) {
-        let mut buf = vec![0u8; DATAGRAM_LEN_MAX];
+        let mut batch = RecvBatch::new();
         let mut shutdown: Option<oneshot::Sender<()>> = None;
         loop {
             let wake = self
@@ -77,13 +103,13 @@ impl Driver {
                 .map(|t| self.clock.to_std(t))
                 .unwrap_or_else(|| std::time::Instant::now() + IDLE_WAKE);
             tokio::select! {
-                r = self.socket.recv_from(&mut buf) => {
+                r = self.socket.readable() => {
                     match r {
-                        Ok((n, from)) => {
-                            self.node.handle_datagram(self.clock.now(), from, &buf[..n]);
-                            self.drain_socket(&mut buf);
+                        Ok(()) => self.receive(&mut batch),
+                        Err(e) => {
+                            self.counters.recv_errors += 1;
+                            tracing::debug!(error = %e, "waiting for the socket failed");
                         }
-                        Err(e) => tracing::debug!(error = %e, "recv failed"),
                     }
                 }
                 req = self.rx.recv() => match req {
@@ -106,19 +132,39 @@ impl Driver {
         }
         self.flush().await;
         self.save_snapshot();
-        tracing::info!(id = %self.node.id(), "node stopped");
+        let c = self.counters;
+        tracing::info!(
+            id = %self.node.id(),
+            recv_errors = c.recv_errors,
+            send_failed = c.send_failed,
+            send_withheld = c.send_withheld,
+            truncated = batch.truncated_total(),
+            "node stopped"
+        );
         if let Some(tx) = shutdown {
             let _ = tx.send(());
         }
     }
 
-    /// Takes what else the socket holds, without waiting, up to the batch bound.
-    fn drain_socket(&mut self, buf: &mut [u8]) {
-        for _ in 1..RECV_BATCH_MAX {
-            match self.socket.try_recv_from(buf) {
-                Ok((n, from)) => self.node.handle_datagram(self.clock.now(), from, &buf[..n]),
+    /// Takes what the socket holds, without waiting, up to [`RECV_BATCH_MAX`] datagrams, and
+    /// hands each to the node.
+    fn receive(&mut self, batch: &mut RecvBatch) {
+        for _ in 0..RECV_CALLS_PER_TURN {
+            match udp::try_recv_batch(&self.socket, batch) {
+                Ok(n) => {
+                    // One clock read per batch: its datagrams arrived together.
+                    let now = self.clock.now();
+                    for (from, bytes) in batch.iter() {
+                        self.node.handle_datagram(now, from, bytes);
+                    }
+                    if n < RECV_SLOTS {
+                        // The socket is drained; a further call would only say so.
+                        break;
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
+                    self.counters.recv_errors += 1;
                     tracing::debug!(error = %e, "recv failed");
                     break;
                 }
@@ -176,14 +222,26 @@ impl Driver {
                 }
             }
         }
-        while let Some(t) = self.node.poll_transmit() {
+        // The node's queue is finite; each round takes at most TRANSMITS_PER_SEND of it.
+        loop {
+            self.outgoing.clear();
+            while self.outgoing.len() < TRANSMITS_PER_SEND {
+                match self.node.poll_transmit() {
+                    Some(t) => self.outgoing.push(t),
+                    None => break,
+                }
+            }
+            if self.outgoing.is_empty() {
+                break;
+            }
             if !durable {
+                self.counters.send_withheld += self.outgoing.len() as u64;
                 continue;
             }
-            if let Err(e) = self.socket.send_to(&t.data, t.to).await {
-                tracing::debug!(to = %t.to, error = %e, "send failed");
-            }
+            let report = udp::send_batch(&self.socket, &self.outgoing).await;
+            self.counters.send_failed += report.failed as u64;
         }
+        self.outgoing.clear();
         while let Some(e) = self.node.poll_event() {
             if e.query == self.bootstrap_query {
                 if let dht_proto::node::Outcome::Bootstrap { contacts } = e.outcome {

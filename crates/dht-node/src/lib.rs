@@ -23,6 +23,7 @@ pub mod disk;
 mod driver;
 pub mod error;
 mod handle;
+pub mod udp;
 
 pub use builder::{Builder, DEFAULT_ROUTERS};
 pub use error::{CommandError, StartError};
