@@ -244,7 +244,16 @@ impl Node {
         let count = self.table.bucket_count();
         for i in 0..count.saturating_sub(1) {
             let target = self.id.random_in_bucket(i, &mut self.rng);
-            self.start_refresh(now, target);
+            // A bucket that has a contact asks it once (its reply fills the bucket's range);
+            // only an empty bucket costs a whole lookup.
+            let contact = self.table.bucket(i).first().map(|c| c.info());
+            match contact {
+                Some(c) => {
+                    let method = Method::FindNode { target, want: None };
+                    self.send_query(now, c.addr, Some(c.id), Purpose::Ping, method);
+                }
+                None => self.start_refresh(now, target),
+            }
         }
     }
 
