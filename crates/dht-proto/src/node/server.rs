@@ -119,15 +119,16 @@ impl Node {
             v6: from.is_ipv6(),
         });
         let k = self.config.k;
+        // The requester is never told about itself.
         if want.v4 {
             r.nodes = self
                 .table
-                .closest_where(now, target, k, SocketAddr::is_ipv4);
+                .closest_where(now, target, k, |a| a.is_ipv4() && *a != from);
         }
         if want.v6 {
             r.nodes6 = self
                 .table
-                .closest_where(now, target, k, SocketAddr::is_ipv6);
+                .closest_where(now, target, k, |a| a.is_ipv6() && *a != from);
         }
     }
 
