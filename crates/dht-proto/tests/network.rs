@@ -91,9 +91,12 @@ impl Net {
             }
         }
         if let Some(w) = wake {
+            // A wake-up already due is scheduled now; remember the time it is scheduled at,
+            // or the stale-timer check below would drop it.
+            let w = w.max(self.now);
             if self.timers[i] != Some(w) {
                 self.timers[i] = Some(w);
-                self.push(w.max(self.now), i, Item::Timer);
+                self.push(w, i, Item::Timer);
             }
         }
     }
