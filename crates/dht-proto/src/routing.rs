@@ -22,7 +22,7 @@ use crate::time::Instant;
 pub const K: usize = 8;
 
 /// Contacts kept in a bucket's replacement cache, to fill places left by dead contacts.
-pub const REPLACEMENTS_PER_BUCKET: usize = 3;
+pub const REPLACEMENTS_PER_BUCKET: usize = 2;
 
 /// A contact is good while it was heard from within this time (BEP 5: 15 minutes).
 pub const GOOD_FOR: Duration = Duration::from_secs(15 * 60);
@@ -44,27 +44,78 @@ pub enum Standing {
     Bad,
 }
 
+/// An address packed for the table: 20 bytes instead of `SocketAddr`'s 32, since a table holds
+/// a few hundred of them and the simulator a million tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PackedAddr {
+    V4([u8; 4], u16),
+    V6([u8; 16], u16),
+}
+
+impl From<SocketAddr> for PackedAddr {
+    fn from(a: SocketAddr) -> Self {
+        match a {
+            SocketAddr::V4(v4) => PackedAddr::V4(v4.ip().octets(), v4.port()),
+            SocketAddr::V6(v6) => PackedAddr::V6(v6.ip().octets(), v6.port()),
+        }
+    }
+}
+
+impl From<PackedAddr> for SocketAddr {
+    fn from(a: PackedAddr) -> Self {
+        match a {
+            PackedAddr::V4(ip, port) => SocketAddr::from((ip, port)),
+            PackedAddr::V6(ip, port) => SocketAddr::from((ip, port)),
+        }
+    }
+}
+
 /// One entry of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Contact {
     /// The node's ID.
     pub id: Id,
-    /// The node's UDP address.
-    pub addr: SocketAddr,
-    /// When we last received any message from it.
-    pub last_seen: Instant,
+    addr: PackedAddr,
+    /// Whole seconds from the time origin to when we last received a message from it.
+    last_seen_s: u32,
     /// Whether it has ever answered one of our queries.
     pub verified: bool,
     /// Queries in a row it failed to answer.
     pub failures: u8,
 }
 
+fn seconds(t: Instant) -> u32 {
+    (t.as_micros() / 1_000_000).min(u32::MAX as u64) as u32
+}
+
 impl Contact {
+    fn new(node: NodeInfo, now: Instant, verified: bool) -> Self {
+        Contact {
+            id: node.id,
+            addr: node.addr.into(),
+            last_seen_s: seconds(now),
+            verified,
+            failures: 0,
+        }
+    }
+
+    /// The node's UDP address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr.into()
+    }
+
+    /// When we last received a message from it (to the second).
+    pub fn last_seen(&self) -> Instant {
+        Instant::from_micros(self.last_seen_s as u64 * 1_000_000)
+    }
+
     /// The contact's standing at `now`.
     pub fn standing(&self, now: Instant) -> Standing {
         if self.failures >= FAILURES_BAD {
             Standing::Bad
-        } else if self.verified && now - self.last_seen < GOOD_FOR {
+        } else if self.verified
+            && seconds(now).saturating_sub(self.last_seen_s) < GOOD_FOR.as_secs() as u32
+        {
             Standing::Good
         } else {
             Standing::Questionable
@@ -75,7 +126,7 @@ impl Contact {
     pub fn info(&self) -> NodeInfo {
         NodeInfo {
             id: self.id,
-            addr: self.addr,
+            addr: self.addr.into(),
         }
     }
 }
@@ -190,7 +241,7 @@ impl RoutingTable {
         self.buckets
             .iter()
             .flat_map(|b| b.contacts.iter())
-            .any(|c| c.addr.ip() == *ip && c.id != *except)
+            .any(|c| c.addr().ip() == *ip && c.id != *except)
     }
 
     /// Records that we heard from `node` directly, and adds it if there is room.
@@ -206,10 +257,10 @@ impl RoutingTable {
         {
             // A known ID never moves to another address: the newcomer may be an impostor.
             // Nor does a third party's word make a contact look alive.
-            if c.addr != node.addr || how == Heard::About {
+            if c.addr != PackedAddr::from(node.addr) || how == Heard::About {
                 return Insert::Ignored;
             }
-            c.last_seen = now;
+            c.last_seen_s = seconds(now);
             if how == Heard::Response {
                 c.verified = true;
                 c.failures = 0;
@@ -222,13 +273,7 @@ impl RoutingTable {
         if self.config.one_per_ip && !is_local_address(&ip) && self.ip_taken(&ip, &node.id) {
             return Insert::Ignored;
         }
-        let contact = Contact {
-            id: node.id,
-            addr: node.addr,
-            last_seen: now,
-            verified: how == Heard::Response,
-            failures: 0,
-        };
+        let contact = Contact::new(node, now, how == Heard::Response);
         self.insert(now, contact, how != Heard::About)
     }
 
@@ -238,6 +283,7 @@ impl RoutingTable {
             let count = self.buckets.len();
             let bucket = &mut self.buckets[index];
             if bucket.contacts.len() < K {
+                bucket.contacts.reserve_exact(K - bucket.contacts.len());
                 bucket.contacts.push(contact);
                 bucket.last_changed = now;
                 bucket.replacements.retain(|r| r.id != contact.id);
@@ -264,7 +310,7 @@ impl RoutingTable {
                 .contacts
                 .iter()
                 .filter(|c| c.standing(now) == Standing::Questionable)
-                .min_by_key(|c| (c.verified, c.last_seen))
+                .min_by_key(|c| (c.verified, c.last_seen_s))
                 .map(Contact::info);
             // Only verified newcomers are worth waiting for.
             if contact.verified {
@@ -303,7 +349,7 @@ impl RoutingTable {
         let Some(pos) = bucket
             .contacts
             .iter()
-            .position(|c| c.id == *id && c.addr == addr)
+            .position(|c| c.id == *id && c.addr == PackedAddr::from(addr))
         else {
             return;
         };
@@ -368,7 +414,7 @@ impl RoutingTable {
         };
         let add = |tier: &mut Vec<(crate::id::Distance, NodeInfo)>, b: &Bucket| {
             for c in &b.contacts {
-                if c.standing(now) != Standing::Bad && keep(&c.addr) {
+                if c.standing(now) != Standing::Bad && keep(&c.addr()) {
                     tier.push((c.id.distance(target), c.info()));
                 }
             }
@@ -408,7 +454,7 @@ impl RoutingTable {
                 let oldest = b
                     .contacts
                     .iter()
-                    .min_by_key(|c| c.last_seen)
+                    .min_by_key(|c| c.last_seen_s)
                     .map(Contact::info);
                 targets.push((own.random_in_bucket(i, rng), oldest));
             }
@@ -422,7 +468,7 @@ impl RoutingTable {
             .contacts()
             .filter(|c| c.standing(now) == Standing::Questionable)
             .collect();
-        q.sort_by_key(|c| c.last_seen);
+        q.sort_by_key(|c| c.last_seen_s);
         q.into_iter().take(count).map(Contact::info).collect()
     }
 
@@ -442,6 +488,8 @@ impl RoutingTable {
 }
 
 fn push_replacement(list: &mut Vec<Contact>, contact: Contact) {
+    // Exactly the bound, not the allocator's default of four.
+    list.reserve_exact(REPLACEMENTS_PER_BUCKET.saturating_sub(list.len()));
     list.retain(|r| r.id != contact.id);
     if list.len() >= REPLACEMENTS_PER_BUCKET {
         list.remove(0);
@@ -500,7 +548,7 @@ mod tests {
             t.heard_from(Instant::ZERO, info(id, 2), Heard::Response),
             Insert::Ignored
         );
-        assert_eq!(t.get(&id).unwrap().addr, addr(1));
+        assert_eq!(t.get(&id).unwrap().addr(), addr(1));
     }
 
     #[test]
