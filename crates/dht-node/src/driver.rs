@@ -25,7 +25,7 @@ use crate::handle::{Request, Status};
 use crate::udp::{self, RecvBatch, RECV_SLOTS};
 
 /// Datagrams handled per turn before the driver commits and sends.
-pub const RECV_BATCH_MAX: usize = 256;
+pub const RECV_BATCH_MAX: usize = udp::TURN_DATAGRAMS_MAX;
 
 /// Receive calls per turn: enough slots for [`RECV_BATCH_MAX`] datagrams.
 const RECV_CALLS_PER_TURN: usize = RECV_BATCH_MAX.div_ceil(RECV_SLOTS);

@@ -22,6 +22,10 @@ use dht_proto::node::Transmit;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
+/// Datagrams one turn of a batched loop receives before it sends what they caused: the node's
+/// driver does this, and so does the load benchmark's bare echo server, so the two compare.
+pub const TURN_DATAGRAMS_MAX: usize = 256;
+
 /// Datagrams one receive call can return. With [`SLOT_LEN`] this is 64 KiB of buffer per
 /// socket: the size of the single buffer the driver used before batching, so a node's memory
 /// does not grow (the loopback cluster runs thousands of nodes in one process).

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod client;
 pub mod devnet;
+pub mod load;
 pub mod node;
 
 use std::future::Future;
