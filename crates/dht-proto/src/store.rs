@@ -36,6 +36,8 @@ pub struct StoreLimits {
     pub info_hashes_max: usize,
     /// Peers kept per info-hash.
     pub peers_per_info_hash_max: usize,
+    /// Announces one IP address may have stored here, over all info-hashes.
+    pub peers_per_source_max: u32,
 }
 
 impl Default for StoreLimits {
@@ -46,6 +48,7 @@ impl Default for StoreLimits {
             bytes_per_source_max: 1_000_000,
             info_hashes_max: 100_000,
             peers_per_info_hash_max: 200,
+            peers_per_source_max: 1_000,
         }
     }
 }
@@ -131,6 +134,7 @@ pub struct Storage {
     items: BTreeMap<Id, StoredItem>,
     peers: BTreeMap<Id, BTreeMap<SocketAddr, Instant>>,
     sources: BTreeMap<IpAddr, SourceUsage>,
+    peer_sources: BTreeMap<IpAddr, u32>,
     journal: Option<VecDeque<StoreChange>>,
     journal_dropped: u64,
 }
@@ -236,28 +240,53 @@ impl Storage {
 
     /// Adds or refreshes `peer` for `info_hash`. Returns false if a limit refused it.
     pub fn add_peer(&mut self, info_hash: Id, peer: SocketAddr, expires: Instant) -> bool {
-        if !self.peers.contains_key(&info_hash) && self.peers.len() >= self.limits.info_hashes_max {
-            return false;
-        }
-        let list = self.peers.entry(info_hash).or_default();
-        if !list.contains_key(&peer) && list.len() >= self.limits.peers_per_info_hash_max {
-            // Make room by dropping the peer closest to expiry.
-            if let Some((&oldest, _)) = list.iter().min_by_key(|(_, e)| **e) {
-                list.remove(&oldest);
-                self.record(StoreChange::RemovePeer {
-                    info_hash,
-                    peer: oldest,
-                });
+        let known = self
+            .peers
+            .get(&info_hash)
+            .is_some_and(|l| l.contains_key(&peer));
+        if !known {
+            if !self.peers.contains_key(&info_hash)
+                && self.peers.len() >= self.limits.info_hashes_max
+            {
+                return false;
             }
+            let used = self.peer_sources.get(&peer.ip()).copied().unwrap_or(0);
+            if used >= self.limits.peers_per_source_max {
+                return false;
+            }
+            let list = self.peers.entry(info_hash).or_default();
+            if list.len() >= self.limits.peers_per_info_hash_max {
+                // Make room by dropping the peer closest to expiry.
+                if let Some((&oldest, _)) = list.iter().min_by_key(|(_, e)| **e) {
+                    list.remove(&oldest);
+                    self.release_peer(&oldest);
+                    self.record(StoreChange::RemovePeer {
+                        info_hash,
+                        peer: oldest,
+                    });
+                }
+            }
+            *self.peer_sources.entry(peer.ip()).or_default() += 1;
         }
-        let list = self.peers.entry(info_hash).or_default();
-        list.insert(peer, expires);
+        self.peers
+            .entry(info_hash)
+            .or_default()
+            .insert(peer, expires);
         self.record(StoreChange::PutPeer {
             info_hash,
             peer,
             expires,
         });
         true
+    }
+
+    fn release_peer(&mut self, peer: &SocketAddr) {
+        if let Some(n) = self.peer_sources.get_mut(&peer.ip()) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.peer_sources.remove(&peer.ip());
+            }
+        }
     }
 
     /// Up to `count` peers for `info_hash`, in a stable order.
@@ -299,6 +328,7 @@ impl Storage {
         }
         self.peers.retain(|_, l| !l.is_empty());
         for (info_hash, peer) in removed {
+            self.release_peer(&peer);
             self.record(StoreChange::RemovePeer { info_hash, peer });
         }
     }
@@ -361,6 +391,29 @@ mod tests {
         let changes: Vec<_> = std::iter::from_fn(|| s.poll_change()).collect();
         assert_eq!(changes.len(), 4);
         assert!(matches!(changes[2], StoreChange::RemoveItem(_)));
+    }
+
+    #[test]
+    fn one_source_may_announce_only_so_many_peers() {
+        let limits = StoreLimits {
+            peers_per_source_max: 2,
+            ..StoreLimits::default()
+        };
+        let mut s = Storage::new(limits, false);
+        let peer: SocketAddr = "4.4.4.4:1".parse().unwrap();
+        let exp = Instant::ZERO + PEER_LIFETIME;
+        assert!(s.add_peer(Id([1; 20]), peer, exp));
+        assert!(s.add_peer(Id([2; 20]), peer, exp));
+        assert!(!s.add_peer(Id([3; 20]), peer, exp));
+        assert!(
+            s.add_peer(Id([2; 20]), peer, exp),
+            "a refresh is not a new announce"
+        );
+        s.expire(exp);
+        assert!(
+            s.add_peer(Id([3; 20]), peer, exp + PEER_LIFETIME),
+            "expiry frees the quota"
+        );
     }
 
     #[test]

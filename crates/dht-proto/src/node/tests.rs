@@ -1,1 +1,283 @@
-//! Node tests: see tests in crates/dht-proto/tests for whole-network checks.
+//! The server side of one node, driven with hand-made datagrams: every BEP 44 rule answers with
+//! its error code, and nothing malformed gets more than a 203.
+
+use std::net::SocketAddr;
+
+use ed25519_dalek::SigningKey;
+
+use super::{Config, Node};
+use crate::bep44::MutableItem;
+use crate::id::Id;
+use crate::message::{Body, Message, Method, MutableArgs, PutArgs, Query, Response, VALUE_LEN_MAX};
+use crate::time::Instant;
+
+const PEER: &str = "127.0.0.9:4000";
+
+fn node(config: Config) -> Node {
+    Node::new(config, Id([0x11; 20]), 1, Instant::ZERO)
+}
+
+fn query(tid: &[u8], method: Method, read_only: bool) -> Vec<u8> {
+    Message {
+        transaction_id: tid.to_vec(),
+        version: None,
+        requester_ip: None,
+        read_only,
+        body: Body::Query(Query {
+            sender_id: Id([0x22; 20]),
+            method,
+        }),
+    }
+    .encode()
+}
+
+/// Sends one datagram and returns the single reply, decoded.
+fn ask(n: &mut Node, bytes: &[u8]) -> Option<Message> {
+    n.handle_datagram(Instant::ZERO, PEER.parse().unwrap(), bytes);
+    let t = n.poll_transmit()?;
+    assert!(n.poll_transmit().is_none(), "one query, one reply");
+    assert_eq!(t.to, PEER.parse::<SocketAddr>().unwrap());
+    Some(Message::decode(&t.data).expect("our replies decode"))
+}
+
+fn error_code(m: &Message) -> Option<i64> {
+    match &m.body {
+        Body::Error(e) => Some(e.code),
+        _ => None,
+    }
+}
+
+fn response(m: Message) -> Response {
+    match m.body {
+        Body::Response(r) => r,
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+fn token_for(n: &mut Node, target: Id) -> Vec<u8> {
+    let r = response(ask(n, &query(b"tk", Method::Get { target, seq: None }, false)).unwrap());
+    r.token.expect("get returns a token")
+}
+
+fn mutable_put(item: &MutableItem, token: Vec<u8>, cas: Option<i64>) -> Method {
+    Method::Put(PutArgs {
+        token,
+        value: item.value.clone(),
+        mutable: Some(MutableArgs {
+            public_key: item.public_key,
+            signature: item.signature,
+            seq: item.seq,
+            salt: item.salt.clone(),
+            cas,
+        }),
+    })
+}
+
+#[test]
+fn a_ping_is_answered_with_the_same_transaction_id_and_the_requester_ip() {
+    let mut n = node(Config::default());
+    for tid in [&b"ab"[..], b"", b"0123456789abcdef"] {
+        let m = ask(&mut n, &query(tid, Method::Ping, false)).unwrap();
+        assert_eq!(m.transaction_id, tid);
+        assert_eq!(m.requester_ip, Some(PEER.parse().unwrap()));
+        assert_eq!(response(m).sender_id, Id([0x11; 20]));
+    }
+    assert_eq!(n.routing_table().len(), 1, "the querier enters the table");
+}
+
+#[test]
+fn a_read_only_sender_is_answered_but_not_added_and_a_read_only_node_answers_nothing() {
+    let mut n = node(Config::default());
+    assert!(ask(&mut n, &query(b"aa", Method::Ping, true)).is_some());
+    assert_eq!(n.routing_table().len(), 0);
+    let mut ro = node(Config {
+        read_only: true,
+        ..Config::default()
+    });
+    assert!(ask(&mut ro, &query(b"aa", Method::Ping, false)).is_none());
+}
+
+#[test]
+fn malformed_queries_get_203_unknown_methods_204_and_garbage_nothing() {
+    let mut n = node(Config::default());
+    let m = ask(&mut n, b"d1:ad2:id3:abce1:q4:ping1:t2:xy1:y1:qe").unwrap();
+    assert_eq!(error_code(&m), Some(203));
+    assert_eq!(m.transaction_id, b"xy");
+    let m = ask(
+        &mut n,
+        &query(
+            b"zz",
+            Method::Unknown {
+                name: b"frobnicate".to_vec(),
+            },
+            false,
+        ),
+    )
+    .unwrap();
+    assert_eq!(error_code(&m), Some(204));
+    assert!(ask(&mut n, b"not bencode at all").is_none());
+    assert!(
+        ask(&mut n, b"d1:y1:re").is_none(),
+        "a malformed response is never answered"
+    );
+    assert_eq!(n.stats().malformed, 3);
+}
+
+#[test]
+fn immutable_puts_need_a_token_and_at_most_1000_bytes() {
+    let mut n = node(Config::default());
+    let value = b"5:hello".to_vec();
+    let target = Id::sha1(&value);
+    let put = |token: Vec<u8>, value: Vec<u8>| {
+        Method::Put(PutArgs {
+            token,
+            value,
+            mutable: None,
+        })
+    };
+    let m = ask(
+        &mut n,
+        &query(b"p1", put(b"forged!!".to_vec(), value.clone()), false),
+    )
+    .unwrap();
+    assert_eq!(error_code(&m), Some(203));
+    let token = token_for(&mut n, target);
+    let m = ask(&mut n, &query(b"p2", put(token, value.clone()), false)).unwrap();
+    assert_eq!(error_code(&m), None);
+    assert_eq!(n.storage().item_count(), 1);
+    let r = response(
+        ask(
+            &mut n,
+            &query(b"g", Method::Get { target, seq: None }, false),
+        )
+        .unwrap(),
+    );
+    assert_eq!(r.value, Some(value));
+
+    let mut big = format!("{}:", VALUE_LEN_MAX).into_bytes();
+    big.extend(std::iter::repeat_n(b'x', VALUE_LEN_MAX));
+    let token = token_for(&mut n, Id::sha1(&big));
+    let m = ask(&mut n, &query(b"p3", put(token, big), false)).unwrap();
+    assert_eq!(error_code(&m), Some(205));
+}
+
+#[test]
+fn mutable_puts_follow_every_bep44_rule_with_its_code() {
+    let mut n = node(Config::default());
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let v1 = MutableItem::sign(&key, b"salt", 5, b"2:v5".to_vec()).unwrap();
+    let target = v1.target();
+    let token = token_for(&mut n, target);
+    let put = |n: &mut Node, item: &MutableItem, cas: Option<i64>| {
+        let m = ask(
+            n,
+            &query(b"mp", mutable_put(item, token.clone(), cas), false),
+        )
+        .unwrap();
+        error_code(&m)
+    };
+    assert_eq!(put(&mut n, &v1, None), None, "first put stored");
+
+    let mut forged = v1.clone();
+    forged.value = b"2:vX".to_vec();
+    assert_eq!(put(&mut n, &forged, None), Some(206), "bad signature");
+
+    let older = MutableItem::sign(&key, b"salt", 4, b"2:v4".to_vec()).unwrap();
+    assert_eq!(put(&mut n, &older, None), Some(302), "lower seq");
+
+    let same_seq_other = MutableItem::sign(&key, b"salt", 5, b"2:vY".to_vec()).unwrap();
+    assert_eq!(
+        put(&mut n, &same_seq_other, None),
+        Some(302),
+        "same seq, other value"
+    );
+    assert_eq!(
+        put(&mut n, &v1, None),
+        None,
+        "same seq, same value refreshes"
+    );
+
+    let v6 = MutableItem::sign(&key, b"salt", 6, b"2:v6".to_vec()).unwrap();
+    assert_eq!(put(&mut n, &v6, Some(4)), Some(301), "cas mismatch");
+    assert_eq!(put(&mut n, &v6, Some(5)), None, "cas match");
+
+    let long_salt = vec![b's'; 65];
+    let item = MutableItem {
+        salt: long_salt,
+        ..v6.clone()
+    };
+    let m = ask(
+        &mut n,
+        &query(b"ls", mutable_put(&item, token.clone(), None), false),
+    )
+    .unwrap();
+    assert_eq!(error_code(&m), Some(207), "salt too big");
+
+    // A get with seq at or above the stored one gets the seq but not the value.
+    let r = response(
+        ask(
+            &mut n,
+            &query(
+                b"g",
+                Method::Get {
+                    target,
+                    seq: Some(6),
+                },
+                false,
+            ),
+        )
+        .unwrap(),
+    );
+    assert_eq!((r.seq, r.value), (Some(6), None));
+    let r = response(
+        ask(
+            &mut n,
+            &query(
+                b"g",
+                Method::Get {
+                    target,
+                    seq: Some(5),
+                },
+                false,
+            ),
+        )
+        .unwrap(),
+    );
+    assert_eq!(r.value, Some(b"2:v6".to_vec()));
+}
+
+#[test]
+fn announces_need_a_token_and_honour_implied_port() {
+    let mut n = node(Config::default());
+    let ih = Id([0x33; 20]);
+    let r = response(
+        ask(
+            &mut n,
+            &query(
+                b"gp",
+                Method::GetPeers {
+                    info_hash: ih,
+                    want: None,
+                },
+                false,
+            ),
+        )
+        .unwrap(),
+    );
+    let token = r.token.unwrap();
+    let announce = |token: Vec<u8>, implied: bool| Method::AnnouncePeer {
+        info_hash: ih,
+        port: 1234,
+        implied_port: implied,
+        token,
+    };
+    let m = ask(
+        &mut n,
+        &query(b"a1", announce(b"nope".to_vec(), false), false),
+    )
+    .unwrap();
+    assert_eq!(error_code(&m), Some(203));
+    assert!(n.storage().peers(&ih, 10).is_empty());
+    ask(&mut n, &query(b"a2", announce(token.clone(), true), false)).unwrap();
+    assert_eq!(n.storage().peers(&ih, 10), vec![PEER.parse().unwrap()]);
+}
