@@ -16,8 +16,79 @@ pub const SETTLE_S: f64 = 300.0;
 pub const REPUBLISH_S: f64 = 3600.0;
 
 /// The workload stops issuing commands this long before the end, so every command issued
-/// has time to finish and be judged, in seconds.
+/// has time to finish and be judged, in seconds (the default of
+/// [`SimConfig::workload_tail_s`]; searches that may run longer need more).
 pub const WORKLOAD_TAIL_S: f64 = 120.0;
+
+/// Per-overlay knobs that `dht sim` exposes; each overlay reads the ones that concern it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct OverlayKnobs {
+    /// CAN: dimensions d of the torus (the paper's default 2).
+    pub can_d: usize,
+    /// Flooding: hops a query travels at most.
+    pub ttl: u32,
+    /// Random walk: walkers per search.
+    pub walkers: u32,
+    /// Random walk: steps a walker takes at most.
+    pub walk_len: u32,
+    /// Flooding and random walk: copies of each searched item, as a number of nodes (`None`:
+    /// [`OverlayKnobs::replicas_fraction`] decides).
+    pub replicas: Option<u32>,
+    /// Flooding and random walk: copies as a fraction of the nodes (Lv et al.: 1%), used when
+    /// `replicas` is `None`; at least one copy.
+    pub replicas_fraction: f64,
+}
+
+impl Default for OverlayKnobs {
+    fn default() -> Self {
+        OverlayKnobs {
+            can_d: 2,
+            ttl: 4,
+            walkers: 16,
+            walk_len: 1024,
+            replicas: None,
+            replicas_fraction: 0.01,
+        }
+    }
+}
+
+impl OverlayKnobs {
+    /// Copies of each searched item in a network of `nodes` nodes.
+    pub fn replicas_for(&self, nodes: u32) -> u32 {
+        match self.replicas {
+            Some(r) => r.max(1),
+            None => ((nodes as f64 * self.replicas_fraction).round() as u32).max(1),
+        }
+    }
+
+    /// Parses a `--replicas` value: a count (`1`, `41`) or a percentage of the nodes (`1%`).
+    pub fn parse_replicas(spec: &str) -> Result<(Option<u32>, f64), String> {
+        if let Some(p) = spec.strip_suffix('%') {
+            let f: f64 = p
+                .trim()
+                .parse()
+                .map_err(|e| format!("--replicas {spec:?}: {e}"))?;
+            if !(0.0..=100.0).contains(&f) {
+                return Err(format!("--replicas {spec:?}: a percentage within 0..=100"));
+            }
+            Ok((None, f / 100.0))
+        } else {
+            let r: u32 = spec
+                .trim()
+                .parse()
+                .map_err(|e| format!("--replicas {spec:?}: expected a count or N%: {e}"))?;
+            Ok((Some(r.max(1)), 0.0))
+        }
+    }
+
+    /// The `--replicas` flag that gives these copies.
+    pub fn replicas_spec(&self) -> String {
+        match self.replicas {
+            Some(r) => r.to_string(),
+            None => format!("{}%", self.replicas_fraction * 100.0),
+        }
+    }
+}
 
 /// Parameters of one simulation run. Every field, with the seed, fixes the run.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -61,6 +132,10 @@ pub struct SimConfig {
     pub min_lookup_success: Option<f64>,
     /// Fail the run if the get success rate (correct / started) is below this.
     pub min_get_success: Option<f64>,
+    /// The workload stops issuing commands this many seconds before the end.
+    pub workload_tail_s: f64,
+    /// Per-overlay knobs.
+    pub knobs: OverlayKnobs,
     /// Show progress on stderr.
     #[serde(skip)]
     pub progress: bool,
@@ -87,6 +162,8 @@ impl Default for SimConfig {
             k: 8,
             min_lookup_success: None,
             min_get_success: None,
+            workload_tail_s: WORKLOAD_TAIL_S,
+            knobs: OverlayKnobs::default(),
             progress: false,
         }
     }
@@ -159,6 +236,23 @@ impl SimConfig {
         }
         if let Some(s) = self.min_get_success {
             c += &format!(" --min-get-success {s}");
+        }
+        let (k, d) = (&self.knobs, OverlayKnobs::default());
+        match overlay {
+            "can" if k.can_d != d.can_d => c += &format!(" --can-d {}", k.can_d),
+            "flooding" => c += &format!(" --ttl {} --replicas {}", k.ttl, k.replicas_spec()),
+            "randomwalk" => {
+                c += &format!(
+                    " --walkers {} --walk-len {} --replicas {}",
+                    k.walkers,
+                    k.walk_len,
+                    k.replicas_spec()
+                )
+            }
+            _ => {}
+        }
+        if self.workload_tail_s != WORKLOAD_TAIL_S {
+            c += &format!(" --workload-tail {}", self.workload_tail_s);
         }
         c
     }

@@ -12,6 +12,8 @@
 //! the checkers), then the next timeout (one wake-up per node; a wake-up whose time no longer
 //! matches the node's is stale and ignored).
 
+mod finish;
+
 use std::collections::{BTreeMap, BinaryHeap};
 use std::io::IsTerminal;
 
@@ -19,7 +21,7 @@ use dht_proto::Id;
 
 use crate::checker::{judge_lookup, value_for, GetVerdict, ItemRecord, OwnerOracle, Reference};
 use crate::churn::{Churn, REJOIN_FRACTION, SAVED_POOL_FRACTION, SAVE_FRACTION};
-use crate::config::{SimConfig, REPUBLISH_S, WORKLOAD_TAIL_S};
+use crate::config::{SimConfig, REPUBLISH_S};
 use crate::live::LiveIndex;
 use crate::network::{Network, Partition};
 use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
@@ -259,6 +261,8 @@ pub struct Sim<O: Overlay> {
     saved: Vec<NodeIdx>,
     saved_max: usize,
     pending: BTreeMap<(NodeIdx, QueryId), Pending>,
+    /// Holders of each pending lookup's planted target (overlays that search for items).
+    planted: BTreeMap<(NodeIdx, QueryId), Vec<NodeIdx>>,
     reference: Reference,
     measuring: bool,
     measure_start_us: u64,
@@ -306,6 +310,7 @@ impl<O: Overlay> Sim<O> {
             saved: Vec::new(),
             saved_max,
             pending: BTreeMap::new(),
+            planted: BTreeMap::new(),
             reference: Reference::new(),
             measuring: false,
             measure_start_us,
@@ -360,7 +365,7 @@ impl<O: Overlay> Sim<O> {
             c.warmup_total_s(),
             c.duration_s
         );
-        let window = (c.duration_s as f64 - WORKLOAD_TAIL_S).max(1.0);
+        let window = (c.duration_s as f64 - c.workload_tail_s).max(1.0);
         s += &format!(
             "workload: {} lookups ({:.2}/s), {} puts ({:.3}/s, {}% mutable, republish every {} s), {} gets ({:.2}/s)\n",
             c.lookups,
@@ -505,7 +510,14 @@ impl<O: Overlay> Sim<O> {
             Ev::Lookup { n } => {
                 if let Some(from) = self.live.random(&mut self.rng) {
                     let key = Id::random(&mut self.rng);
-                    self.issue(from, PendingKind::Lookup, key, None);
+                    let holders = self.plant(&key);
+                    // A lookup that ended inside `issue` has been judged already.
+                    match self.issue(from, PendingKind::Lookup, key, None) {
+                        Some(q) if !holders.is_empty() && self.pending.contains_key(&(from, q)) => {
+                            self.planted.insert((from, q), holders);
+                        }
+                        _ => self.unplant(&key, holders),
+                    }
                 }
                 self.chain(n + 1, self.cfg.lookups, |n| Ev::Lookup { n });
             }
@@ -562,7 +574,7 @@ impl<O: Overlay> Sim<O> {
 
     fn workload_window_us(&self) -> u64 {
         let d = self.cfg.duration_s as f64;
-        ((d - WORKLOAD_TAIL_S).max(d * 0.5) * 1e6) as u64
+        ((d - self.cfg.workload_tail_s).max(d * 0.5) * 1e6) as u64
     }
 
     fn measure_start(&mut self) {
@@ -585,7 +597,7 @@ impl<O: Overlay> Sim<O> {
         self.chain(0, self.cfg.gets, |n| Ev::Get { n });
         if let Some(interval) = self.cfg.check_interval_s.filter(|&i| i > 0) {
             let mut t = self.measure_start_us + interval * 1_000_000;
-            while t + (WORKLOAD_TAIL_S * 1e6) as u64 <= self.end_us {
+            while t + (self.cfg.workload_tail_s * 1e6) as u64 <= self.end_us {
                 let round = self.rounds.len() as u32;
                 self.rounds.push(CheckRound::default());
                 self.queue.push(t, Ev::CheckRound { round });
@@ -619,7 +631,7 @@ impl<O: Overlay> Sim<O> {
 
     fn schedule_republish(&mut self, key: Id) {
         let at = self.now + (REPUBLISH_S * 1e6) as u64;
-        if at + (WORKLOAD_TAIL_S * 1e6) as u64 <= self.end_us {
+        if at + (self.cfg.workload_tail_s * 1e6) as u64 <= self.end_us {
             self.queue.push(at, Ev::Republish { key });
         }
     }
@@ -676,7 +688,12 @@ impl<O: Overlay> Sim<O> {
                 continue;
             };
             match p.kind {
-                PendingKind::Lookup => self.c.lookups_abandoned += 1,
+                PendingKind::Lookup => {
+                    self.c.lookups_abandoned += 1;
+                    if let Some(h) = self.planted.remove(&k) {
+                        self.unplant(&p.key, h);
+                    }
+                }
                 PendingKind::Put { .. } => {}
                 PendingKind::Get { round: Some(r), .. } => {
                     self.c.gets_started -= 1;
@@ -743,16 +760,55 @@ impl<O: Overlay> Sim<O> {
         );
     }
 
-    /// Starts a workload command on node `from` and records it as pending.
-    fn issue(&mut self, from: NodeIdx, kind: PendingKind, key: Id, value: Option<Vec<u8>>) {
+    /// Plants the target `key` of a coming lookup at the overlay's number of distinct random
+    /// live nodes (none for overlays that route to a key's owner); returns the holders.
+    fn plant(&mut self, key: &Id) -> Vec<NodeIdx> {
+        let copies = self.overlay.lookup_copies(self.live.len()) as usize;
+        let mut holders: Vec<NodeIdx> = Vec::with_capacity(copies);
+        // Distinct picks by rejection; the bound only matters when copies is close to the
+        // number of live nodes.
+        let mut tries = copies.saturating_mul(8);
+        while holders.len() < copies && tries > 0 {
+            tries -= 1;
+            let Some(h) = self.live.random(&mut self.rng) else {
+                break;
+            };
+            if !holders.contains(&h) {
+                holders.push(h);
+            }
+        }
+        holders.sort_unstable();
+        for &h in &holders {
+            if let Some(node) = self.nodes[h as usize].as_mut() {
+                self.overlay.plant(node, key);
+            }
+        }
+        holders
+    }
+
+    /// Removes a planted lookup target from the holders that still exist.
+    fn unplant(&mut self, key: &Id, holders: Vec<NodeIdx>) {
+        for h in holders {
+            if let Some(node) = self.nodes.get_mut(h as usize).and_then(|n| n.as_mut()) {
+                self.overlay.unplant(node, key);
+            }
+        }
+    }
+
+    /// Starts a workload command on node `from` and records it as pending; returns its handle.
+    fn issue(
+        &mut self,
+        from: NodeIdx,
+        kind: PendingKind,
+        key: Id,
+        value: Option<Vec<u8>>,
+    ) -> Option<QueryId> {
         if self.pending.len() >= PENDING_OPS_MAX {
             self.c.skipped += 1;
-            return;
+            return None;
         }
         let now = self.now.into_instant();
-        let Some(node) = self.nodes[from as usize].as_mut() else {
-            return;
-        };
+        let node = self.nodes[from as usize].as_mut()?;
         let q = match kind {
             PendingKind::Lookup => {
                 self.c.lookups_started += 1;
@@ -776,6 +832,7 @@ impl<O: Overlay> Sim<O> {
             },
         );
         self.drain(from);
+        Some(q)
     }
 
     fn check_round(&mut self, round: u32) {
@@ -871,6 +928,9 @@ impl<O: Overlay> Sim<O> {
                     .owners_given(&p.key, &self.live, &self.nodes, &found);
                 let owners = &owners[..owners.len().min(self.cfg.k.max(1))];
                 let v = judge_lookup(ok, &found, owners);
+                if let Some(h) = self.planted.remove(&(idx, query)) {
+                    self.unplant(&p.key, h);
+                }
                 self.c.lookups_done += 1;
                 self.c.lookups_succeeded += v.success as u64;
                 self.c.lookups_wrong += v.wrong as u64;
@@ -921,177 +981,6 @@ impl<O: Overlay> Sim<O> {
             _ => self.c.overflows += 1,
         }
     }
-
-    fn report(mut self, wall_seconds: f64) -> Report {
-        let c = &self.c;
-        let done = c.lookups_done.max(1) as f64;
-        let live_start = c.lookups_started - c.lookups_abandoned;
-        let unfinished_lookups = self
-            .pending
-            .values()
-            .filter(|p| matches!(p.kind, PendingKind::Lookup))
-            .count() as u64;
-        let unfinished_gets = self
-            .pending
-            .values()
-            .filter(|p| matches!(p.kind, PendingKind::Get { .. }))
-            .count() as u64;
-        let lat = |q: f64| c.latency_ms.quantile(q) as f64;
-        let node_s = c.live_node_us / 1e6;
-        let mean_msg = if c.messages > 0 {
-            c.bytes as f64 / c.messages as f64
-        } else {
-            0.0
-        };
-        let maintenance_bytes = (c.bytes as f64 - c.workload_messages as f64 * mean_msg).max(0.0);
-        let per_node_s = |b: f64| if node_s > 0.0 { b / node_s } else { 0.0 };
-        let gets_live = c.gets_started - c.gets_abandoned;
-        for r in &mut self.rounds {
-            r.fraction = if r.items > 0 {
-                r.retrieved as f64 / r.items as f64
-            } else {
-                1.0
-            };
-        }
-        let live_nodes: Vec<NodeIdx> = self.live.iter().collect();
-        let state_total: usize = live_nodes
-            .iter()
-            .filter_map(|&i| self.nodes[i as usize].as_ref().map(|n| n.state_bytes()))
-            .sum();
-        let slots = self.nodes.len().max(1);
-        // The node slots themselves are the overlay's state (counted in `state_bytes`); the
-        // engine's own share is its bookkeeping around them.
-        let engine_bytes = self.meta.capacity() * core::mem::size_of::<Meta>()
-            + self.net.heap_bytes()
-            + self.live.heap_bytes();
-        let cdf = latency_cdf(&c.latency_ms);
-        let lookups = LookupReport {
-            started: c.lookups_started,
-            succeeded: c.lookups_succeeded,
-            success_rate: ratio(c.lookups_succeeded, live_start),
-            hops: HopsReport {
-                mean: c.hops.mean(),
-                p50: c.hops.quantile(0.5),
-                p95: c.hops.quantile(0.95),
-                max: c.hops.max(),
-            },
-            latency_ms: LatencyReport {
-                p50: lat(0.5),
-                p95: lat(0.95),
-                p99: lat(0.99),
-            },
-            messages_per_lookup: c.lookup_messages as f64 / done,
-            recall_at_k: if c.lookups_done > 0 {
-                c.recall_sum / done
-            } else {
-                0.0
-            },
-            wrong: c.lookups_wrong,
-            failed: c.lookups_failed,
-            abandoned: c.lookups_abandoned,
-            unfinished: unfinished_lookups,
-        };
-        let gets = GetReport {
-            started: c.gets_started,
-            found: c.gets_found,
-            correct: c.gets_correct,
-            success_rate: ratio(c.gets_correct, gets_live),
-            stale: c.gets_stale,
-            corrupt: c.gets_corrupt,
-            abandoned: c.gets_abandoned,
-            unfinished: unfinished_gets,
-        };
-        let mut failures = Vec::new();
-        if c.gets_corrupt > 0 {
-            failures.push(format!(
-                "{} gets returned a value that was never put",
-                c.gets_corrupt
-            ));
-        }
-        if c.overflows > 0 {
-            failures.push(format!(
-                "{} overlay contract violations (flood or mixed-up query ids)",
-                c.overflows
-            ));
-        }
-        if let Some(min) = self.cfg.min_lookup_success {
-            if lookups.success_rate < min {
-                failures.push(format!(
-                    "lookup success {:.5} below {min} ({} wrong, {} failed)",
-                    lookups.success_rate, c.lookups_wrong, c.lookups_failed
-                ));
-            }
-        }
-        if let Some(min) = self.cfg.min_get_success {
-            if gets.success_rate < min {
-                failures.push(format!(
-                    "get success {:.5} below {min} ({} missing, {} stale)",
-                    gets.success_rate,
-                    gets_live.saturating_sub(c.gets_found),
-                    c.gets_stale
-                ));
-            }
-        }
-        let peak = peak_rss_bytes();
-        Report {
-            overlay: self.overlay.name().to_string(),
-            seed: self.cfg.seed,
-            nodes: self.cfg.nodes,
-            churn_per_hour: self.cfg.churn.per_hour,
-            loss: self.cfg.loss,
-            virtual_seconds: self.cfg.duration_s,
-            lookups,
-            gets,
-            puts: PutReport {
-                started: c.puts_started,
-                acknowledged: c.puts_acked,
-                replicas_mean: c.replicas_sum as f64 / c.puts_started.max(1) as f64,
-                items: c.items,
-            },
-            traffic: TrafficReport {
-                messages: c.messages,
-                bytes: c.bytes,
-                maintenance_bytes_per_node_per_s: per_node_s(maintenance_bytes),
-                bytes_per_node_per_s: per_node_s(c.bytes as f64),
-                dropped: c.dropped,
-                to_dead: c.to_dead,
-                warmup_messages: c.warmup_messages,
-                warmup_bytes: c.warmup_bytes,
-            },
-            wall_seconds,
-            peak_rss_bytes: peak,
-            bytes_per_node: peak / slots as u64,
-            network: NetworkReport {
-                median_rtt_ms: self.median_rtt_ms,
-                partition: self.cfg.partition.clone(),
-            },
-            churn: ChurnReport {
-                median_session_s: if self.cfg.churn.is_on() {
-                    self.cfg.churn.median_session_s()
-                } else {
-                    0.0
-                },
-                leaves: c.leaves,
-                joins: c.joins,
-                rejoins: c.rejoins,
-                mass_failed: c.mass_failed,
-                live_at_end: self.live.len() as u64,
-            },
-            state_bytes_per_node: state_total as f64 / live_nodes.len().max(1) as f64,
-            engine_bytes_per_node: engine_bytes as f64 / slots as f64,
-            checks: self.rounds.clone(),
-            events: c.events,
-            hop_histogram: c.hops.bins().to_vec(),
-            latency_cdf: cdf,
-            time_series: self.series.buckets.clone(),
-            verdict: Verdict {
-                passed: failures.is_empty(),
-                correctness_failure: c.gets_corrupt > 0 || c.overflows > 0,
-                failures,
-            },
-            replay: self.cfg.replay_command(self.overlay.name()),
-        }
-    }
 }
 
 /// The report's exit code: 0 on a pass, [`EXIT_CORRECTNESS`] on a correctness failure,
@@ -1104,40 +993,6 @@ pub fn exit_code(r: &Report) -> u8 {
     } else {
         0
     }
-}
-
-fn ratio(a: u64, b: u64) -> f64 {
-    if b == 0 {
-        0.0
-    } else {
-        a as f64 / b as f64
-    }
-}
-
-/// Points of the latency CDF, at most one per millisecond bin that holds observations and
-/// thinned to at most [`CDF_POINTS_MAX`].
-fn latency_cdf(h: &Histogram) -> Vec<(f64, f64)> {
-    const CDF_POINTS_MAX: usize = 400;
-    let total = h.count();
-    if total == 0 {
-        return Vec::new();
-    }
-    let bins = h.bins();
-    let mut acc = 0u64;
-    let mut pts = Vec::new();
-    for (ms, &b) in bins.iter().enumerate() {
-        acc += b;
-        if b > 0 {
-            pts.push((ms as f64, acc as f64 / total as f64));
-        }
-    }
-    let step = pts.len().div_ceil(CDF_POINTS_MAX).max(1);
-    let last = *pts.last().unwrap_or(&(0.0, 1.0));
-    let mut out: Vec<(f64, f64)> = pts.into_iter().step_by(step).collect();
-    if out.last() != Some(&last) {
-        out.push(last);
-    }
-    out
 }
 
 trait IntoInstant {

@@ -1,4 +1,6 @@
-//! Owner rules of the overlays other than Kademlia and Chord, for the lookup checker.
+//! Owner rules of the overlays other than Kademlia and Chord, for the lookup checker: Pastry's
+//! numerically closest node, CAN's zone owner, the one-hop ring's token owner, and for the
+//! unstructured searches any live holder of the item.
 //!
 //! They live here rather than beside each overlay so that the overlays stay free of checker
 //! code; each reads only the overlay node's public getters.
@@ -9,6 +11,8 @@ use crate::checker::OwnerOracle;
 use crate::live::LiveIndex;
 use crate::overlay::NodeIdx;
 use crate::overlays::can::CanNode;
+use crate::overlays::onehop::{OneHop, OneHopNode};
+use crate::overlays::unstructured::UnNode;
 
 /// Pastry's rule: the live node whose ID is numerically closest to the key on the ring.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +82,78 @@ impl OwnerOracle<CanNode> for ZoneOwner {
             if owns {
                 return vec![f];
             }
+        }
+        self.owners(key, live, nodes)
+    }
+}
+
+/// The one-hop ring's rule: the node of the first token at or after the key among the live
+/// nodes (Cassandra's SimpleStrategy primary replica), read from the overlay's shared token
+/// directory. A node's own `replicas_of(key)[0]` is the same rule applied to its possibly stale
+/// view; the checker uses the truth.
+#[derive(Debug, Clone)]
+pub struct TokenOwner {
+    /// A handle on the overlay (it shares the token directory with every node).
+    pub overlay: OneHop,
+}
+
+impl OwnerOracle<OneHopNode> for TokenOwner {
+    fn rule(&self) -> &'static str {
+        "first-live-token"
+    }
+
+    fn owners(&self, key: &Id, live: &LiveIndex, _nodes: &[Option<OneHopNode>]) -> Vec<NodeIdx> {
+        self.overlay
+            .owner_among(key, |i| live.is_live(i))
+            .into_iter()
+            .collect()
+    }
+}
+
+/// The unstructured searches' rule: a search succeeds when it reached any live node that holds
+/// the item ([`UnNode::holds`]). The overlay's answer is checked first (one store look-up);
+/// only when it is wrong are the live nodes scanned for a holder, so that the verdict is
+/// "wrong" rather than "failed" when holders exist.
+#[derive(Debug, Clone, Copy)]
+pub struct AnyHolder;
+
+impl OwnerOracle<UnNode> for AnyHolder {
+    fn rule(&self) -> &'static str {
+        "any-live-holder"
+    }
+
+    fn owners(&self, key: &Id, live: &LiveIndex, nodes: &[Option<UnNode>]) -> Vec<NodeIdx> {
+        live.iter()
+            .filter(|&i| {
+                nodes
+                    .get(i as usize)
+                    .and_then(|n| n.as_ref())
+                    .is_some_and(|n| n.holds(key))
+            })
+            .take(1)
+            .collect()
+    }
+
+    fn owners_given(
+        &self,
+        key: &Id,
+        live: &LiveIndex,
+        nodes: &[Option<UnNode>],
+        found: &[NodeIdx],
+    ) -> Vec<NodeIdx> {
+        if let Some(&f) = found.first() {
+            let holds = live.is_live(f)
+                && nodes
+                    .get(f as usize)
+                    .and_then(|n| n.as_ref())
+                    .is_some_and(|n| n.holds(key));
+            if holds {
+                return vec![f];
+            }
+        }
+        if found.is_empty() {
+            // A search that found nothing failed whoever holds the item; skip the scan.
+            return Vec::new();
         }
         self.owners(key, live, nodes)
     }

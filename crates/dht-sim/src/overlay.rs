@@ -134,4 +134,21 @@ pub trait Overlay {
 
     /// The hop count the overlay's paper predicts for a network of `n` nodes, for the plots.
     fn predicted_hops(&self, n: u64) -> f64;
+
+    /// Copies of a lookup's target the workload plants at random live nodes before the lookup,
+    /// in a network of `live` nodes. Overlays whose lookups route to the node responsible for a
+    /// key return 0 (the default); those whose lookups *search* for an item that some nodes
+    /// hold (flooding, random walk) return how many nodes hold it, so that every lookup has
+    /// something to find.
+    fn lookup_copies(&self, _live: usize) -> u32 {
+        0
+    }
+
+    /// Puts the target `key` of a coming lookup into `node`'s store (called for
+    /// [`Overlay::lookup_copies`] distinct random live nodes).
+    fn plant(&self, _node: &mut Self::Node, _key: &Id) {}
+
+    /// Removes a planted target again once its lookup has been judged, so that every lookup
+    /// searches for an item with exactly its planted copies and stores do not grow.
+    fn unplant(&self, _node: &mut Self::Node, _key: &Id) {}
 }

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use plotters::coord::combinators::IntoLogRange;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
 use crate::report::Report;
@@ -47,61 +48,108 @@ pub fn line_chart(
     series: &[Series],
     log_x: bool,
 ) -> PlotResult {
+    line_chart_axes(path, title, x_label, y_label, series, log_x, false)
+}
+
+/// Draws a line chart of `series` into `path`, with log10 axes where asked. On a log axis,
+/// points that are not positive are left out. A prediction series takes the colour of the
+/// measured series before it, so each paper's curve sits beside its measurement in one colour.
+pub fn line_chart_axes(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_x: bool,
+    log_y: bool,
+) -> PlotResult {
+    let keep = |&(x, y): &(f64, f64)| {
+        x.is_finite() && y.is_finite() && (!log_x || x > 0.0) && (!log_y || y > 0.0)
+    };
+    let series: Vec<Series> = series
+        .iter()
+        .map(|s| Series {
+            points: s.points.iter().copied().filter(keep).collect(),
+            ..s.clone()
+        })
+        .collect();
     let pts = series.iter().flat_map(|s| s.points.iter());
-    let (mut x0, mut x1, mut y1) = (f64::MAX, f64::MIN, 0.0f64);
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, 0.0f64);
     for &(x, y) in pts {
         x0 = x0.min(x);
         x1 = x1.max(x);
+        y0 = y0.min(y);
         y1 = y1.max(y);
     }
     if x0 > x1 {
         (x0, x1) = (1.0, 2.0);
     }
     if x0 == x1 {
-        x1 = x0 + 1.0;
+        // One x value: widen the range around it (by a factor on a log axis).
+        (x0, x1) = if log_x {
+            (x0 / 2.0, x1 * 2.0)
+        } else {
+            (x0 - 1.0, x1 + 1.0)
+        };
     }
-    let y1 = if y1 <= 0.0 { 1.0 } else { y1 * 1.1 };
     let root = SVGBackend::new(path, PLOT_SIZE).into_drawing_area();
     root.fill(&WHITE)?;
-    if log_x {
-        let x0 = x0.max(1e-9);
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 22))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(60)
-            .build_cartesian_2d((x0..x1).log_scale(), 0.0..y1)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .draw()?;
-        draw_series(&mut chart, series)?;
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .draw()?;
+    let x_lin = x0..x1;
+    let x_log = (x0.max(1e-9)..x1).log_scale();
+    if log_y {
+        let y0 = if y0 > y1 { 1.0 } else { y0 / 1.5 };
+        let y1 = if y1 <= 0.0 { 10.0 } else { y1 * 1.5 };
+        let y = (y0.max(1e-9)..y1).log_scale();
+        if log_x {
+            draw_chart(&root, title, x_label, y_label, x_log, y, &series)?;
+        } else {
+            draw_chart(&root, title, x_label, y_label, x_lin, y, &series)?;
+        }
     } else {
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 22))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1, 0.0..y1)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .draw()?;
-        draw_series(&mut chart, series)?;
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .draw()?;
+        let y = 0.0..if y1 <= 0.0 { 1.0 } else { y1 * 1.1 };
+        if log_x {
+            draw_chart(&root, title, x_label, y_label, x_log, y, &series)?;
+        } else {
+            draw_chart(&root, title, x_label, y_label, x_lin, y, &series)?;
+        }
     }
     root.present()?;
+    Ok(())
+}
+
+fn draw_chart<X, Y>(
+    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    x: X,
+    y: Y,
+    series: &[Series],
+) -> PlotResult
+where
+    X: AsRangedCoord<Value = f64>,
+    Y: AsRangedCoord<Value = f64>,
+    X::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x, y)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .draw()?;
+    draw_series(&mut chart, series)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.85))
+        .draw()?;
     Ok(())
 }
 
@@ -115,8 +163,12 @@ where
     X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
 {
+    let mut colour = 0usize;
     for (i, s) in series.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
+        if i > 0 && !s.predicted {
+            colour += 1;
+        }
+        let color = PALETTE[colour % PALETTE.len()];
         let width = if s.predicted { 1 } else { 2 };
         chart
             .draw_series(LineSeries::new(
@@ -125,7 +177,14 @@ where
             ))?
             .label(s.name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        if s.predicted || s.points.len() <= 12 {
+        if s.predicted {
+            // Hollow markers: the paper's figure, not a measurement.
+            chart.draw_series(
+                s.points
+                    .iter()
+                    .map(|&(x, y)| Circle::new((x, y), 4, color.stroke_width(1))),
+            )?;
+        } else if s.points.len() <= 12 {
             chart.draw_series(
                 s.points
                     .iter()

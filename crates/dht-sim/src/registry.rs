@@ -1,19 +1,63 @@
 //! Runs an overlay by its command-line name: the one place that knows every overlay, their
 //! default settings and their owner rules, shared by `dht sim` and `dht compare`.
+//!
+//! | name | overlay | owner rule of the checker |
+//! | --- | --- | --- |
+//! | `kademlia` | `dht-proto`'s node | the k closest live IDs by XOR |
+//! | `chord` | [`Chord`] | the ring successor of the key |
+//! | `pastry` | [`Pastry`] | the numerically closest live ID |
+//! | `can` | [`Can`] (`--can-d`) | the live node whose zone holds the key's point |
+//! | `onehop` | [`OneHop`] | the node of the first live token at or after the key |
+//! | `flooding` | [`Unstructured`] (`--ttl`, `--replicas`) | any live holder of the item |
+//! | `randomwalk` | [`Unstructured`] (`--walkers`, `--walk-len`, `--replicas`) | any live holder |
+
+use std::time::Duration;
 
 use crate::checker::{OwnerOracle, RingSuccessor, XorClosest};
 use crate::config::SimConfig;
 use crate::engine::Sim;
 use crate::kademlia::Kademlia;
-use crate::oracles::{NumericallyClosest, ZoneOwner};
+use crate::oracles::{AnyHolder, NumericallyClosest, TokenOwner, ZoneOwner};
 use crate::overlay::Overlay;
 use crate::overlays::can::{Can, CanConfig};
 use crate::overlays::chord::{Chord, ChordConfig};
+use crate::overlays::onehop::{OneHop, OneHopConfig};
 use crate::overlays::pastry::{Pastry, PastryConfig};
+use crate::overlays::unstructured::{Unstructured, UnstructuredConfig};
 use crate::report::Report;
 
 /// Overlay names `dht sim --overlay` accepts, in the order `dht compare` runs them.
-pub const OVERLAYS: &[&str] = &["kademlia", "chord", "pastry", "can"];
+pub const OVERLAYS: &[&str] = &[
+    "kademlia",
+    "chord",
+    "pastry",
+    "can",
+    "onehop",
+    "flooding",
+    "randomwalk",
+];
+
+/// CAN dimensions `--can-d` accepts at most (the CAN node's own bound).
+pub const CAN_D_MAX: usize = 8;
+
+/// Flooding TTL `--ttl` accepts at most: 16 hops of a degree-8 graph cover any simulated size.
+pub const TTL_MAX: u32 = 16;
+
+/// Random-walk walkers `--walkers` accepts at most.
+pub const WALKERS_MAX: u32 = 1024;
+
+/// Random-walk length `--walk-len` accepts at most, in steps.
+pub const WALK_LEN_MAX: u32 = 1 << 20;
+
+/// Virtual time one random-walk step may take, for the search deadline: a one-way delay
+/// (median 75 ms, at most about 250 ms) plus a quarter of a check round trip.
+pub const WALK_STEP_BUDGET: Duration = Duration::from_millis(200);
+
+/// Shortest deadline of an unstructured search (the overlay's own default).
+pub const SEARCH_TIME_MIN: Duration = Duration::from_secs(30);
+
+/// Extra workload tail beyond the longest search, so that the last search ends before the run.
+pub const SEARCH_TAIL_MARGIN_S: f64 = 30.0;
 
 /// An unknown overlay name, or a run that could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +65,8 @@ pub enum RunError {
     /// The name is not one of [`OVERLAYS`]; pick one of those.
     #[error("unknown overlay {0:?}; valid overlays: {list}", list = OVERLAYS.join(", "))]
     UnknownOverlay(String),
-    /// A parameter did not parse (partition or mass-failure spec); fix the flag.
+    /// A parameter did not parse or is out of range (partition, mass failure, a knob); fix the
+    /// flag.
     #[error("bad parameter: {0}")]
     BadParameter(String),
 }
@@ -37,13 +82,77 @@ fn go<O: Overlay>(
     Ok(sim.run())
 }
 
+/// The unstructured overlay `name` configured from `cfg`'s knobs, or `None` for other names.
+pub fn unstructured_config(name: &str, cfg: &SimConfig) -> Option<UnstructuredConfig> {
+    let k = &cfg.knobs;
+    let replicas = k.replicas_for(cfg.nodes);
+    match name {
+        "flooding" => Some(UnstructuredConfig {
+            ttl: k.ttl,
+            replicas,
+            ..UnstructuredConfig::flooding()
+        }),
+        "randomwalk" => Some(UnstructuredConfig {
+            walkers: k.walkers,
+            walk_len: k.walk_len,
+            replicas,
+            // A walker that runs its full length must be able to finish before the origin
+            // gives up, or a late hit would be lost.
+            search_time: SEARCH_TIME_MIN.max(WALK_STEP_BUDGET * k.walk_len),
+            ..UnstructuredConfig::random_walk()
+        }),
+        _ => None,
+    }
+}
+
+/// The shortest measured phase, in virtual seconds, that lets overlay `name` finish every
+/// search it starts: the workload stops `workload_tail_s` (raised for long random walks) before
+/// the end and issues commands over at least half of the phase.
+pub fn min_duration_s(name: &str, cfg: &SimConfig) -> u64 {
+    let tail = match unstructured_config(name, cfg) {
+        Some(u) => cfg
+            .workload_tail_s
+            .max(u.search_time.as_secs_f64() + SEARCH_TAIL_MARGIN_S),
+        None => cfg.workload_tail_s,
+    };
+    (2.0 * tail).ceil() as u64
+}
+
+/// Checks the knobs against their bounds.
+fn check_knobs(cfg: &SimConfig) -> Result<(), RunError> {
+    let k = &cfg.knobs;
+    let bad = |m: String| Err(RunError::BadParameter(m));
+    if !(1..=CAN_D_MAX).contains(&k.can_d) {
+        return bad(format!("--can-d {} outside 1..={CAN_D_MAX}", k.can_d));
+    }
+    if !(1..=TTL_MAX).contains(&k.ttl) {
+        return bad(format!("--ttl {} outside 1..={TTL_MAX}", k.ttl));
+    }
+    if !(1..=WALKERS_MAX).contains(&k.walkers) {
+        return bad(format!("--walkers {} outside 1..={WALKERS_MAX}", k.walkers));
+    }
+    if !(1..=WALK_LEN_MAX).contains(&k.walk_len) {
+        return bad(format!(
+            "--walk-len {} outside 1..={WALK_LEN_MAX}",
+            k.walk_len
+        ));
+    }
+    Ok(())
+}
+
 /// Runs overlay `name` with `cfg`; `on_parameters` receives the seed and the derived
-/// parameters before the run starts.
+/// parameters before the run starts. For the unstructured searches the workload tail is raised
+/// to outlast the longest search.
 pub fn run_overlay(
     name: &str,
-    cfg: SimConfig,
+    mut cfg: SimConfig,
     on_parameters: &mut dyn FnMut(&str),
 ) -> Result<Report, RunError> {
+    check_knobs(&cfg)?;
+    if let Some(u) = unstructured_config(name, &cfg) {
+        let need = u.search_time.as_secs_f64() + SEARCH_TAIL_MARGIN_S;
+        cfg.workload_tail_s = cfg.workload_tail_s.max(need);
+    }
     match name {
         "kademlia" => {
             let k = cfg.k;
@@ -67,22 +176,50 @@ pub fn run_overlay(
             on_parameters,
         ),
         "can" => go(
-            Can::new(CanConfig::default()),
+            Can::new(CanConfig {
+                d: cfg.knobs.can_d,
+                ..CanConfig::default()
+            }),
             Box::new(ZoneOwner),
             cfg,
             on_parameters,
         ),
+        "onehop" => {
+            let overlay = OneHop::new(OneHopConfig::default());
+            let oracle = TokenOwner {
+                overlay: overlay.clone(),
+            };
+            go(overlay, Box::new(oracle), cfg, on_parameters)
+        }
+        "flooding" | "randomwalk" => {
+            let u = unstructured_config(name, &cfg)
+                .ok_or_else(|| RunError::UnknownOverlay(name.to_string()))?;
+            go(
+                Unstructured::new(u),
+                Box::new(AnyHolder),
+                cfg,
+                on_parameters,
+            )
+        }
         other => Err(RunError::UnknownOverlay(other.to_string())),
     }
 }
 
-/// The hop count overlay `name`'s paper predicts at `n` nodes.
-pub fn predicted_hops(name: &str, n: u64) -> Option<f64> {
-    Some(match name {
+/// The hop count overlay `name`'s paper predicts at `n` nodes (`can_d` dimensions for CAN);
+/// `None` for an unknown name or an overlay whose paper predicts no bound (flooding, random
+/// walk).
+pub fn predicted_hops(name: &str, n: u64, can_d: usize) -> Option<f64> {
+    let h = match name {
         "kademlia" => Kademlia::new(0).predicted_hops(n),
         "chord" => Chord::new(ChordConfig::default()).predicted_hops(n),
         "pastry" => Pastry::new(PastryConfig::default()).predicted_hops(n),
-        "can" => Can::new(CanConfig::default()).predicted_hops(n),
+        "can" => Can::new(CanConfig {
+            d: can_d,
+            ..CanConfig::default()
+        })
+        .predicted_hops(n),
+        "onehop" => OneHop::new(OneHopConfig::default()).predicted_hops(n),
         _ => return None,
-    })
+    };
+    h.is_finite().then_some(h)
 }

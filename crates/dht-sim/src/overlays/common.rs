@@ -160,6 +160,11 @@ impl ItemStore {
         self.items.get(key)
     }
 
+    /// Removes the item under `key`; returns whether there was one.
+    pub fn remove(&mut self, key: &Id) -> bool {
+        self.items.remove(key).is_some()
+    }
+
     /// Number of items.
     pub fn len(&self) -> usize {
         self.items.len()

@@ -533,6 +533,17 @@ impl OneHop {
         }
     }
 
+    /// The true owner of `key`: the node of the first token at or after the key whose node
+    /// `is_live` (the checker's rule, from the shared directory rather than any node's view).
+    pub fn owner_among(&self, key: &Id, is_live: impl Fn(NodeIdx) -> bool) -> Option<NodeIdx> {
+        let k = ring_pos(key);
+        let dir = self.dir.read().ok()?;
+        let walk = dir.tokens.range(k..).chain(dir.tokens.range(..k));
+        walk.take(WALK_MAX)
+            .map(|(_, &idx)| idx)
+            .find(|&idx| is_live(idx))
+    }
+
     /// Bytes of the shared token directory (about 64 bytes a token in a B-tree).
     pub fn shared_bytes(&self) -> usize {
         self.dir

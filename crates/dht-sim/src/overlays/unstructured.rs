@@ -17,6 +17,10 @@
 //! overlay (keyed by origin and query), and the origin reads it only when it reports the
 //! search's figures. No routing decision ever reads the tally.
 //!
+//! In the engine a lookup searches for an item planted at `replicas` random live nodes just
+//! before it starts ([`Overlay::plant`]) and removed once it has been judged; it succeeds when
+//! the search reaches any live node holding it.
+//!
 //! Maintenance: a joining node sends `degree / 2` link walks through its bootstrap node; each
 //! ends at a random node, which links back. Neighbours are pinged every keepalive period; one
 //! that does not answer is dropped and replaced by a new link walk.
@@ -42,6 +46,14 @@ pub const SEARCHES_MAX: usize = 4_096;
 pub const PARKED_MAX: usize = 4_096;
 /// Steps of a walk that places a replica or looks for a node to link to.
 pub const PLACE_WALK_LEN: u32 = 16;
+/// How long a node remembers a search it has seen. A flood's duplicates arrive within TTL x
+/// the longest one-way delay (a few seconds); forgetting older searches keeps the seen set, and
+/// so the memory of a flooded network, proportional to the search rate rather than to the run.
+pub const SEEN_KEEP: Duration = Duration::from_secs(10);
+/// How long an origin keeps counting a search's messages after its first hit before it reports:
+/// the flood runs out its TTL and every walker reaches its next check within it, so the report
+/// counts every message the search caused.
+pub const SEARCH_GRACE: Duration = Duration::from_secs(5);
 
 /// How a search spreads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +81,8 @@ pub struct UnstructuredConfig {
     pub walk_len: u32,
     /// Random walk: steps between checks with the origin (Lv et al.: 4); 0 disables checking.
     pub check_every: u32,
-    /// How long an origin collects hits before reporting the search.
+    /// How long an origin waits for a first hit before it reports the search as failed (after a
+    /// hit it reports [`SEARCH_GRACE`] later).
     pub search_time: Duration,
     /// Period of neighbour pings.
     pub keepalive_period: Duration,
@@ -196,7 +209,7 @@ pub struct UnNode {
     nbrs: Vec<NodeIdx>,
     store: ItemStore,
     seen: BTreeSet<(NodeIdx, QueryId)>,
-    seen_order: VecDeque<(NodeIdx, QueryId)>,
+    seen_order: VecDeque<(Instant, NodeIdx, QueryId)>,
     searches: BTreeMap<QueryId, Search>,
     parked: BTreeMap<u64, (UnMsg, Instant)>,
     pings: BTreeMap<NodeIdx, Instant>,
@@ -242,20 +255,32 @@ impl UnNode {
         self.out.push_back((to, msg));
     }
 
-    fn first_sight(&mut self, origin: NodeIdx, query: QueryId) -> bool {
+    fn first_sight(&mut self, now: Instant, origin: NodeIdx, query: QueryId) -> bool {
+        self.forget_seen(now);
         if !self.seen.insert((origin, query)) {
             return false;
         }
-        self.seen_order.push_back((origin, query));
+        self.seen_order.push_back((now, origin, query));
         if self.seen_order.len() > SEEN_MAX {
-            if let Some(old) = self.seen_order.pop_front() {
-                self.seen.remove(&old);
+            if let Some((_, o, q)) = self.seen_order.pop_front() {
+                self.seen.remove(&(o, q));
             }
         }
         true
     }
 
-    fn hit(&mut self, origin: NodeIdx, query: QueryId, key: &Id, hops: u32) -> bool {
+    /// Forgets searches seen more than [`SEEN_KEEP`] ago.
+    fn forget_seen(&mut self, now: Instant) {
+        while let Some(&(t, o, q)) = self.seen_order.front() {
+            if t + SEEN_KEEP > now {
+                break;
+            }
+            self.seen_order.pop_front();
+            self.seen.remove(&(o, q));
+        }
+    }
+
+    fn hit(&mut self, now: Instant, origin: NodeIdx, query: QueryId, key: &Id, hops: u32) -> bool {
         let Some(v) = self.store.get(key).cloned() else {
             return false;
         };
@@ -266,18 +291,20 @@ impl UnNode {
             value: Some(v),
         };
         if origin == self.me {
-            self.on_hit(origin, msg);
+            self.on_hit(now, origin, msg);
         } else {
             self.send(origin, msg);
         }
         true
     }
 
-    fn on_hit(&mut self, from: NodeIdx, msg: UnMsg) {
+    fn on_hit(&mut self, now: Instant, from: NodeIdx, msg: UnMsg) {
         if let UnMsg::Hit { query, hops, value } = msg {
             if let Some(s) = self.searches.get_mut(&query) {
                 if s.hit.is_none() {
                     s.hit = Some((from, hops, value));
+                    // Found: report once the search's last messages have been counted.
+                    s.deadline = s.deadline.min(now + SEARCH_GRACE);
                 }
             }
         }
@@ -390,8 +417,8 @@ impl UnNode {
                 hit: None,
             },
         );
-        self.first_sight(self.me, query);
-        if self.hit(self.me, query, &key, 0) {
+        self.first_sight(now, self.me, query);
+        if self.hit(now, self.me, query, &key, 0) {
             return query;
         }
         match self.config.mode {
@@ -485,7 +512,8 @@ impl OverlayNode for UnNode {
                 hops,
                 ttl,
             } => {
-                if self.first_sight(origin, query) && !self.hit(origin, query, &key, hops) {
+                if self.first_sight(now, origin, query) && !self.hit(now, origin, query, &key, hops)
+                {
                     self.flood(origin, query, key, hops, ttl, Some(from));
                 }
             }
@@ -495,7 +523,7 @@ impl OverlayNode for UnNode {
                 key,
                 hops,
             } => {
-                if !self.hit(origin, query, &key, hops) {
+                if !self.hit(now, origin, query, &key, hops) {
                     self.step_walk(
                         now,
                         UnMsg::Walk {
@@ -508,7 +536,7 @@ impl OverlayNode for UnNode {
                     );
                 }
             }
-            hit @ UnMsg::Hit { .. } => self.on_hit(from, hit),
+            hit @ UnMsg::Hit { .. } => self.on_hit(now, from, hit),
             UnMsg::Check { query, tag } => {
                 let go = self.searches.get(&query).is_some_and(|s| s.hit.is_none());
                 self.send(from, UnMsg::Go { tag, go });
@@ -590,6 +618,7 @@ impl OverlayNode for UnNode {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        self.forget_seen(now);
         let done: Vec<QueryId> = self
             .searches
             .iter()
@@ -812,5 +841,18 @@ impl Overlay for Unstructured {
 
     fn predicted_hops(&self, _n: u64) -> f64 {
         f64::NAN
+    }
+
+    fn lookup_copies(&self, live: usize) -> u32 {
+        self.config.replicas.clamp(1, live.max(1) as u32)
+    }
+
+    fn plant(&self, node: &mut UnNode, key: &Id) {
+        // The value is the key itself: a hit proves the holder had it.
+        node.store.put(*key, key.0.to_vec(), 0);
+    }
+
+    fn unplant(&self, node: &mut UnNode, key: &Id) {
+        node.store.remove(key);
     }
 }

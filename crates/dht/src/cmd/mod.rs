@@ -1,4 +1,5 @@
 //! The `dht` subcommands.
 
 pub mod compare;
+pub mod compare_plots;
 pub mod sim;

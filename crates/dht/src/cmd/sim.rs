@@ -11,15 +11,37 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use dht_sim::churn::Churn;
+use dht_sim::config::{OverlayKnobs, WORKLOAD_TAIL_S};
 use dht_sim::registry::{run_overlay, OVERLAYS};
 use dht_sim::{exit_code, Report, SimConfig};
 
 /// Flags of `dht sim`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SimArgs {
-    /// Overlay to run: kademlia, chord, pastry, can (and the others as they land).
-    #[arg(long, default_value = "kademlia")]
+    /// Overlay to run.
+    #[arg(long, default_value = "kademlia",
+          value_parser = clap::builder::PossibleValuesParser::new(OVERLAYS))]
     pub overlay: String,
+    /// CAN: dimensions of the torus.
+    #[arg(long, default_value_t = 2)]
+    pub can_d: usize,
+    /// Flooding: hops a query travels at most.
+    #[arg(long, default_value_t = 4)]
+    pub ttl: u32,
+    /// Random walk: walkers per search.
+    #[arg(long, default_value_t = 16)]
+    pub walkers: u32,
+    /// Random walk: steps a walker takes at most.
+    #[arg(long, default_value_t = 1024)]
+    pub walk_len: u32,
+    /// Flooding and random walk: nodes holding each searched item, a count (1) or a percentage
+    /// of the nodes (1%).
+    #[arg(long, default_value = "1%")]
+    pub replicas: String,
+    /// Seconds before the end after which no workload command is issued (default 120; raised
+    /// for random walks to outlast the longest walk).
+    #[arg(long)]
+    pub workload_tail: Option<f64>,
     /// Number of live nodes.
     #[arg(long, default_value_t = 1000)]
     pub nodes: u32,
@@ -85,6 +107,16 @@ impl SimArgs {
             (0.0..=1.0).contains(&self.loss),
             "--loss must be within 0..=1"
         );
+        let (replicas, replicas_fraction) =
+            OverlayKnobs::parse_replicas(&self.replicas).map_err(anyhow::Error::msg)?;
+        let knobs = OverlayKnobs {
+            can_d: self.can_d,
+            ttl: self.ttl,
+            walkers: self.walkers,
+            walk_len: self.walk_len,
+            replicas,
+            replicas_fraction,
+        };
         Ok(SimConfig {
             seed: self.seed,
             nodes: self.nodes,
@@ -103,6 +135,8 @@ impl SimArgs {
             min_lookup_success: self.min_lookup_success,
             min_get_success: self.min_get_success,
             progress: !self.quiet,
+            knobs,
+            workload_tail_s: self.workload_tail.unwrap_or(WORKLOAD_TAIL_S),
             ..SimConfig::default()
         })
     }
