@@ -48,8 +48,7 @@ pub struct CompareArgs {
     #[arg(long = "churn")]
     pub churn: Vec<String>,
     /// Overlays to run (repeat); default all.
-    #[arg(long = "overlay",
-          value_parser = clap::builder::PossibleValuesParser::new(OVERLAYS))]
+    #[arg(long = "overlay", value_parser = super::sim::parse_overlay)]
     pub overlay: Vec<String>,
     /// Extra CAN dimensions run beside d = 2 on the static networks (repeat); default 3 and 4.
     #[arg(long = "can-d")]

@@ -18,9 +18,8 @@ use dht_sim::{exit_code, Report, SimConfig};
 /// Flags of `dht sim`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SimArgs {
-    /// Overlay to run.
-    #[arg(long, default_value = "kademlia",
-          value_parser = clap::builder::PossibleValuesParser::new(OVERLAYS))]
+    /// Overlay to run: kademlia, chord, pastry, can, onehop, flooding or randomwalk.
+    #[arg(long, default_value = "kademlia", value_parser = parse_overlay)]
     pub overlay: String,
     /// CAN: dimensions of the torus.
     #[arg(long, default_value_t = 2)]
@@ -97,6 +96,16 @@ pub struct SimArgs {
     /// No progress on stderr.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// Parses an overlay name; the error lists the valid names (clap prints it on the usage line,
+/// exit 2).
+pub fn parse_overlay(name: &str) -> Result<String, String> {
+    if OVERLAYS.contains(&name) {
+        Ok(name.to_string())
+    } else {
+        Err(format!("valid overlays: {}", OVERLAYS.join(", ")))
+    }
 }
 
 impl SimArgs {
