@@ -540,9 +540,6 @@ async fn generator(
     // Bounded by time: every round either sends, receives or sleeps at most WAIT_SLICE.
     loop {
         let now = Instant::now();
-        if now >= end || (now >= measure_to && outstanding == 0) {
-            break;
-        }
         if !measuring && now >= measure_from {
             measuring = true;
             cpu_at_start = (
@@ -561,6 +558,9 @@ async fn generator(
                 .and_then(thread_cpu)
                 .zip(g0)
                 .map(|(a, b)| a.saturating_sub(b));
+        }
+        if now >= end || (now >= measure_to && outstanding == 0) {
+            break;
         }
         // Send what the window allows.
         if now < measure_to && outstanding < window {
