@@ -282,7 +282,10 @@ mod sys {
                 socket.as_raw_fd(),
                 hdrs.as_mut_ptr(),
                 RECV_SLOTS as libc::c_uint,
-                libc::MSG_DONTWAIT as _,
+                // MSG_TRUNC as an input flag makes Linux report a datagram's full length in
+                // msg_len even when it did not fit, which detects truncation more reliably
+                // than the output flag alone.
+                (libc::MSG_DONTWAIT | libc::MSG_TRUNC) as _,
                 std::ptr::null_mut(),
             )
         };
@@ -291,7 +294,7 @@ mod sys {
         }
         let n = (n as usize).min(RECV_SLOTS);
         for (i, h) in hdrs.iter().enumerate().take(n) {
-            if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || h.msg_len as usize > SLOT_LEN {
                 batch.truncated += 1;
             }
             batch.lens[i] = (h.msg_len as usize).min(SLOT_LEN);
@@ -333,7 +336,10 @@ mod sys {
                 socket.as_raw_fd(),
                 hdrs.as_mut_ptr(),
                 count as libc::c_uint,
-                libc::MSG_DONTWAIT as _,
+                // MSG_TRUNC as an input flag makes Linux report a datagram's full length in
+                // msg_len even when it did not fit, which detects truncation more reliably
+                // than the output flag alone.
+                (libc::MSG_DONTWAIT | libc::MSG_TRUNC) as _,
             )
         };
         if n < 0 {
