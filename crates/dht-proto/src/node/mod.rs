@@ -142,6 +142,9 @@ pub struct NodeStats {
     pub transactions_refused: u64,
     /// Contacts refused under BEP 42.
     pub bep42_refused: u64,
+    /// Requests sent a second time because the first try got no answer in
+    /// [`Config::request_stall`].
+    pub resends: u64,
 }
 
 /// Why a request was sent, so its reply goes to the right place.
@@ -164,6 +167,9 @@ struct Pending {
     purpose: Purpose,
     stall_at: Option<Instant>,
     deadline: Instant,
+    /// The datagram, kept to send once more when the first try stalls: on a lossy path one
+    /// resend recovers most lost requests before the lookup gives up on the node.
+    resend: Option<Vec<u8>>,
 }
 
 /// An item this node put itself, republished while it runs.
@@ -332,12 +338,20 @@ impl Node {
             }
         }
         for tid in stalled {
-            if let Some(p) = self.transactions.get_mut(&tid) {
-                p.stall_at = None;
-                let (purpose, id, to) = (p.purpose, p.id, p.to);
-                if let (Purpose::Lookup(q), Some(id)) = (purpose, id) {
-                    self.command_stalled(now, q, NodeInfo { id, addr: to });
-                }
+            let Some(p) = self.transactions.get_mut(&tid) else {
+                continue;
+            };
+            if let Some(data) = p.resend.take() {
+                p.stall_at = Some(now + self.config.request_stall);
+                let to = p.to;
+                self.stats.resends += 1;
+                self.transmits.push_back(Transmit { to, data });
+                continue;
+            }
+            p.stall_at = None;
+            let (purpose, id, to) = (p.purpose, p.id, p.to);
+            if let (Purpose::Lookup(q), Some(id)) = (purpose, id) {
+                self.command_stalled(now, q, NodeInfo { id, addr: to });
             }
         }
         for tid in expired {
@@ -427,18 +441,8 @@ impl Node {
             tid = tid.wrapping_add(1);
         }
         self.next_tid = tid.wrapping_add(1);
-        let stall_at = matches!(purpose, Purpose::Lookup(_) | Purpose::Seed(_))
-            .then(|| now + self.config.request_stall);
-        self.transactions.insert(
-            tid,
-            Pending {
-                to,
-                id,
-                purpose,
-                stall_at,
-                deadline: now + self.config.request_timeout,
-            },
-        );
+        let retried = !matches!(purpose, Purpose::Ping);
+        let stall_at = retried.then(|| now + self.config.request_stall);
         let msg = Message {
             transaction_id: tid.to_be_bytes().to_vec(),
             version: self.config.version.map(|v| v.to_vec()),
@@ -449,7 +453,19 @@ impl Node {
                 method,
             }),
         };
-        self.send(to, &msg);
+        let data = msg.encode();
+        self.transactions.insert(
+            tid,
+            Pending {
+                to,
+                id,
+                purpose,
+                stall_at,
+                deadline: now + self.config.request_timeout,
+                resend: retried.then(|| data.clone()),
+            },
+        );
+        self.transmits.push_back(Transmit { to, data });
         true
     }
 
