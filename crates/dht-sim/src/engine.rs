@@ -660,8 +660,18 @@ impl<O: Overlay> Sim<O> {
         let via = self.live.random(&mut self.rng);
         let id = self.node_id(idx);
         self.live.insert(idx, id);
-        if let (Some(via), Some(node)) = (via, self.nodes[idx as usize].as_mut()) {
-            node.join(self.now.into_instant(), via);
+        if let Some(node) = self.nodes[idx as usize].as_mut() {
+            match via {
+                Some(via) => node.join(self.now.into_instant(), via),
+                None => {
+                    // The first node is the whole network: a ring of one, the whole torus, a
+                    // membership of one. The overlay's converged state for one node is exactly
+                    // that (overlays without the shortcut start alone anyway).
+                    let net = &self.net;
+                    let latency = |a: NodeIdx, b: NodeIdx| net.base_delay(a, b);
+                    self.overlay.converge(&mut [(idx, node)], &latency);
+                }
+            }
         }
         self.drain(idx);
         if self.measuring && self.cfg.churn.is_on() {

@@ -106,3 +106,39 @@ fn ring_repairs_after_a_fifth_of_nodes_fail() {
     assert!(s.ok as f64 >= 0.99 * s.issued as f64, "{s:?}");
     assert!(s.correct as f64 >= 0.99 * s.ok as f64, "{s:?}");
 }
+
+/// A network grown from one node by a burst of concurrent joins (one every 10 ms, 40 ms
+/// latency) ends, after five minutes of maintenance, as one ring with every successor and
+/// predecessor right. Before the ring check, such bursts left two interleaved rings.
+#[test]
+fn burst_of_concurrent_joins_converges_to_one_ring() {
+    let lat = Duration::from_millis(40);
+    let mut net = MiniNet::new(Chord::default(), 1, 1, lat);
+    assert!(net.converge(&|_, _| lat));
+    let mut x = 7u64;
+    for _ in 0..999 {
+        let live = net.live();
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let via = live[(x >> 33) as usize % live.len()];
+        net.join(via);
+        net.run_for(Duration::from_millis(10));
+    }
+    net.run_for(Duration::from_secs(300));
+    let mut ring: Vec<(u128, NodeIdx)> = net
+        .live()
+        .into_iter()
+        .map(|i| (ring_pos(&net.node(i).unwrap().id()), i))
+        .collect();
+    ring.sort();
+    let n = ring.len();
+    assert_eq!(n, 1000);
+    let (mut bad_succ, mut bad_pred) = (0, 0);
+    for (j, &(_, i)) in ring.iter().enumerate() {
+        let node: &ChordNode = net.node(i).unwrap();
+        bad_succ += (node.successors().first() != Some(&ring[(j + 1) % n].1)) as u32;
+        bad_pred += (node.predecessor() != Some(ring[(j + n - 1) % n].1)) as u32;
+    }
+    assert_eq!((bad_succ, bad_pred), (0, 0));
+}

@@ -43,6 +43,9 @@ pub const SUCCESSORS_MAX: usize = 64;
 pub const RPCS_MAX: usize = 64;
 /// Items handed to a new predecessor in one message at most; the rest follow at the next notify.
 pub const HANDOVER_ITEMS_MAX: usize = 256;
+/// One finger-repair period in this many is spent on a ring check instead: a lookup of our own
+/// successor started at a random finger (see [`ChordNode`]'s notes on merging rings).
+pub const RING_CHECK_EVERY: u64 = 8;
 
 /// Chord's knobs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -385,6 +388,23 @@ impl ChordNode {
         let Some(s) = self.t.succs.first() else {
             return;
         };
+        if self.rng.below(RING_CHECK_EVERY) == 0 {
+            // Ring check. Concurrent joins can leave two interleaved rings, each consistent, which
+            // stabilisation alone never merges (Zave, "Reasoning about identifier spaces", 2012
+            // shows such states for the paper's protocol). A lookup of our own successor started
+            // at a random finger is resolved by whichever ring that finger is in; an answer
+            // between us and our successor is adopted (`drain_found`), which merges the rings.
+            if let Some(f) = self
+                .t
+                .fingers
+                .get(self.rng.below(self.t.fingers.len() as u64) as usize)
+            {
+                let via = f.idx;
+                let target = id_at(self.t.me.pos.wrapping_add(1));
+                self.core.start_via(now, target, Op::Find, via);
+                return;
+            }
+        }
         // Fingers whose start falls before the successor are the successor itself: start at the
         // first bit that can reach past it.
         let gap = s.pos.wrapping_sub(self.t.me.pos);
@@ -423,6 +443,18 @@ impl ChordNode {
                 pos: ring_pos(&id),
                 idx,
             };
+            if let Some(s) = self.t.succs.first().copied() {
+                if c.idx != self.t.me.idx && in_open(c.pos, self.t.me.pos, s.pos) {
+                    // A live node between us and our successor: it is our successor.
+                    self.t.succs.insert(0, c);
+                    self.t
+                        .succs
+                        .truncate(self.config.successors.min(SUCCESSORS_MAX));
+                    self.out
+                        .push_back((c.idx, ChordMsg::Notify { me: self.t.me }));
+                    self.stabilise(now);
+                }
+            }
             // Any finger between the start and the answer is stale: the lookup did not find it.
             let me = self.t.me.pos;
             let (td, cd) = (target.wrapping_sub(me), c.pos.wrapping_sub(me));
@@ -434,7 +466,7 @@ impl ChordNode {
         }
     }
 
-    fn on_pred(&mut self, from: NodeIdx, pred: Option<Contact>, succs: Vec<Contact>) {
+    fn on_pred(&mut self, now: Instant, from: NodeIdx, pred: Option<Contact>, succs: Vec<Contact>) {
         let Some(s) = self.t.succs.first().copied() else {
             return;
         };
@@ -462,6 +494,13 @@ impl ChordNode {
         self.t.insert_finger(first);
         self.out
             .push_back((first.idx, ChordMsg::Notify { me: self.t.me }));
+        if first.idx != s.idx {
+            // A closer successor: ask it at once rather than a period later. A join answered
+            // during a burst of concurrent joins can land far from its true successor, and
+            // walking back one node per stabilisation period would leave the ring broken for
+            // minutes; each step moves strictly closer, so this ends.
+            self.stabilise(now);
+        }
     }
 
     fn on_notify(&mut self, c: Contact) {
@@ -535,7 +574,7 @@ impl OverlayNode for ChordNode {
             }
             ChordMsg::Pred { nonce, pred, succs } => {
                 if self.take_rpc(from, nonce).is_some() {
-                    self.on_pred(from, pred, succs);
+                    self.on_pred(now, from, pred, succs);
                 }
             }
             ChordMsg::Notify { me } => self.on_notify(me),
