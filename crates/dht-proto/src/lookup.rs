@@ -103,6 +103,8 @@ pub struct Lookup {
     /// lookup asks all of the k closest it has not asked yet at once, as the Kademlia paper's
     /// lookup does, instead of α at a time.
     converging: bool,
+    /// Whether the lookup may widen to k requests in flight once converging.
+    widen: bool,
 }
 
 impl Lookup {
@@ -127,11 +129,20 @@ impl Lookup {
             timed_out: Vec::new(),
             trace: traced.then(Vec::new),
             converging: false,
+            widen: true,
         };
         for s in seeds {
             l.add_candidate(*s, 1);
         }
         l
+    }
+
+    /// Keeps the lookup at α requests in flight to the end. A get that stops at the first
+    /// value it finds is better served by α: asking all of the k closest at once costs
+    /// datagrams that the first answer makes useless.
+    pub fn without_widening(mut self) -> Self {
+        self.widen = false;
+        self
     }
 
     /// The target.
@@ -255,7 +266,7 @@ impl Lookup {
                 new += 1;
             }
         }
-        if self.closest_alive_distance() == best_before {
+        if self.widen && self.closest_alive_distance() == best_before {
             self.converging = true;
         }
         if let Some(t) = self.trace.as_mut().filter(|t| t.len() < TRACE_MAX) {

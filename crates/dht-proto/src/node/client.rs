@@ -302,7 +302,7 @@ impl Node {
         }
         let mut seeds = self.table.closest(now, &target, self.config.k * 2);
         seeds.extend_from_slice(extra_seeds);
-        let lookup = Lookup::new(
+        let mut lookup = Lookup::new(
             now,
             target,
             self.config.k,
@@ -310,6 +310,9 @@ impl Node {
             &seeds,
             traced,
         );
+        if matches!(kind, Kind::GetImmutable { .. }) {
+            lookup = lookup.without_widening();
+        }
         self.commands.insert(
             q,
             Command {
