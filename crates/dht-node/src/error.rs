@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 pub enum StartError {
     /// The UDP socket could not be bound: pick another address or port, or stop whatever
     /// holds it.
-    #[error("cannot bind UDP socket on {addr}: {source}")]
+    #[error("cannot bind UDP socket on {addr}")]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
