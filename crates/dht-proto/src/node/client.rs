@@ -395,6 +395,7 @@ impl Node {
         let Some(c) = self.commands.remove(&q) else {
             return;
         };
+        self.release_empty_maps();
         if c.internal {
             if matches!(c.kind, Kind::Bootstrap) {
                 self.refresh_all_buckets(now);
@@ -454,7 +455,9 @@ impl Node {
             // A reply from another address than we asked is spoofed or misrouted.
             return None;
         }
-        self.transactions.remove(&tid)
+        let p = self.transactions.remove(&tid);
+        self.release_empty_maps();
+        p
     }
 
     /// The contacts of a reply worth following: not us, and acceptable under BEP 42. Each is
