@@ -44,6 +44,9 @@ pub const NEIGHBOURS_MAX: usize = 256;
 pub const ZONES_MAX: usize = 8;
 /// Neighbour-of-neighbour entries kept per neighbour at most.
 pub const NEIGHBOUR_LIST_MAX: usize = 64;
+/// Nodes named by a neighbour that this node introduced itself to recently, remembered at most
+/// (so each is probed once, not every heartbeat).
+pub const PROBED_MAX: usize = 64;
 
 /// A box of the torus: [lo, hi) along each of the first `d` dimensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +201,10 @@ pub enum CanMsg {
         zones: Vec<Zone>,
         /// The sender's neighbours.
         nbrs: Vec<NodeIdx>,
+        /// A receiver that does not count the sender as a neighbour answers with its own
+        /// zones, so that a stale view on either side is corrected (answers set it false, so
+        /// two strangers never bounce updates).
+        want_reply: bool,
     },
 }
 
@@ -323,6 +330,8 @@ pub struct CanNode {
     join_query: Option<QueryId>,
     split_pending: Option<(NodeIdx, Instant)>,
     next_heartbeat: Instant,
+    /// Recently probed neighbours of neighbours, oldest first.
+    probed: VecDeque<NodeIdx>,
 }
 
 impl CanNode {
@@ -344,6 +353,7 @@ impl CanNode {
             join_query: None,
             split_pending: None,
             next_heartbeat: Instant::ZERO + rng.jitter(config.heartbeat_period),
+            probed: VecDeque::new(),
             config,
         }
     }
@@ -378,6 +388,10 @@ impl CanNode {
     }
 
     fn announce(&mut self, to: &[NodeIdx]) {
+        self.send_update(to, true);
+    }
+
+    fn send_update(&mut self, to: &[NodeIdx], want_reply: bool) {
         let zones = self.t.zones.clone();
         let nbrs = self.my_nbrs();
         for &n in to {
@@ -387,6 +401,7 @@ impl CanNode {
                     CanMsg::Update {
                         zones: zones.clone(),
                         nbrs: nbrs.clone(),
+                        want_reply,
                     },
                 ));
             }
@@ -539,8 +554,8 @@ impl OverlayNode for CanNode {
                         .map(|(_, v, _)| ID_BYTES + 10 + v.len())
                         .sum::<usize>()
             }
-            CanMsg::Update { zones, nbrs } => {
-                HEADER_BYTES + zones.len() * ZONE_BYTES + nbrs.len() * 6
+            CanMsg::Update { zones, nbrs, .. } => {
+                1 + HEADER_BYTES + zones.len() * ZONE_BYTES + nbrs.len() * 6
             }
         }
     }
@@ -566,7 +581,11 @@ impl OverlayNode for CanNode {
                     self.on_split_resp(now, zone, candidates, items);
                 }
             }
-            CanMsg::Update { zones, nbrs } => {
+            CanMsg::Update {
+                zones,
+                nbrs,
+                want_reply,
+            } => {
                 // A node that now holds a zone we were about to take over has done it first.
                 for n in self.t.nbrs.iter_mut().filter(|n| n.dead) {
                     if n.zones.iter().all(|dz| zones.contains(dz)) {
@@ -575,7 +594,42 @@ impl OverlayNode for CanNode {
                     }
                 }
                 self.t.nbrs.retain(|n| !(n.dead && n.zones.is_empty()));
+                let known = self.t.nbrs.iter().any(|n| n.idx == from);
+                // Neighbour discovery. Zone lists handed over at a split can be stale when
+                // neighbours split concurrently, leaving two adjacent nodes unaware of each
+                // other and greedy forwarding stuck. A node named by a known neighbour that we
+                // do not know gets our zones once; if it is adjacent it adds us and, since we are
+                // new to it, answers with its own zones. Only lists from known neighbours are
+                // read: reading a stranger's would let probes beget probes across the network.
+                let unknown: Vec<NodeIdx> = if known {
+                    nbrs.iter()
+                        .copied()
+                        .filter(|&y| {
+                            y != self.t.me
+                                && !self.probed.contains(&y)
+                                && !self.t.nbrs.iter().any(|n| n.idx == y)
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 self.t.upsert(now, from, zones, nbrs);
+                if self.t.joined {
+                    if !known && want_reply {
+                        // New to us (we add it if adjacent), or a node whose view of us is
+                        // stale: either way it needs our zones. Without this a node that
+                        // still lists us after we split away would presume us dead and take
+                        // over a zone we hold.
+                        self.send_update(&[from], false);
+                    }
+                    for y in unknown {
+                        self.probed.push_back(y);
+                        if self.probed.len() > PROBED_MAX {
+                            self.probed.pop_front();
+                        }
+                        self.announce(&[y]);
+                    }
+                }
             }
         }
         self.drain_found(now);
