@@ -14,7 +14,7 @@ use crate::report::Report;
 pub const PLOT_SIZE: (u32, u32) = (800, 500);
 
 /// Colours for successive series.
-const PALETTE: [RGBColor; 8] = [
+const PALETTE: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -23,7 +23,18 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 0, 0),
+    RGBColor(255, 187, 120),
 ];
+
+/// Width of the legend panel to the right of a line chart with many series, in pixels.
+const LEGEND_WIDTH: u32 = 210;
+
+/// Series above which a line chart puts its legend in a panel beside the plot rather than over
+/// it.
+const LEGEND_INSIDE_MAX: usize = 4;
 
 /// One named line of a chart; `dashed` draws it as points joined by a thin line (used for a
 /// paper's prediction beside a measurement).
@@ -91,9 +102,22 @@ pub fn line_chart_axes(
         } else {
             (x0 - 1.0, x1 + 1.0)
         };
+    } else if log_x {
+        // A margin on each side, so end points and the axis labels of a narrow range show.
+        (x0, x1) = (x0 / 1.5, x1 * 1.5);
     }
-    let root = SVGBackend::new(path, PLOT_SIZE).into_drawing_area();
-    root.fill(&WHITE)?;
+    let side = series.len() > LEGEND_INSIDE_MAX;
+    let size = if side {
+        (PLOT_SIZE.0 + LEGEND_WIDTH, PLOT_SIZE.1)
+    } else {
+        PLOT_SIZE
+    };
+    let whole = SVGBackend::new(path, size).into_drawing_area();
+    whole.fill(&WHITE)?;
+    let (root, legend) = whole.split_horizontally(PLOT_SIZE.0);
+    if side {
+        draw_legend(&legend, &series)?;
+    }
     let x_lin = x0..x1;
     let x_log = (x0.max(1e-9)..x1).log_scale();
     if log_y {
@@ -113,8 +137,68 @@ pub fn line_chart_axes(
             draw_chart(&root, title, x_label, y_label, x_lin, y, &series)?;
         }
     }
-    root.present()?;
+    whole.present()?;
     Ok(())
+}
+
+/// The legend of `series` as a column of samples and names in its own panel.
+fn draw_legend(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    series: &[Series],
+) -> PlotResult {
+    let mut y = 50i32;
+    for (s, color) in series.iter().zip(colours(series)) {
+        let line = vec![(8, y), (36, y)];
+        if s.predicted {
+            area.draw(&plotters::element::DashedPathElement::new(
+                line,
+                4,
+                3,
+                color.stroke_width(1),
+            ))?;
+            area.draw(&Circle::new((22, y), 3, color.stroke_width(1)))?;
+        } else {
+            area.draw(&PathElement::new(line, color.stroke_width(2)))?;
+            area.draw(&Circle::new((22, y), 3, color.filled()))?;
+        }
+        area.draw(&Text::new(
+            s.name.clone(),
+            (42, y - 7),
+            ("sans-serif", 14).into_font(),
+        ))?;
+        y += 20;
+    }
+    Ok(())
+}
+
+/// A tick label: whole numbers without decimals, thousands as `k`, small values with two
+/// significant digits.
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if a >= 10_000.0 && (v / 1000.0).fract().abs() < 1e-9 {
+        format!("{:.0}k", v / 1000.0)
+    } else if a >= 10.0 || v.fract().abs() < 1e-9 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The colour of each series: a prediction takes the colour of the measured series before it.
+fn colours(series: &[Series]) -> Vec<RGBColor> {
+    let mut colour = 0usize;
+    series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if i > 0 && !s.predicted {
+                colour += 1;
+            }
+            PALETTE[colour % PALETTE.len()]
+        })
+        .collect()
 }
 
 fn draw_chart<X, Y>(
@@ -142,14 +226,20 @@ where
         .configure_mesh()
         .x_desc(x_label)
         .y_desc(y_label)
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v))
+        .light_line_style(WHITE.mix(0.0))
+        .bold_line_style(BLACK.mix(0.12))
         .draw()?;
     draw_series(&mut chart, series)?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.85))
-        .draw()?;
+    if series.len() <= LEGEND_INSIDE_MAX {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.85))
+            .draw()?;
+    }
     Ok(())
 }
 
@@ -163,20 +253,26 @@ where
     X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
 {
-    let mut colour = 0usize;
-    for (i, s) in series.iter().enumerate() {
-        if i > 0 && !s.predicted {
-            colour += 1;
+    for (s, color) in series.iter().zip(colours(series)) {
+        if s.predicted {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    s.points.iter().copied(),
+                    5,
+                    4,
+                    color.stroke_width(1),
+                ))?
+                .label(s.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        } else {
+            chart
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    color.stroke_width(2),
+                ))?
+                .label(s.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         }
-        let color = PALETTE[colour % PALETTE.len()];
-        let width = if s.predicted { 1 } else { 2 };
-        chart
-            .draw_series(LineSeries::new(
-                s.points.iter().copied(),
-                color.stroke_width(width),
-            ))?
-            .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         if s.predicted {
             // Hollow markers: the paper's figure, not a measurement.
             chart.draw_series(

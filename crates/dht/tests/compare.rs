@@ -76,6 +76,19 @@ fn compare_writes_the_table_the_json_and_every_plot() {
         assert!(text.starts_with("<svg"), "{svg}");
         assert!(text.contains("chord"), "{svg} has no chord series");
     }
+    // The saved figures redraw without running anything.
+    let again = dir.path().join("again");
+    let status = Command::new(DHT)
+        .args(["compare", "--replot"])
+        .arg(out.join("compare.json"))
+        .arg("--out")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let md2 = std::fs::read_to_string(again.join("compare.md")).unwrap();
+    assert!(md2.contains("| can d=3 | 128 | none |") && md2.contains("Search sweep"));
+    assert!(again.join("search_vs_n.svg").exists());
 }
 
 #[test]

@@ -84,10 +84,14 @@ pub struct CompareArgs {
     /// Lookups per sweep run.
     #[arg(long, default_value_t = 200)]
     pub sweep_lookups: u64,
+    /// Run nothing: read the `compare.json` files given (repeat; e.g. runs at different sizes
+    /// made separately), merge them, and write the tables and plots into `--out`.
+    #[arg(long = "replot")]
+    pub replot: Vec<PathBuf>,
 }
 
 /// One run's figures.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     /// Overlay name and setting, as the tables and legends show it (`can d=3`).
     pub label: String,
@@ -100,8 +104,10 @@ pub struct Row {
     /// Churn per hour.
     pub churn_per_hour: f64,
     /// Mean hops.
+    #[serde(deserialize_with = "null_as_nan")]
     pub hops_mean: f64,
-    /// The paper's prediction (NaN where the paper has none).
+    /// The paper's prediction (NaN where the paper has none; `null` in the JSON).
+    #[serde(deserialize_with = "null_as_nan")]
     pub hops_predicted: f64,
     /// Median hops.
     pub hops_p50: u64,
@@ -127,8 +133,14 @@ pub struct Row {
     pub peak_rss_bytes: u64,
 }
 
+/// Reads a number that JSON wrote as `null` because it was NaN (serde_json writes NaN so).
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v: Option<f64> = serde::Deserialize::deserialize(d)?;
+    Ok(v.unwrap_or(f64::NAN))
+}
+
 /// One step of the search sweep.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SweepRow {
     /// `flooding` or `randomwalk`.
     pub search: String,
@@ -153,7 +165,7 @@ pub struct SweepRow {
 }
 
 /// Everything one `dht compare` measured.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Results {
     /// Static and churn runs.
     pub rows: Vec<Row>,
@@ -231,6 +243,18 @@ fn row(label: String, name: &str, churn: &str, can_d: usize, r: &Report) -> Row 
 
 /// Runs `dht compare`.
 pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    if !args.replot.is_empty() {
+        let mut res = Results::default();
+        for path in &args.replot {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let r: Results = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            res.rows.extend(r.rows);
+            res.sweep.extend(r.sweep);
+        }
+        return write_all(&res, &args);
+    }
     let sizes = if args.nodes.is_empty() {
         vec![1024, 16384]
     } else {
@@ -293,13 +317,20 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let md = markdown(&res, &args);
+    write_all(&res, &args)
+}
+
+/// Writes the tables, the JSON and the plots of `res` into `--out` and prints the tables.
+fn write_all(res: &Results, args: &CompareArgs) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let md = markdown(res, args);
     std::fs::write(args.out.join("compare.md"), &md)?;
     std::fs::write(
         args.out.join("compare.json"),
-        serde_json::to_string_pretty(&res)? + "\n",
+        serde_json::to_string_pretty(res)? + "\n",
     )?;
-    compare_plots::write(&res, &args.out).map_err(|e| anyhow::anyhow!("plotting: {e}"))?;
+    compare_plots::write(res, &args.out).map_err(|e| anyhow::anyhow!("plotting: {e}"))?;
     print!("{md}");
     Ok(ExitCode::SUCCESS)
 }
@@ -482,6 +513,7 @@ pub fn sweep_points(res: &Results) -> Vec<(u32, String, f64, f64)> {
         .iter()
         .map(|w| (w.nodes, w.replicas.clone()))
         .collect();
+    keys.sort();
     keys.dedup();
     keys.into_iter()
         .map(|(n, spec)| {

@@ -92,7 +92,7 @@ pub fn write(res: &Results, out: &Path) -> PlotResult {
     let rows = &res.rows;
     line_chart_axes(
         &out.join("hops_vs_n.svg"),
-        "Mean lookup hops against N (thin, hollow: the paper's figure)",
+        "Mean lookup hops against N (dashed, hollow: the paper's figure)",
         "nodes (log)",
         "mean hops (log)",
         &by_n(rows, &|r| r.hops_mean, true),
