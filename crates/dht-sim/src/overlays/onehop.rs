@@ -24,7 +24,7 @@
 //! its honest size) and gossips itself. Ranges are not streamed to a joining node, and the delta
 //! is capped at [`DELTA_MAX`] entries (oldest news dropped first): both are simplifications.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -40,6 +40,11 @@ use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 
 /// Membership changes one node remembers beyond the shared base view at most.
 pub const DELTA_MAX: usize = 4096;
+/// Delta size at which a node folds its settled news (passed on [`GOSSIP_ROUNDS`] times, never
+/// refuted) into a base of its own. A network grown by joins has no converged base: without
+/// folding every member would sit in every delta, gossip would scan it all, and past
+/// [`DELTA_MAX`] members the oldest would be forgotten, i.e. believed absent.
+pub const DELTA_COMPACT: usize = 256;
 /// Changes carried by one gossip message at most.
 pub const GOSSIP_ENTRIES_MAX: usize = 32;
 /// Times a node passes on a change it learned (rumour mongering's counter); about log2 of a
@@ -138,10 +143,24 @@ pub enum OneHopMsg {
     /// The view: base members and delta.
     JoinResp {
         /// The shared base member set.
-        base: Arc<Vec<bool>>,
+        base: Arc<Vec<u32>>,
         /// The delta.
         delta: Vec<(NodeIdx, Member)>,
     },
+}
+
+/// A member's state as one word of a base view: 0 for never heard of, otherwise
+/// `version << 2 | 2 | up`.
+fn encode(m: Member) -> u32 {
+    (m.version << 2) | 2 | m.up as u32
+}
+
+/// The member a base word stands for, or `None` for never heard of.
+fn decode(w: u32) -> Option<Member> {
+    (w & 2 != 0).then_some(Member {
+        version: w >> 2,
+        up: w & 1 == 1,
+    })
 }
 
 #[derive(Debug)]
@@ -151,8 +170,11 @@ struct View {
     joined: bool,
     bootstrap: Option<NodeIdx>,
     dir: Arc<RwLock<TokenDirectory>>,
-    base: Arc<Vec<bool>>,
+    /// Members as [`encode`]d words, shared: the converged view, or one this node folded.
+    base: Arc<Vec<u32>>,
     delta: BTreeMap<NodeIdx, (Member, u8, u64)>,
+    /// The delta entries still being passed on, as (stamp, member): newest last.
+    hot: BTreeSet<(u64, NodeIdx)>,
     stamp: u64,
 }
 
@@ -160,7 +182,7 @@ impl View {
     fn is_up(&self, idx: NodeIdx) -> bool {
         match self.delta.get(&idx) {
             Some((m, _, _)) => m.up,
-            None => self.base.get(idx as usize).copied().unwrap_or(false),
+            None => self.base_member(idx).is_some_and(|m| m.up),
         }
     }
 
@@ -180,40 +202,90 @@ impl View {
         out
     }
 
+    fn base_member(&self, idx: NodeIdx) -> Option<Member> {
+        self.base.get(idx as usize).copied().and_then(decode)
+    }
+
     /// Records `m` for `idx` if it is news; returns whether it was.
     fn merge(&mut self, idx: NodeIdx, m: Member) -> bool {
-        let news = match self.delta.get(&idx) {
-            Some((old, _, _)) => {
-                m.version > old.version || (m.version == old.version && old.up && !m.up)
-            }
-            None => m.up != self.base.get(idx as usize).copied().unwrap_or(false) || m.version > 0,
+        // A higher version wins; at equal versions "down" wins. A member never heard of is news
+        // when it is up or versioned.
+        let old = self
+            .delta
+            .get(&idx)
+            .map(|v| v.0)
+            .or_else(|| self.base_member(idx));
+        let news = match old {
+            Some(old) => m.version > old.version || (m.version == old.version && old.up && !m.up),
+            None => m.up || m.version > 0,
         };
         if news {
             self.stamp += 1;
-            self.delta.insert(idx, (m, GOSSIP_ROUNDS, self.stamp));
+            if let Some((_, rounds, stamp)) = self.delta.insert(idx, (m, GOSSIP_ROUNDS, self.stamp))
+            {
+                if rounds > 0 {
+                    self.hot.remove(&(stamp, idx));
+                }
+            }
+            self.hot.insert((self.stamp, idx));
+            if self.delta.len() > DELTA_COMPACT {
+                self.compact();
+            }
             if self.delta.len() > DELTA_MAX {
                 // Forget the oldest news: the bound costs a few stale entries, not memory.
-                if let Some((&old, _)) = self.delta.iter().min_by_key(|(_, v)| v.2) {
+                if let Some((&old, &(_, rounds, stamp))) =
+                    self.delta.iter().min_by_key(|(_, v)| v.2)
+                {
                     self.delta.remove(&old);
+                    if rounds > 0 {
+                        self.hot.remove(&(stamp, old));
+                    }
                 }
             }
         }
         news
     }
 
-    fn hot(&mut self) -> Vec<(NodeIdx, Member)> {
-        let mut hot: Vec<(u64, NodeIdx)> = self
+    /// Folds the settled entries (no longer passed on) into a base of this node's own, with
+    /// their versions. The base is copied once per fold (a word per member); joiners share it.
+    fn compact(&mut self) {
+        let settled: Vec<(NodeIdx, Member)> = self
             .delta
             .iter()
-            .filter(|(_, v)| v.1 > 0)
-            .map(|(k, v)| (v.2, *k))
+            .filter(|(_, v)| v.1 == 0)
+            .map(|(k, v)| (*k, v.0))
             .collect();
-        hot.sort_unstable_by(|a, b| b.cmp(a));
-        hot.truncate(GOSSIP_ENTRIES_MAX);
-        hot.into_iter()
-            .filter_map(|(_, k)| {
+        // Fold only when it halves the delta at least, so the copy is paid rarely.
+        if settled.len() < DELTA_COMPACT / 2 {
+            return;
+        }
+        let mut base: Vec<u32> = self.base.as_ref().clone();
+        for &(idx, m) in &settled {
+            if base.len() <= idx as usize {
+                base.resize(idx as usize + 1, 0);
+            }
+            base[idx as usize] = encode(m);
+            self.delta.remove(&idx);
+        }
+        self.base = Arc::new(base);
+    }
+
+    fn hot(&mut self) -> Vec<(NodeIdx, Member)> {
+        let picked: Vec<(u64, NodeIdx)> = self
+            .hot
+            .iter()
+            .rev()
+            .take(GOSSIP_ENTRIES_MAX)
+            .copied()
+            .collect();
+        picked
+            .into_iter()
+            .filter_map(|(stamp, k)| {
                 let v = self.delta.get_mut(&k)?;
-                v.1 -= 1;
+                v.1 = v.1.saturating_sub(1);
+                if v.1 == 0 {
+                    self.hot.remove(&(stamp, k));
+                }
                 Some((k, v.0))
             })
             .collect()
@@ -372,7 +444,7 @@ impl OverlayNode for OneHopNode {
             OneHopMsg::JoinReq => HEADER_BYTES + ID_BYTES,
             // A full view: every member with its identifier (tokens derive from it).
             OneHopMsg::JoinResp { base, delta } => {
-                HEADER_BYTES + (base.iter().filter(|b| **b).count() + delta.len()) * ENTRY
+                HEADER_BYTES + (base.iter().filter(|&&w| w & 1 == 1).count() + delta.len()) * ENTRY
             }
         }
     }
@@ -457,6 +529,11 @@ impl OverlayNode for OneHopNode {
             }
             if self.v.joined {
                 self.gossip(now);
+            } else {
+                // A node back from the dead rejoins before it gossips; an exchange it started
+                // in its previous life is void (left pending, its past deadline would wake the
+                // node at the same instant forever).
+                self.gossip_rpc = None;
             }
         }
     }
@@ -510,9 +587,14 @@ impl OverlayNode for OneHopNode {
     }
 
     fn state_bytes(&self) -> usize {
-        // The shared base view and token directory are counted once per run, not per node; a
-        // node's own share is its delta (about 48 bytes an entry in a B-tree).
-        std::mem::size_of::<Self>() + self.core.bytes() + self.v.delta.len() * 48
+        // The token directory is counted once per run, not per node; a base view is shared by
+        // the nodes holding it (the converged one by all), so each is charged its share. A
+        // node's own part is its delta (about 48 bytes an entry in a B-tree, 24 more if hot).
+        std::mem::size_of::<Self>()
+            + self.core.bytes()
+            + self.v.base.len() / Arc::strong_count(&self.v.base).max(1)
+            + self.v.delta.len() * 48
+            + self.v.hot.len() * 24
     }
 }
 
@@ -577,6 +659,7 @@ impl Overlay for OneHop {
                 dir: self.dir.clone(),
                 base: Arc::default(),
                 delta: BTreeMap::new(),
+                hot: BTreeSet::new(),
                 stamp: 0,
             },
             config: self.config,
@@ -600,14 +683,18 @@ impl Overlay for OneHop {
             .map(|(i, _)| *i as usize + 1)
             .max()
             .unwrap_or(0);
-        let mut base = vec![false; max];
+        let mut base = vec![0u32; max];
         for (i, _) in nodes.iter() {
-            base[*i as usize] = true;
+            base[*i as usize] = encode(Member {
+                version: 0,
+                up: true,
+            });
         }
         let base = Arc::new(base);
         for (_, n) in nodes.iter_mut() {
             n.v.base = base.clone();
             n.v.delta.clear();
+            n.v.hot.clear();
             n.v.joined = true;
         }
         true
