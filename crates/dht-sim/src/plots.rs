@@ -130,7 +130,16 @@ pub fn line_chart_axes(
             draw_chart(&root, title, x_label, y_label, x_lin, y, &series)?;
         }
     } else {
-        let y = 0.0..if y1 <= 0.0 { 1.0 } else { y1 * 1.1 };
+        // From zero, unless every value sits in the top half: then zoom on the spread, so
+        // that success rates of 0.98 and 1.0 do not draw as one line.
+        let y = if y1 <= 0.0 {
+            0.0..1.0
+        } else if y0 > 0.5 * y1 && y0 < y1 {
+            let pad = (y1 - y0) * 0.25;
+            (y0 - pad).max(0.0)..y1 + pad
+        } else {
+            0.0..y1 * 1.1
+        };
         if log_x {
             draw_chart(&root, title, x_label, y_label, x_log, y, &series)?;
         } else {
@@ -171,18 +180,18 @@ fn draw_legend(
     Ok(())
 }
 
-/// A tick label: whole numbers without decimals, thousands as `k`, small values with two
-/// significant digits.
+/// A tick label: whole numbers without decimals, thousands as `k`, others with up to four
+/// decimals.
 fn tick(v: f64) -> String {
     let a = v.abs();
     if a >= 10_000.0 && (v / 1000.0).fract().abs() < 1e-9 {
         format!("{:.0}k", v / 1000.0)
     } else if a >= 10.0 || v.fract().abs() < 1e-9 {
         format!("{v:.0}")
-    } else if a >= 1.0 {
-        format!("{v:.1}")
     } else {
-        format!("{v:.2}")
+        // Up to four decimals, trailing zeros dropped: 2.5, 0.75, 0.9925.
+        let t = format!("{v:.4}");
+        t.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
