@@ -235,6 +235,8 @@ where
         .configure_mesh()
         .x_desc(x_label)
         .y_desc(y_label)
+        .x_labels(6)
+        .y_labels(8)
         .x_label_formatter(&|v| tick(*v))
         .y_label_formatter(&|v| tick(*v))
         .light_line_style(WHITE.mix(0.0))
