@@ -12,7 +12,7 @@
 //! the only one that splits.
 
 use core::time::Duration;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use crate::id::{is_local_address, Id, ID_BITS};
 use crate::message::NodeInfo;
@@ -57,6 +57,17 @@ impl From<SocketAddr> for PackedAddr {
         match a {
             SocketAddr::V4(v4) => PackedAddr::V4(v4.ip().octets(), v4.port()),
             SocketAddr::V6(v6) => PackedAddr::V6(v6.ip().octets(), v6.port()),
+        }
+    }
+}
+
+impl PackedAddr {
+    /// Whether both addresses have the same IP, ports aside.
+    fn same_ip(&self, other: &PackedAddr) -> bool {
+        match (self, other) {
+            (PackedAddr::V4(a, _), PackedAddr::V4(b, _)) => a == b,
+            (PackedAddr::V6(a, _), PackedAddr::V6(b, _)) => a == b,
+            _ => false,
         }
     }
 }
@@ -237,11 +248,17 @@ impl RoutingTable {
         b.contacts.iter().find(|c| c.id == *id)
     }
 
-    fn ip_taken(&self, ip: &IpAddr, except: &Id) -> bool {
+    /// Whether the one-contact-per-IP rule keeps `contact` out: another ID already sits in
+    /// the table at its public IP. Loopback and private addresses are exempt, so that local
+    /// networks work. A scan of the whole table, so it runs only when a contact would enter.
+    fn ip_blocked(&self, contact: &Contact) -> bool {
+        if !self.config.one_per_ip || is_local_address(&contact.addr().ip()) {
+            return false;
+        }
         self.buckets
             .iter()
             .flat_map(|b| b.contacts.iter())
-            .any(|c| c.addr().ip() == *ip && c.id != *except)
+            .any(|c| c.addr.same_ip(&contact.addr) && c.id != contact.id)
     }
 
     /// Records that we heard from `node` directly, and adds it if there is room.
@@ -269,10 +286,6 @@ impl RoutingTable {
             }
             return Insert::Refreshed;
         }
-        let ip = node.addr.ip();
-        if self.config.one_per_ip && !is_local_address(&ip) && self.ip_taken(&ip, &node.id) {
-            return Insert::Ignored;
-        }
         let contact = Contact::new(node, now, how == Heard::Response);
         self.insert(now, contact, how != Heard::About)
     }
@@ -281,8 +294,11 @@ impl RoutingTable {
         loop {
             let index = self.bucket_index(&contact.id);
             let count = self.buckets.len();
-            let bucket = &mut self.buckets[index];
-            if bucket.contacts.len() < K {
+            if self.buckets[index].contacts.len() < K {
+                if self.ip_blocked(&contact) {
+                    return Insert::Ignored;
+                }
+                let bucket = &mut self.buckets[index];
                 bucket.contacts.reserve_exact(K - bucket.contacts.len());
                 bucket.contacts.push(contact);
                 bucket.last_changed = now;
@@ -297,15 +313,21 @@ impl RoutingTable {
                 return Insert::Ignored;
             }
             // A bad contact makes room at once.
-            if let Some(pos) = bucket
+            if let Some(pos) = self.buckets[index]
                 .contacts
                 .iter()
                 .position(|c| c.standing(now) == Standing::Bad)
             {
+                if self.ip_blocked(&contact) {
+                    return Insert::Ignored;
+                }
+                let bucket = &mut self.buckets[index];
                 bucket.contacts[pos] = contact;
                 bucket.last_changed = now;
                 return Insert::Added;
             }
+            // A replacement is checked against the one-per-IP rule when it is promoted.
+            let bucket = &mut self.buckets[index];
             let questionable = bucket
                 .contacts
                 .iter()
@@ -355,14 +377,22 @@ impl RoutingTable {
         };
         let c = &mut bucket.contacts[pos];
         c.failures = c.failures.saturating_add(1);
-        if c.standing(now) == Standing::Bad {
-            if let Some(r) = bucket.replacements.pop() {
+        if c.standing(now) != Standing::Bad {
+            return;
+        }
+        let verified = c.verified;
+        // The freshest replacement that the one-per-IP rule lets in takes the place.
+        while let Some(r) = self.buckets[index].replacements.pop() {
+            if !self.ip_blocked(&r) {
+                let bucket = &mut self.buckets[index];
                 bucket.contacts[pos] = r;
                 bucket.last_changed = now;
-            } else if !c.verified {
-                // An unverified contact that does not answer is not worth keeping.
-                bucket.contacts.swap_remove(pos);
+                return;
             }
+        }
+        if !verified {
+            // An unverified contact that does not answer is not worth keeping.
+            self.buckets[index].contacts.swap_remove(pos);
         }
     }
 
@@ -613,6 +643,52 @@ mod tests {
         }
         assert!(t.get(&q.id).is_none(), "the dead contact is gone");
         assert!(t.get(&newcomer).is_some(), "the replacement took its place");
+    }
+
+    #[test]
+    fn a_replacement_sharing_an_ip_with_the_table_is_passed_over_at_promotion() {
+        let own = Id([0; 20]);
+        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        // Bucket 0 (first bit 1) full of verified contacts at distinct public IPs.
+        let mut ids = Vec::new();
+        for i in 0..K as u8 {
+            let mut id = Id([0x80; 20]);
+            id.0[19] = i;
+            ids.push(id);
+            t.heard_from(Instant::ZERO, info(id, i as u32), Heard::Response);
+        }
+        // A contact elsewhere in the table, at 9.9.9.9.
+        let mut near = Id([0; 20]);
+        near.0[19] = 1;
+        let taken: SocketAddr = "9.9.9.9:1".parse().unwrap();
+        let near_info = NodeInfo {
+            id: near,
+            addr: taken,
+        };
+        assert_eq!(
+            t.heard_from(Instant::ZERO, near_info, Heard::Response),
+            Insert::Added
+        );
+        // Two newcomers wait as replacements: a clean one, then one at the taken IP.
+        let later = Instant::ZERO + Duration::from_secs(20 * 60);
+        let mut clean = Id([0x80; 20]);
+        clean.0[19] = 0xe0;
+        let mut twin = Id([0x80; 20]);
+        twin.0[19] = 0xe1;
+        t.heard_from(later, info(clean, 300), Heard::Response);
+        let twin_info = NodeInfo {
+            id: twin,
+            addr: "9.9.9.9:2".parse().unwrap(),
+        };
+        t.heard_from(later, twin_info, Heard::Response);
+        // The first contact dies: the twin is freshest but shares 9.9.9.9, so the clean one
+        // takes the place.
+        for _ in 0..FAILURES_BAD {
+            t.failed(later, &ids[0], addr(0));
+        }
+        assert!(t.get(&ids[0]).is_none());
+        assert!(t.get(&twin).is_none(), "one contact per public IP");
+        assert!(t.get(&clean).is_some());
     }
 
     #[test]

@@ -14,7 +14,9 @@
 
 mod finish;
 
-use std::collections::{BTreeMap, BinaryHeap};
+use radix_heap::RadixHeapMap;
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
 use dht_proto::Id;
@@ -100,44 +102,38 @@ enum Ev<M> {
     End,
 }
 
-struct Scheduled<M> {
-    at: u64,
-    seq: u64,
-    ev: Ev<M>,
-}
-
-impl<M> PartialEq for Scheduled<M> {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl<M> Eq for Scheduled<M> {}
-impl<M> PartialOrd for Scheduled<M> {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl<M> Ord for Scheduled<M> {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        // Reversed: BinaryHeap is a max-heap and the earliest event must come out first.
-        (o.at, o.seq).cmp(&(self.at, self.seq))
-    }
-}
-
-/// The event queue: a heap and the tie-breaking sequence counter.
+/// The event queue: a monotone priority queue on (instant, sequence number).
+///
+/// Events are never scheduled before the current instant, so a radix heap serves: O(1) pushes
+/// and pops amortised over the distance between keys, with far fewer cache misses than a binary
+/// heap of millions of entries. The sequence number breaks ties in scheduling order, so the
+/// order of events, and with it every run, is fixed by the seed.
 struct Queue<M> {
-    heap: BinaryHeap<Scheduled<M>>,
+    heap: RadixHeapMap<Reverse<(u64, u64)>, Ev<M>>,
     seq: u64,
 }
 
 impl<M> Queue<M> {
+    fn new() -> Self {
+        Queue {
+            heap: RadixHeapMap::new(),
+            seq: 0,
+        }
+    }
+
+    /// Schedules `ev` at `at`; an instant already past is taken as the current one.
     fn push(&mut self, at: u64, ev: Ev<M>) {
         self.seq += 1;
-        self.heap.push(Scheduled {
-            at,
-            seq: self.seq,
-            ev,
-        });
+        let at = match self.heap.top() {
+            Some(Reverse((now, _))) => at.max(now),
+            None => at,
+        };
+        self.heap.push(Reverse((at, self.seq)), ev);
+    }
+
+    /// The earliest event and its instant.
+    fn pop(&mut self) -> Option<(u64, Ev<M>)> {
+        self.heap.pop().map(|(Reverse((at, _)), ev)| (at, ev))
     }
 }
 
@@ -299,10 +295,7 @@ impl<O: Overlay> Sim<O> {
             oracle,
             rng: SimRng::new(mix3(cfg.seed, STREAM_ENGINE, 0)),
             net,
-            queue: Queue {
-                heap: BinaryHeap::new(),
-                seq: 0,
-            },
+            queue: Queue::new(),
             now: 0,
             nodes: Vec::new(),
             meta: Vec::new(),
@@ -397,21 +390,21 @@ impl<O: Overlay> Sim<O> {
         self.queue.push(self.measure_start_us, Ev::MeasureStart);
         self.queue.push(self.end_us, Ev::End);
         let mut last_us = 0u64;
-        while let Some(s) = self.queue.heap.pop() {
-            self.now = s.at;
+        while let Some((at, ev)) = self.queue.pop() {
+            self.now = at;
             if self.measuring {
-                self.c.live_node_us += self.live.len() as f64 * (s.at - last_us) as f64;
+                self.c.live_node_us += self.live.len() as f64 * (at - last_us) as f64;
                 let live = self.live.len() as u64;
-                if let Some(b) = self.series.at(s.at) {
+                if let Some(b) = self.series.at(at) {
                     b.live_nodes = live;
                 }
             }
-            last_us = s.at;
+            last_us = at;
             self.c.events += 1;
-            if matches!(s.ev, Ev::End) {
+            if matches!(ev, Ev::End) {
                 break;
             }
-            self.dispatch(s.ev);
+            self.dispatch(ev);
             progress.tick(self.now, self.live.len());
         }
         progress.finish();
