@@ -48,6 +48,40 @@ impl<N> OwnerOracle<N> for NumericallyClosest {
     }
 }
 
+/// The first live node, in index order, whose state satisfies `pred`.
+fn first_live_where<N>(
+    live: &LiveIndex,
+    nodes: &[Option<N>],
+    pred: impl Fn(&N) -> bool,
+) -> Vec<NodeIdx> {
+    live.iter()
+        .filter(|&i| {
+            nodes
+                .get(i as usize)
+                .and_then(|n| n.as_ref())
+                .is_some_and(&pred)
+        })
+        .take(1)
+        .collect()
+}
+
+/// The overlay's own first answer, if it is live and satisfies `pred`: the one-call check
+/// that spares a scan of the live nodes when the answer is right.
+fn found_first_where<N>(
+    live: &LiveIndex,
+    nodes: &[Option<N>],
+    found: &[NodeIdx],
+    pred: impl Fn(&N) -> bool,
+) -> Option<NodeIdx> {
+    let &f = found.first()?;
+    let ok = live.is_live(f)
+        && nodes
+            .get(f as usize)
+            .and_then(|n| n.as_ref())
+            .is_some_and(pred);
+    ok.then_some(f)
+}
+
 /// CAN's rule: the live node whose zone contains the key's point. It first checks the
 /// overlay's own answer (one call) and scans the live nodes only when that answer is wrong, so
 /// the cost is proportional to the number of wrong answers.
@@ -60,10 +94,7 @@ impl OwnerOracle<CanNode> for ZoneOwner {
     }
 
     fn owners(&self, key: &Id, live: &LiveIndex, nodes: &[Option<CanNode>]) -> Vec<NodeIdx> {
-        live.iter()
-            .filter(|&i| nodes[i as usize].as_ref().is_some_and(|n| n.owns_key(key)))
-            .take(1)
-            .collect()
+        first_live_where(live, nodes, |n| n.owns_key(key))
     }
 
     fn owners_given(
@@ -73,17 +104,10 @@ impl OwnerOracle<CanNode> for ZoneOwner {
         nodes: &[Option<CanNode>],
         found: &[NodeIdx],
     ) -> Vec<NodeIdx> {
-        if let Some(&f) = found.first() {
-            let owns = live.is_live(f)
-                && nodes
-                    .get(f as usize)
-                    .and_then(|n| n.as_ref())
-                    .is_some_and(|n| n.owns_key(key));
-            if owns {
-                return vec![f];
-            }
+        match found_first_where(live, nodes, found, |n| n.owns_key(key)) {
+            Some(f) => vec![f],
+            None => self.owners(key, live, nodes),
         }
-        self.owners(key, live, nodes)
     }
 }
 
@@ -123,15 +147,7 @@ impl OwnerOracle<UnNode> for AnyHolder {
     }
 
     fn owners(&self, key: &Id, live: &LiveIndex, nodes: &[Option<UnNode>]) -> Vec<NodeIdx> {
-        live.iter()
-            .filter(|&i| {
-                nodes
-                    .get(i as usize)
-                    .and_then(|n| n.as_ref())
-                    .is_some_and(|n| n.holds(key))
-            })
-            .take(1)
-            .collect()
+        first_live_where(live, nodes, |n| n.holds(key))
     }
 
     fn owners_given(
@@ -141,15 +157,8 @@ impl OwnerOracle<UnNode> for AnyHolder {
         nodes: &[Option<UnNode>],
         found: &[NodeIdx],
     ) -> Vec<NodeIdx> {
-        if let Some(&f) = found.first() {
-            let holds = live.is_live(f)
-                && nodes
-                    .get(f as usize)
-                    .and_then(|n| n.as_ref())
-                    .is_some_and(|n| n.holds(key));
-            if holds {
-                return vec![f];
-            }
+        if let Some(f) = found_first_where(live, nodes, found, |n| n.holds(key)) {
+            return vec![f];
         }
         if found.is_empty() {
             // A search that found nothing failed whoever holds the item; skip the scan.

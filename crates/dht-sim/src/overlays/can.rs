@@ -30,7 +30,8 @@ use dht_proto::Id;
 
 use super::chord::node_id;
 use super::common::{
-    Next, Op, RouteConfig, RouteCore, RouteMsg, RouteTable, HEADER_BYTES, ID_BYTES,
+    routed_core_methods, Next, Op, RouteConfig, RouteCore, RouteMsg, RouteTable, HEADER_BYTES,
+    ID_BYTES,
 };
 use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 
@@ -534,6 +535,8 @@ impl CanNode {
 impl OverlayNode for CanNode {
     type Msg = CanMsg;
 
+    routed_core_methods!(t, CanMsg::Route);
+
     fn wire_size(msg: &CanMsg) -> usize {
         // A zone on the wire: 2 x d coordinates of 4 bytes (d <= 8: at most 64 bytes) and depth.
         const ZONE_BYTES: usize = 2 * 4 * 2 + 2;
@@ -558,10 +561,6 @@ impl OverlayNode for CanNode {
                 1 + HEADER_BYTES + zones.len() * ZONE_BYTES + nbrs.len() * 6
             }
         }
-    }
-
-    fn id(&self) -> Id {
-        self.core.my_id
     }
 
     fn handle_message(&mut self, now: Instant, from: NodeIdx, msg: CanMsg) {
@@ -688,24 +687,6 @@ impl OverlayNode for CanNode {
         self.core.start(now, key, Op::Lookup, &mut self.t)
     }
 
-    fn put(&mut self, now: Instant, key: Id, value: Vec<u8>, seq: i64) -> QueryId {
-        self.core
-            .start(now, key, Op::Put { value, seq }, &mut self.t)
-    }
-
-    fn get(&mut self, now: Instant, key: Id) -> QueryId {
-        self.core.start(now, key, Op::Get, &mut self.t)
-    }
-
-    fn poll_transmit(&mut self) -> Option<(NodeIdx, CanMsg)> {
-        if let Some(m) = self.out.pop_front() {
-            return Some(m);
-        }
-        self.core
-            .poll_transmit()
-            .map(|(to, m)| (to, CanMsg::Route(m)))
-    }
-
     fn poll_timeout(&self) -> Option<Instant> {
         let mut t = self.next_heartbeat;
         if let Some(c) = self.core.poll_timeout() {
@@ -723,10 +704,6 @@ impl OverlayNode for CanNode {
             }
         }
         Some(t)
-    }
-
-    fn poll_event(&mut self) -> Option<OverlayEvent> {
-        self.core.poll_event()
     }
 
     fn state_bytes(&self) -> usize {

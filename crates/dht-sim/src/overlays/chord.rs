@@ -30,8 +30,8 @@ use dht_proto::Id;
 
 pub use super::common::Contact;
 use super::common::{
-    id_at, in_half_open, in_open, mix64, ring_pos, Next, Op, OvRng, RouteConfig, RouteCore,
-    RouteMsg, RouteTable, CONTACT_BYTES, HEADER_BYTES, ID_BYTES,
+    id_at, in_half_open, in_open, mix64, ring_pos, routed_core_methods, Next, Op, OvRng,
+    RouteConfig, RouteCore, RouteMsg, RouteTable, CONTACT_BYTES, HEADER_BYTES, ID_BYTES,
 };
 use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 
@@ -537,6 +537,8 @@ impl ChordNode {
 impl OverlayNode for ChordNode {
     type Msg = ChordMsg;
 
+    routed_core_methods!(t, ChordMsg::Route);
+
     fn wire_size(msg: &ChordMsg) -> usize {
         match msg {
             ChordMsg::Route(r) => r.wire_size(),
@@ -555,10 +557,6 @@ impl OverlayNode for ChordNode {
                         .sum::<usize>()
             }
         }
-    }
-
-    fn id(&self) -> Id {
-        self.core.my_id
     }
 
     fn handle_message(&mut self, now: Instant, from: NodeIdx, msg: ChordMsg) {
@@ -649,24 +647,6 @@ impl OverlayNode for ChordNode {
         q
     }
 
-    fn put(&mut self, now: Instant, key: Id, value: Vec<u8>, seq: i64) -> QueryId {
-        self.core
-            .start(now, key, Op::Put { value, seq }, &mut self.t)
-    }
-
-    fn get(&mut self, now: Instant, key: Id) -> QueryId {
-        self.core.start(now, key, Op::Get, &mut self.t)
-    }
-
-    fn poll_transmit(&mut self) -> Option<(NodeIdx, ChordMsg)> {
-        if let Some(m) = self.out.pop_front() {
-            return Some(m);
-        }
-        self.core
-            .poll_transmit()
-            .map(|(to, m)| (to, ChordMsg::Route(m)))
-    }
-
     fn poll_timeout(&self) -> Option<Instant> {
         let mut t = self.next_stabilise.min(self.next_fix).min(self.next_check);
         if let Some(c) = self.core.poll_timeout() {
@@ -676,10 +656,6 @@ impl OverlayNode for ChordNode {
             t = t.min(r);
         }
         Some(t)
-    }
-
-    fn poll_event(&mut self) -> Option<OverlayEvent> {
-        self.core.poll_event()
     }
 
     fn state_bytes(&self) -> usize {

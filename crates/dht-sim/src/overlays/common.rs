@@ -761,6 +761,40 @@ impl RouteCore {
     }
 }
 
+/// The [`OverlayNode`](crate::overlay::OverlayNode) methods that every routed overlay (Chord,
+/// Pastry, CAN, the one-hop ring) hands straight to its [`Core`]: the node's ID, starting
+/// commands against its table `$table`, and draining the core's outputs after the overlay's
+/// own maintenance messages (queued in `out`), the core's routed messages wrapped in `$route`.
+/// Written once here; each overlay invokes it inside its `impl OverlayNode` block.
+macro_rules! routed_core_methods {
+    ($table:ident, $route:path) => {
+        fn id(&self) -> Id {
+            self.core.my_id
+        }
+
+        fn put(&mut self, now: Instant, key: Id, value: Vec<u8>, seq: i64) -> QueryId {
+            self.core
+                .start(now, key, Op::Put { value, seq }, &mut self.$table)
+        }
+
+        fn get(&mut self, now: Instant, key: Id) -> QueryId {
+            self.core.start(now, key, Op::Get, &mut self.$table)
+        }
+
+        fn poll_transmit(&mut self) -> Option<(NodeIdx, Self::Msg)> {
+            if let Some(m) = self.out.pop_front() {
+                return Some(m);
+            }
+            self.core.poll_transmit().map(|(to, m)| (to, $route(m)))
+        }
+
+        fn poll_event(&mut self) -> Option<OverlayEvent> {
+            self.core.poll_event()
+        }
+    };
+}
+pub(crate) use routed_core_methods;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,8 +33,8 @@ use dht_proto::Id;
 
 use super::chord::node_id;
 use super::common::{
-    ring_pos, Next, Op, OvRng, RouteConfig, RouteCore, RouteMsg, RouteTable, ADDR_BYTES,
-    HEADER_BYTES, ID_BYTES,
+    ring_pos, routed_core_methods, Next, Op, OvRng, RouteConfig, RouteCore, RouteMsg, RouteTable,
+    ADDR_BYTES, HEADER_BYTES, ID_BYTES,
 };
 use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 
@@ -434,6 +434,8 @@ impl OneHopNode {
 impl OverlayNode for OneHopNode {
     type Msg = OneHopMsg;
 
+    routed_core_methods!(v, OneHopMsg::Route);
+
     fn wire_size(msg: &OneHopMsg) -> usize {
         const ENTRY: usize = ADDR_BYTES + ID_BYTES + 4 + 1;
         match msg {
@@ -447,10 +449,6 @@ impl OverlayNode for OneHopNode {
                 HEADER_BYTES + (base.iter().filter(|&&w| w & 1 == 1).count() + delta.len()) * ENTRY
             }
         }
-    }
-
-    fn id(&self) -> Id {
-        self.core.my_id
     }
 
     fn handle_message(&mut self, now: Instant, from: NodeIdx, msg: OneHopMsg) {
@@ -549,24 +547,6 @@ impl OverlayNode for OneHopNode {
         self.core.start(now, key, Op::Lookup, &mut self.v)
     }
 
-    fn put(&mut self, now: Instant, key: Id, value: Vec<u8>, seq: i64) -> QueryId {
-        self.core
-            .start(now, key, Op::Put { value, seq }, &mut self.v)
-    }
-
-    fn get(&mut self, now: Instant, key: Id) -> QueryId {
-        self.core.start(now, key, Op::Get, &mut self.v)
-    }
-
-    fn poll_transmit(&mut self) -> Option<(NodeIdx, OneHopMsg)> {
-        if let Some(m) = self.out.pop_front() {
-            return Some(m);
-        }
-        self.core
-            .poll_transmit()
-            .map(|(to, m)| (to, OneHopMsg::Route(m)))
-    }
-
     fn poll_timeout(&self) -> Option<Instant> {
         let mut t = self.next_gossip;
         for x in [
@@ -580,10 +560,6 @@ impl OverlayNode for OneHopNode {
             t = t.min(x);
         }
         Some(t)
-    }
-
-    fn poll_event(&mut self) -> Option<OverlayEvent> {
-        self.core.poll_event()
     }
 
     fn state_bytes(&self) -> usize {

@@ -33,8 +33,8 @@ use dht_proto::Id;
 
 use super::chord::node_id;
 use super::common::{
-    ring_pos, Contact, Next, Op, OvRng, RouteConfig, RouteCore, RouteMsg, RouteTable,
-    CONTACT_BYTES, HEADER_BYTES,
+    ring_pos, routed_core_methods, Contact, Next, Op, OvRng, RouteConfig, RouteCore, RouteMsg,
+    RouteTable, CONTACT_BYTES, HEADER_BYTES,
 };
 use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 
@@ -519,6 +519,8 @@ impl PastryNode {
 impl OverlayNode for PastryNode {
     type Msg = PastryMsg;
 
+    routed_core_methods!(t, PastryMsg::Route);
+
     fn wire_size(msg: &PastryMsg) -> usize {
         match msg {
             PastryMsg::Route(r) => r.wire_size(),
@@ -529,10 +531,6 @@ impl OverlayNode for PastryNode {
             PastryMsg::RowReq { .. } => HEADER_BYTES + 1,
             PastryMsg::Announce { .. } => HEADER_BYTES + CONTACT_BYTES,
         }
-    }
-
-    fn id(&self) -> Id {
-        self.core.my_id
     }
 
     fn handle_message(&mut self, now: Instant, from: NodeIdx, msg: PastryMsg) {
@@ -641,24 +639,6 @@ impl OverlayNode for PastryNode {
         self.core.start(now, key, Op::Lookup, &mut self.t)
     }
 
-    fn put(&mut self, now: Instant, key: Id, value: Vec<u8>, seq: i64) -> QueryId {
-        self.core
-            .start(now, key, Op::Put { value, seq }, &mut self.t)
-    }
-
-    fn get(&mut self, now: Instant, key: Id) -> QueryId {
-        self.core.start(now, key, Op::Get, &mut self.t)
-    }
-
-    fn poll_transmit(&mut self) -> Option<(NodeIdx, PastryMsg)> {
-        if let Some(m) = self.out.pop_front() {
-            return Some(m);
-        }
-        self.core
-            .poll_transmit()
-            .map(|(to, m)| (to, PastryMsg::Route(m)))
-    }
-
     fn poll_timeout(&self) -> Option<Instant> {
         let mut t = self.next_leaf.min(self.next_table);
         if let Some(c) = self.core.poll_timeout() {
@@ -668,10 +648,6 @@ impl OverlayNode for PastryNode {
             t = t.min(r);
         }
         Some(t)
-    }
-
-    fn poll_event(&mut self) -> Option<OverlayEvent> {
-        self.core.poll_event()
     }
 
     fn state_bytes(&self) -> usize {
