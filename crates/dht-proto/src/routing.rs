@@ -309,10 +309,7 @@ impl RoutingTable {
                 self.split_last();
                 continue;
             }
-            if !may_displace {
-                return Insert::Ignored;
-            }
-            // A bad contact makes room at once.
+            // A bad contact makes room at once, whoever the newcomer is (BEP 5).
             if let Some(pos) = self.buckets[index]
                 .contacts
                 .iter()
@@ -326,6 +323,9 @@ impl RoutingTable {
                 bucket.last_changed = now;
                 return Insert::Added;
             }
+            if !may_displace {
+                return Insert::Ignored;
+            }
             // A replacement is checked against the one-per-IP rule when it is promoted.
             let bucket = &mut self.buckets[index];
             let questionable = bucket
@@ -334,13 +334,12 @@ impl RoutingTable {
                 .filter(|c| c.standing(now) == Standing::Questionable)
                 .min_by_key(|c| (c.verified, c.last_seen_s))
                 .map(Contact::info);
-            // Only verified newcomers are worth waiting for.
-            if contact.verified {
-                push_replacement(&mut bucket.replacements, contact);
-            }
+            // BEP 5: a newcomer heard from directly (it answered us, or queried us and so is
+            // alive now) waits while the least recently seen questionable contact is pinged.
+            push_replacement(&mut bucket.replacements, contact);
             return match questionable {
-                Some(q) if contact.verified => Insert::PingFirst(q),
-                _ => Insert::Ignored,
+                Some(q) => Insert::PingFirst(q),
+                None => Insert::Ignored,
             };
         }
     }
@@ -643,6 +642,52 @@ mod tests {
         }
         assert!(t.get(&q.id).is_none(), "the dead contact is gone");
         assert!(t.get(&newcomer).is_some(), "the replacement took its place");
+    }
+
+    #[test]
+    fn a_querier_waits_on_a_questionable_contact_and_a_bad_one_yields_to_anyone() {
+        let own = Id([0; 20]);
+        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        let mut ids = Vec::new();
+        for i in 0..K as u8 {
+            let mut id = Id([0x80; 20]);
+            id.0[19] = i;
+            ids.push(id);
+            t.heard_from(Instant::ZERO, info(id, i as u32), Heard::Response);
+        }
+        let mut near = Id([0; 20]);
+        near.0[19] = 1;
+        t.heard_from(Instant::ZERO, info(near, 100), Heard::Response);
+        // 20 minutes on, every contact of the full bucket is questionable.
+        let later = Instant::ZERO + Duration::from_secs(20 * 60);
+        let mut querier = Id([0x80; 20]);
+        querier.0[19] = 0xd0;
+        let outcome = t.heard_from(later, info(querier, 400), Heard::Query);
+        assert!(
+            matches!(outcome, Insert::PingFirst(_)),
+            "a node that queried us is alive: ping the stalest contact for it, got {outcome:?}"
+        );
+        // A third party's word alone does not start pings...
+        let mut heard = Id([0x80; 20]);
+        heard.0[19] = 0xd1;
+        assert_eq!(
+            t.heard_from(later, info(heard, 401), Heard::About),
+            Insert::Ignored
+        );
+        // ...but takes the place of a contact known to be bad.
+        for _ in 0..FAILURES_BAD {
+            t.failed(later, &ids[3], addr(3));
+        }
+        // The waiting querier took the dead contact's place; the next dead one yields to the
+        // heard-about node.
+        assert!(t.get(&querier).is_some());
+        for _ in 0..FAILURES_BAD {
+            t.failed(later, &ids[4], addr(4));
+        }
+        assert_eq!(
+            t.heard_from(later, info(heard, 401), Heard::About),
+            Insert::Added
+        );
     }
 
     #[test]

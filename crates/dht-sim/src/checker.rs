@@ -3,8 +3,11 @@
 //! - A lookup's returned nodes are compared with the true owners of its key among the nodes
 //!   alive when it ended, as given by the overlay's [`OwnerOracle`] (Kademlia: the k closest by
 //!   XOR; ring overlays: the successor). It succeeds when the overlay says it reached the key
-//!   *and* the true closest owner is among the nodes it returned; recall at k is the fraction
-//!   of the true owners it returned.
+//!   *and* it returned the true closest owner as of its end, or as of its start where the rule
+//!   is cheap enough to evaluate then ([`OwnerOracle::first_owner_now`]): the owner at some
+//!   instant while it ran, since a node that joins mid-lookup cannot be asked for. The count of
+//!   lookups right by the end alone is reported too. Recall at k is the fraction of the end's
+//!   true owners it returned.
 //! - A get is compared with what was put: its value must be the value of the highest sequence
 //!   number acknowledged before the get began (or a newer one that was put since). A value that
 //!   was never put under that key is corruption, a hard correctness failure; an older version
@@ -44,6 +47,17 @@ pub trait OwnerOracle<N> {
     ) -> Vec<NodeIdx> {
         self.owners(key, live, nodes)
     }
+
+    /// The most responsible owner now, for rules cheap enough to evaluate when every lookup
+    /// starts (`None`: lookups are judged by their end alone).
+    fn first_owner_now(
+        &self,
+        _key: &Id,
+        _live: &LiveIndex,
+        _nodes: &[Option<N>],
+    ) -> Option<NodeIdx> {
+        None
+    }
 }
 
 /// Kademlia's rule: the `k` live nodes closest to the key by XOR.
@@ -64,6 +78,10 @@ impl<N> OwnerOracle<N> for XorClosest {
             .map(|(_, i)| i)
             .collect()
     }
+
+    fn first_owner_now(&self, key: &Id, live: &LiveIndex, _nodes: &[Option<N>]) -> Option<NodeIdx> {
+        live.xor_closest(key, 1).first().map(|&(_, i)| i)
+    }
 }
 
 /// Chord's rule: the first live node at or after the key on the identifier ring.
@@ -81,34 +99,51 @@ impl<N> OwnerOracle<N> for RingSuccessor {
             .into_iter()
             .collect()
     }
+
+    fn first_owner_now(&self, key: &Id, live: &LiveIndex, _nodes: &[Option<N>]) -> Option<NodeIdx> {
+        live.ring_successor(key).map(|(_, i)| i)
+    }
 }
 
 /// What a finished lookup's answer was worth.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LookupVerdict {
-    /// The overlay said it reached the key and returned the most responsible true owner.
+    /// The overlay said it reached the key and returned the most responsible true owner as of
+    /// its end or its start.
     pub success: bool,
+    /// The same, as of its end alone.
+    pub success_at_end: bool,
     /// The overlay said it reached the key but the answer excludes the true owner.
     pub wrong: bool,
     /// Fraction of the true owners that the answer contains.
     pub recall: f64,
 }
 
-/// Judges one lookup answer against the true owners.
-pub fn judge_lookup(ok: bool, found: &[NodeIdx], owners: &[NodeIdx]) -> LookupVerdict {
+/// Judges one lookup answer against the true owners at its end (`owners`) and the most
+/// responsible owner at its start (`owner_at_start`, if the rule gave one).
+pub fn judge_lookup(
+    ok: bool,
+    found: &[NodeIdx],
+    owners: &[NodeIdx],
+    owner_at_start: Option<NodeIdx>,
+) -> LookupVerdict {
     if owners.is_empty() {
         // Nobody alive owns anything; only an empty answer is right.
+        let success = ok && found.is_empty();
         return LookupVerdict {
-            success: ok && found.is_empty(),
+            success,
+            success_at_end: success,
             wrong: false,
             recall: 1.0,
         };
     }
     let hit = owners.iter().filter(|o| found.contains(o)).count();
-    let has_first = found.contains(&owners[0]);
+    let at_end = found.contains(&owners[0]);
+    let right = at_end || owner_at_start.is_some_and(|o| found.contains(&o));
     LookupVerdict {
-        success: ok && has_first,
-        wrong: ok && !has_first,
+        success: ok && right,
+        success_at_end: ok && at_end,
+        wrong: ok && !right,
         recall: hit as f64 / owners.len() as f64,
     }
 }
@@ -255,13 +290,25 @@ mod tests {
 
     #[test]
     fn lookup_without_the_true_owner_is_wrong_even_when_the_overlay_says_ok() {
-        let v = judge_lookup(true, &[5, 6], &[1, 5, 6]);
+        let v = judge_lookup(true, &[5, 6], &[1, 5, 6], None);
         assert!(!v.success && v.wrong);
         assert!((v.recall - 2.0 / 3.0).abs() < 1e-12);
-        let v = judge_lookup(true, &[1, 9], &[1, 5]);
+        let v = judge_lookup(true, &[1, 9], &[1, 5], None);
         assert!(v.success && !v.wrong);
-        let v = judge_lookup(false, &[1], &[1]);
+        let v = judge_lookup(false, &[1], &[1], None);
         assert!(!v.success && !v.wrong);
+    }
+
+    #[test]
+    fn lookup_is_right_with_the_owner_at_its_start_or_its_end_but_not_another() {
+        // Node 7 owned the key when the lookup began; node 1 joined closer meanwhile.
+        let v = judge_lookup(true, &[7, 5], &[1, 7, 5], Some(7));
+        assert!(v.success && !v.wrong && !v.success_at_end);
+        // Neither the owner at the start nor the one at the end: wrong.
+        let v = judge_lookup(true, &[5, 6], &[1, 5, 6], Some(7));
+        assert!(!v.success && v.wrong && !v.success_at_end);
+        let v = judge_lookup(true, &[1, 6], &[1, 5, 6], Some(7));
+        assert!(v.success && v.success_at_end);
     }
 
     #[test]

@@ -140,7 +140,10 @@ impl<M> Queue<M> {
 /// A workload command in flight.
 #[derive(Debug, Clone, Copy)]
 enum PendingKind {
-    Lookup,
+    Lookup {
+        /// The most responsible owner when it began, if the owner rule is cheap.
+        owner_at_start: Option<NodeIdx>,
+    },
     Put {
         seq: i64,
     },
@@ -163,6 +166,7 @@ struct Counters {
     lookups_started: u64,
     lookups_done: u64,
     lookups_succeeded: u64,
+    lookups_succeeded_at_end: u64,
     lookups_wrong: u64,
     lookups_failed: u64,
     lookups_abandoned: u64,
@@ -203,6 +207,7 @@ impl Counters {
             lookups_started: 0,
             lookups_done: 0,
             lookups_succeeded: 0,
+            lookups_succeeded_at_end: 0,
             lookups_wrong: 0,
             lookups_failed: 0,
             lookups_abandoned: 0,
@@ -505,7 +510,9 @@ impl<O: Overlay> Sim<O> {
                     let key = Id::random(&mut self.rng);
                     let holders = self.plant(&key);
                     // A lookup that ended inside `issue` has been judged already.
-                    match self.issue(from, PendingKind::Lookup, key, None) {
+                    let owner_at_start = self.oracle.first_owner_now(&key, &self.live, &self.nodes);
+                    let kind = PendingKind::Lookup { owner_at_start };
+                    match self.issue(from, kind, key, None) {
                         Some(q) if !holders.is_empty() && self.pending.contains_key(&(from, q)) => {
                             self.planted.insert((from, q), holders);
                         }
@@ -691,7 +698,7 @@ impl<O: Overlay> Sim<O> {
                 continue;
             };
             match p.kind {
-                PendingKind::Lookup => {
+                PendingKind::Lookup { .. } => {
                     self.c.lookups_abandoned += 1;
                     if let Some(h) = self.planted.remove(&k) {
                         self.unplant(&p.key, h);
@@ -813,7 +820,7 @@ impl<O: Overlay> Sim<O> {
         let now = self.now.into_instant();
         let node = self.nodes[from as usize].as_mut()?;
         let q = match kind {
-            PendingKind::Lookup => {
+            PendingKind::Lookup { .. } => {
                 self.c.lookups_started += 1;
                 node.lookup(now, key)
             }
@@ -924,18 +931,19 @@ impl<O: Overlay> Sim<O> {
                     messages,
                     ..
                 },
-                PendingKind::Lookup,
+                PendingKind::Lookup { owner_at_start },
             ) => {
                 let owners = self
                     .oracle
                     .owners_given(&p.key, &self.live, &self.nodes, &found);
                 let owners = &owners[..owners.len().min(self.cfg.k.max(1))];
-                let v = judge_lookup(ok, &found, owners);
+                let v = judge_lookup(ok, &found, owners, owner_at_start);
                 if let Some(h) = self.planted.remove(&(idx, query)) {
                     self.unplant(&p.key, h);
                 }
                 self.c.lookups_done += 1;
                 self.c.lookups_succeeded += v.success as u64;
+                self.c.lookups_succeeded_at_end += v.success_at_end as u64;
                 self.c.lookups_wrong += v.wrong as u64;
                 self.c.lookups_failed += (!ok) as u64;
                 self.c.recall_sum += v.recall;

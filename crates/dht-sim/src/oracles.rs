@@ -46,6 +46,10 @@ impl<N> OwnerOracle<N> for NumericallyClosest {
             (None, None) => Vec::new(),
         }
     }
+
+    fn first_owner_now(&self, key: &Id, live: &LiveIndex, nodes: &[Option<N>]) -> Option<NodeIdx> {
+        self.owners(key, live, nodes).first().copied()
+    }
 }
 
 /// The first live node, in index order, whose state satisfies `pred`.
@@ -131,6 +135,15 @@ impl OwnerOracle<OneHopNode> for TokenOwner {
             .owner_among(key, |i| live.is_live(i))
             .into_iter()
             .collect()
+    }
+
+    fn first_owner_now(
+        &self,
+        key: &Id,
+        live: &LiveIndex,
+        _nodes: &[Option<OneHopNode>],
+    ) -> Option<NodeIdx> {
+        self.overlay.owner_among(key, |i| live.is_live(i))
     }
 }
 

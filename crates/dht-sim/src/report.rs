@@ -73,6 +73,9 @@ pub struct LookupReport {
     pub succeeded: u64,
     /// succeeded / started (lookups abandoned because their node left count as not started).
     pub success_rate: f64,
+    /// Lookups whose answer contained the true closest owner as of their end (without the
+    /// owner as of their start; see the checker).
+    pub succeeded_at_end: u64,
     /// Rounds (Kademlia) or forwarding steps of finished lookups.
     pub hops: HopsReport,
     /// Lookup latency quantiles.
@@ -252,10 +255,11 @@ impl Report {
             self.virtual_seconds
         );
         s += &format!(
-            "lookups: {} started, {} succeeded ({:.4}%), {} wrong, {} failed, recall@k {:.4}\n",
+            "lookups: {} started, {} succeeded ({:.4}%; {} by the owner at their end alone), {} wrong, {} failed, recall@k {:.4}\n",
             l.started,
             l.succeeded,
             100.0 * l.success_rate,
+            l.succeeded_at_end,
             l.wrong,
             l.failed,
             l.recall_at_k

@@ -341,14 +341,14 @@ impl Node {
             let Some(p) = self.transactions.get_mut(&tid) else {
                 continue;
             };
-            if let Some(data) = p.resend.take() {
-                p.stall_at = Some(now + self.config.request_stall);
-                let to = p.to;
-                self.stats.resends += 1;
-                self.transmits.push_back(Transmit { to, data });
-                continue;
-            }
+            // Sent once more (on a lossy path one datagram in a few is lost), and the lookup
+            // stops waiting for it: a late answer to either copy still counts until the
+            // deadline, but a dead node no longer holds one of the α slots meanwhile.
             p.stall_at = None;
+            if let Some(data) = p.resend.take() {
+                self.stats.resends += 1;
+                self.transmits.push_back(Transmit { to: p.to, data });
+            }
             let (purpose, id, to) = (p.purpose, p.id, p.to);
             if let (Purpose::Lookup(q), Some(id)) = (purpose, id) {
                 self.command_stalled(now, q, NodeInfo { id, addr: to });

@@ -11,7 +11,7 @@ impl<O: Overlay> Sim<O> {
         let unfinished_lookups = self
             .pending
             .values()
-            .filter(|p| matches!(p.kind, PendingKind::Lookup))
+            .filter(|p| matches!(p.kind, PendingKind::Lookup { .. }))
             .count() as u64;
         let unfinished_gets = self
             .pending
@@ -51,6 +51,7 @@ impl<O: Overlay> Sim<O> {
             started: c.lookups_started,
             succeeded: c.lookups_succeeded,
             success_rate: ratio(c.lookups_succeeded, live_start),
+            succeeded_at_end: c.lookups_succeeded_at_end,
             hops: HopsReport {
                 mean: c.hops.mean(),
                 p50: c.hops.quantile(0.5),
