@@ -125,6 +125,23 @@ pub struct PutArgs {
     pub mutable: Option<MutableArgs>,
 }
 
+impl PutArgs {
+    /// The arguments that store the signed mutable `item` with `token`, only over `cas` if given.
+    pub fn mutable(item: &crate::bep44::MutableItem, token: Vec<u8>, cas: Option<i64>) -> Self {
+        PutArgs {
+            token,
+            value: item.value.clone(),
+            mutable: Some(MutableArgs {
+                public_key: item.public_key,
+                signature: item.signature,
+                seq: item.seq,
+                salt: item.salt.clone(),
+                cas,
+            }),
+        }
+    }
+}
+
 /// The mutable-item fields of a BEP 44 `put`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MutableArgs {

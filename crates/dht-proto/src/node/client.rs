@@ -8,7 +8,7 @@ use super::{Event, Node, Outcome, OwnItem, Pending, Purpose, QueryId};
 use crate::bep44::{check_sizes, immutable_target, ItemError, MutableItem};
 use crate::id::Id;
 use crate::lookup::Lookup;
-use crate::message::{ErrorBody, Method, MutableArgs, NodeInfo, PutArgs, Response};
+use crate::message::{ErrorBody, Method, NodeInfo, PutArgs, Response};
 use crate::routing::Heard;
 use crate::store::ItemValue;
 use crate::time::Instant;
@@ -648,17 +648,7 @@ fn store_method(kind: &Kind, target: Id, token: Vec<u8>) -> Method {
             value: value.clone(),
             mutable: None,
         }),
-        Kind::PutMutable { item, cas } => Method::Put(PutArgs {
-            token,
-            value: item.value.clone(),
-            mutable: Some(MutableArgs {
-                public_key: item.public_key,
-                signature: item.signature,
-                seq: item.seq,
-                salt: item.salt.clone(),
-                cas: *cas,
-            }),
-        }),
+        Kind::PutMutable { item, cas } => Method::Put(PutArgs::mutable(item, token, *cas)),
         _ => Method::Ping,
     }
 }

@@ -8,7 +8,7 @@ use ed25519_dalek::SigningKey;
 use super::{Config, Node};
 use crate::bep44::MutableItem;
 use crate::id::Id;
-use crate::message::{Body, Message, Method, MutableArgs, PutArgs, Query, Response, VALUE_LEN_MAX};
+use crate::message::{Body, Message, Method, PutArgs, Query, Response, VALUE_LEN_MAX};
 use crate::time::Instant;
 
 const PEER: &str = "127.0.0.9:4000";
@@ -60,17 +60,7 @@ fn token_for(n: &mut Node, target: Id) -> Vec<u8> {
 }
 
 fn mutable_put(item: &MutableItem, token: Vec<u8>, cas: Option<i64>) -> Method {
-    Method::Put(PutArgs {
-        token,
-        value: item.value.clone(),
-        mutable: Some(MutableArgs {
-            public_key: item.public_key,
-            signature: item.signature,
-            seq: item.seq,
-            salt: item.salt.clone(),
-            cas,
-        }),
-    })
+    Method::Put(PutArgs::mutable(item, token, cas))
 }
 
 #[test]
