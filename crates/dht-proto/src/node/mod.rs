@@ -359,7 +359,13 @@ impl Node {
             self.release_empty_maps();
             if let Some(p) = removed {
                 if let Some(id) = p.id {
-                    self.table.failed(now, &id, p.to);
+                    // BEP 5: a node that fails to respond is tried once more before it is
+                    // discarded. Sent twice and unanswered twice, it is bad at once, and a
+                    // waiting replacement takes its place.
+                    let tries = if p.resend.is_none() { 2 } else { 1 };
+                    for _ in 0..tries {
+                        self.table.failed(now, &id, p.to);
+                    }
                 }
                 self.request_failed(now, p, None);
             }
@@ -464,8 +470,7 @@ impl Node {
             tid = tid.wrapping_add(1);
         }
         self.next_tid = tid.wrapping_add(1);
-        let retried = !matches!(purpose, Purpose::Ping);
-        let stall_at = retried.then(|| now + self.config.request_stall);
+        let stall_at = Some(now + self.config.request_stall);
         let msg = Message {
             transaction_id: tid.to_be_bytes().to_vec(),
             version: self.config.version.map(|v| v.to_vec()),
@@ -485,7 +490,7 @@ impl Node {
                 purpose,
                 stall_at,
                 deadline: now + self.config.request_timeout,
-                resend: retried.then(|| data.clone()),
+                resend: Some(data.clone()),
             },
         );
         self.transmits.push_back(Transmit { to, data });

@@ -271,3 +271,28 @@ fn announces_need_a_token_and_honour_implied_port() {
     ask(&mut n, &query(b"a2", announce(token.clone(), true), false)).unwrap();
     assert_eq!(n.storage().peers(&ih, 10), vec![PEER.parse().unwrap()]);
 }
+
+#[test]
+fn a_node_that_misses_a_request_and_its_resend_is_dropped_at_once() {
+    let mut n = node(Config::default());
+    // The peer queries us, so it enters the table (unverified).
+    ask(&mut n, &query(b"q1", Method::Ping, false)).unwrap();
+    let peer = Id([0x22; 20]);
+    assert!(n.routing_table().get(&peer).is_some());
+    n.find_node(Instant::ZERO, Id([0x23; 20]));
+    let sent = std::iter::from_fn(|| n.poll_transmit()).count();
+    assert_eq!(sent, 1, "the lookup asks the one contact");
+    // At the stall time the request is sent once more...
+    let stall = Instant::ZERO + Config::default().request_stall;
+    n.handle_timeout(stall);
+    let resent: Vec<_> = std::iter::from_fn(|| n.poll_transmit()).collect();
+    assert_eq!(resent.len(), 1);
+    assert_eq!(resent[0].to, PEER.parse::<SocketAddr>().unwrap());
+    assert!(n.routing_table().get(&peer).is_some());
+    // ...and when both went unanswered, the contact counts as bad and leaves the table.
+    n.handle_timeout(Instant::ZERO + Config::default().request_timeout);
+    assert!(
+        n.routing_table().get(&peer).is_none(),
+        "two unanswered tries make a contact bad (BEP 5: try once more, then discard)"
+    );
+}
