@@ -226,8 +226,11 @@ impl Table {
 }
 
 impl RouteTable for Table {
-    fn next_hop(&mut self, key: &Id, _final_hop: bool) -> Next {
-        if !self.joined {
+    fn next_hop(&mut self, key: &Id, final_hop: bool) -> Next {
+        // A node still joining routes through its bootstrap node only while it knows no one:
+        // once others know it, handing their requests back to the bootstrap node bounces them
+        // between the two until the hop limit.
+        if !self.joined && self.contacts().next().is_none() {
             return match self.bootstrap {
                 Some(b) => Next::Forward {
                     to: b,
@@ -238,6 +241,24 @@ impl RouteTable for Table {
         }
         let k = ring_pos(key);
         let my_d = ring_dist(k, self.me.pos);
+        if final_hop {
+            // Sent here from a leaf set as the key's owner: only a numerically closer node may
+            // take it on. Each such hop strictly shortens the distance to the key, so leaf sets
+            // that disagree under churn cannot bounce a request between the leaf-set and
+            // prefix rules until the hop limit drops it.
+            let best = self
+                .contacts()
+                .filter(|c| ring_dist(k, c.pos) < my_d)
+                .min_by_key(|c| (ring_dist(k, c.pos), c.idx))
+                .copied();
+            return match best {
+                Some(c) => Next::Forward {
+                    to: c.idx,
+                    final_hop: true,
+                },
+                None => Next::Deliver,
+            };
+        }
         if self.covers(k) {
             let best = self
                 .leaves()
@@ -777,5 +798,69 @@ impl PastryNode {
     /// Whether the node has a routing state (converged, or its join completed).
     pub fn joined(&self) -> bool {
         self.t.joined
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(pos: u128, joined: bool) -> Table {
+        Table {
+            me: Contact { pos, idx: 0 },
+            b: 4,
+            half: 8,
+            replicas: 3,
+            joined,
+            bootstrap: Some(99),
+            rows: Vec::new(),
+            left: Vec::new(),
+            right: Vec::new(),
+        }
+    }
+
+    fn key_at(pos: u128) -> Id {
+        let mut id = Id([0; 20]);
+        id.0[..16].copy_from_slice(&pos.to_be_bytes());
+        id
+    }
+
+    #[test]
+    fn a_joining_node_that_knows_others_routes_itself_instead_of_bouncing_to_its_bootstrap() {
+        let mut t = table(0x1000 << 100, false);
+        assert!(matches!(
+            t.next_hop(&key_at(0x5000 << 100), false),
+            Next::Forward { to: 99, .. }
+        ));
+        t.learn(Contact {
+            pos: 0x5000 << 100,
+            idx: 7,
+        });
+        assert!(matches!(
+            t.next_hop(&key_at(0x5001 << 100), false),
+            Next::Forward { to: 7, .. }
+        ));
+    }
+
+    #[test]
+    fn a_request_sent_as_to_the_owner_only_moves_numerically_closer() {
+        let me = 0x8000u128 << 112;
+        let mut t = table(me, true);
+        // Closer to the key than us, with a shorter shared prefix: it may take the request.
+        t.learn(Contact {
+            pos: (0x7fffu128 << 112) | 1,
+            idx: 5,
+        });
+        let key = key_at((0x7fffu128 << 112) | 2);
+        assert!(matches!(
+            t.next_hop(&key, true),
+            Next::Forward {
+                to: 5,
+                final_hop: true
+            }
+        ));
+        // Nobody closer than us: we answer, whatever prefix rows would say.
+        let key = key_at(me + 1);
+        assert!(matches!(t.next_hop(&key, true), Next::Deliver));
     }
 }
