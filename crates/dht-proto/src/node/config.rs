@@ -14,9 +14,9 @@ pub struct Config {
     pub alpha: usize,
     /// A request unanswered this long has failed.
     pub request_timeout: Duration,
-    /// A request unanswered this long is sent once more, stops holding one of its lookup's α
-    /// slots, and the lookup stops waiting for it (a late answer to either copy still counts
-    /// until `request_timeout`).
+    /// A request unanswered for half this long is sent once more; unanswered this long, it
+    /// stops holding one of its lookup's α slots and the lookup stops waiting for it (a late
+    /// answer to either copy still counts until `request_timeout`).
     pub request_stall: Duration,
     /// BEP 43 read-only: answer no query and ask others not to add us to their tables.
     pub read_only: bool,

@@ -341,14 +341,18 @@ impl Node {
             let Some(p) = self.transactions.get_mut(&tid) else {
                 continue;
             };
-            // Sent once more (on a lossy path one datagram in a few is lost), and the lookup
-            // stops waiting for it: a late answer to either copy still counts until the
-            // deadline, but a dead node no longer holds one of the α slots meanwhile.
-            p.stall_at = None;
+            // Halfway through the stall time the request is sent once more (on a lossy path
+            // one datagram in a few is lost, and the second copy's answer usually comes before
+            // the stall); at the stall the lookup stops waiting for it, so a dead node holds
+            // one of the α slots no longer than that. A late answer to either copy still
+            // counts until the deadline.
             if let Some(data) = p.resend.take() {
+                p.stall_at = Some(now + self.config.request_stall / 2);
                 self.stats.resends += 1;
                 self.transmits.push_back(Transmit { to: p.to, data });
+                continue;
             }
+            p.stall_at = None;
             let (purpose, id, to) = (p.purpose, p.id, p.to);
             if let (Purpose::Lookup(q), Some(id)) = (purpose, id) {
                 self.command_stalled(now, q, NodeInfo { id, addr: to });
@@ -470,7 +474,7 @@ impl Node {
             tid = tid.wrapping_add(1);
         }
         self.next_tid = tid.wrapping_add(1);
-        let stall_at = Some(now + self.config.request_stall);
+        let stall_at = Some(now + self.config.request_stall / 2);
         let msg = Message {
             transaction_id: tid.to_be_bytes().to_vec(),
             version: self.config.version.map(|v| v.to_vec()),
