@@ -37,6 +37,9 @@ pub struct OverlayKnobs {
     /// Flooding and random walk: copies as a fraction of the nodes (Lv et al.: 1%), used when
     /// `replicas` is `None`; at least one copy.
     pub replicas_fraction: f64,
+    /// Flooding and random walk: build the static graph with power-law degrees of this
+    /// exponent (Lv et al.'s PLRG) instead of the fixed-degree random graph (`None`).
+    pub power_law: Option<f64>,
 }
 
 impl Default for OverlayKnobs {
@@ -48,6 +51,7 @@ impl Default for OverlayKnobs {
             walk_len: 1024,
             replicas: None,
             replicas_fraction: 0.01,
+            power_law: None,
         }
     }
 }
@@ -250,6 +254,9 @@ impl SimConfig {
                 )
             }
             _ => {}
+        }
+        if let (Some(a), "flooding" | "randomwalk") = (k.power_law, overlay) {
+            c += &format!(" --power-law {a}");
         }
         if self.workload_tail_s != WORKLOAD_TAIL_S {
             c += &format!(" --workload-tail {}", self.workload_tail_s);

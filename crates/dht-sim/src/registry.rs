@@ -90,12 +90,14 @@ pub fn unstructured_config(name: &str, cfg: &SimConfig) -> Option<UnstructuredCo
         "flooding" => Some(UnstructuredConfig {
             ttl: k.ttl,
             replicas,
+            power_law: k.power_law,
             ..UnstructuredConfig::flooding()
         }),
         "randomwalk" => Some(UnstructuredConfig {
             walkers: k.walkers,
             walk_len: k.walk_len,
             replicas,
+            power_law: k.power_law,
             // A walker that runs its full length must be able to finish before the origin
             // gives up, or a late hit would be lost.
             search_time: SEARCH_TIME_MIN.max(WALK_STEP_BUDGET * k.walk_len),
@@ -127,6 +129,13 @@ fn check_knobs(cfg: &SimConfig) -> Result<(), RunError> {
     }
     if !(1..=TTL_MAX).contains(&k.ttl) {
         return bad(format!("--ttl {} outside 1..={TTL_MAX}", k.ttl));
+    }
+    if let Some(a) = k.power_law {
+        if !(a > 2.0 && a <= 4.0) {
+            return bad(format!(
+                "--power-law {a} outside (2, 4] (the exponent of the degree distribution; at 2 or less the mean degree diverges)"
+            ));
+        }
     }
     if !(1..=WALKERS_MAX).contains(&k.walkers) {
         return bad(format!("--walkers {} outside 1..={WALKERS_MAX}", k.walkers));

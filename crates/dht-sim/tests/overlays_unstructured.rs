@@ -81,3 +81,28 @@ fn flooding_with_a_short_ttl_misses_a_single_copy() {
     let s = search(flooding_with(1, 1), 4096, 1, 100, 2);
     assert!(s.ok < 10, "{s:?}");
 }
+
+#[test]
+fn power_law_graph_has_hubs_the_requested_mean_and_no_isolated_node() {
+    use dht_sim::overlays::unstructured::{power_law_graph, HUB_DEGREE_MAX};
+    let n = 10_000;
+    let adj = power_law_graph(n, 8, 2.3);
+    let degrees: Vec<usize> = adj.iter().map(Vec::len).collect();
+    let mean = degrees.iter().sum::<usize>() as f64 / n as f64;
+    let max = *degrees.iter().max().unwrap();
+    assert!((5.0..=11.0).contains(&mean), "mean degree {mean}");
+    // A fixed-degree graph of mean 8 has no node above a few tens; this one has hubs.
+    assert!((100..=HUB_DEGREE_MAX).contains(&max), "max degree {max}");
+    assert!(degrees.iter().all(|&d| d >= 1), "every node has a link");
+    // Links are symmetric and simple.
+    for (a, nbrs) in adj.iter().enumerate() {
+        assert!(!nbrs.contains(&a));
+        for &b in nbrs {
+            assert!(adj[b].contains(&a));
+        }
+    }
+    // A heavy tail: the median degree is well below the mean.
+    let mut sorted = degrees.clone();
+    sorted.sort_unstable();
+    assert!(sorted[n / 2] < 8, "median degree {}", sorted[n / 2]);
+}

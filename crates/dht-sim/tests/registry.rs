@@ -109,6 +109,12 @@ fn unknown_overlay_and_out_of_range_knobs_are_refused_with_the_valid_names() {
         run_overlay("can", cfg, &mut |_| {}),
         Err(RunError::BadParameter(_))
     ));
+    for exponent in [2.0, 1.5, 4.5, f64::NAN] {
+        let mut cfg = config(10, 1);
+        cfg.knobs.power_law = Some(exponent);
+        let e = run_overlay("flooding", cfg, &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("--power-law"), "{e}");
+    }
 }
 
 #[test]
@@ -123,6 +129,9 @@ fn replay_command_carries_the_overlay_knobs() {
     );
     cfg.knobs.can_d = 3;
     assert!(cfg.replay_command("can").contains("--can-d 3"));
+    cfg.knobs.power_law = Some(2.3);
+    assert!(cfg.replay_command("flooding").contains("--power-law 2.3"));
+    assert!(!cfg.replay_command("chord").contains("--power-law"));
 }
 
 #[test]

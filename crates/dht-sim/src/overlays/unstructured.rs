@@ -38,6 +38,9 @@ use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 
 /// Neighbours one node keeps at most (links beyond it are refused).
 pub const DEGREE_MAX: usize = 64;
+/// Links a hub of the power-law graph may have (built at convergence only; maintenance keeps
+/// to [`DEGREE_MAX`]).
+pub const HUB_DEGREE_MAX: usize = 1024;
 /// Searches one node remembers having seen (flood duplicate suppression) at most.
 pub const SEEN_MAX: usize = 65_536;
 /// Searches one node originates concurrently at most.
@@ -71,6 +74,10 @@ pub struct UnstructuredConfig {
     pub mode: Mode,
     /// Target degree of the random graph (Lv et al. use random graphs of average degree 4 to 10).
     pub degree: usize,
+    /// Build the static graph with power-law degrees of this exponent instead (Lv et al.'s PLRG,
+    /// whose Gnutella-like exponent is about 2.3), mean degree still about `degree`; hubs may
+    /// have up to [`HUB_DEGREE_MAX`] links. `None`: the fixed-degree random graph.
+    pub power_law: Option<f64>,
     /// Copies of each item: the putter plus `replicas - 1` random nodes (Lv et al.: 1% of N).
     pub replicas: u32,
     /// Flooding: hops a query travels at most.
@@ -96,6 +103,7 @@ impl UnstructuredConfig {
         UnstructuredConfig {
             mode: Mode::Flooding,
             degree: 8,
+            power_law: None,
             replicas: 1,
             ttl: 4,
             walkers: 16,
@@ -809,6 +817,14 @@ impl Overlay for Unstructured {
         if n < 2 {
             return true;
         }
+        if let Some(alpha) = self.config.power_law {
+            let adj = power_law_graph(n, self.config.degree, alpha);
+            let idxs: Vec<NodeIdx> = nodes.iter().map(|(i, _)| *i).collect();
+            for (k, (_, node)) in nodes.iter_mut().enumerate() {
+                node.nbrs = adj[k].iter().map(|&b| idxs[b]).collect();
+            }
+            return true;
+        }
         // Each node draws degree/2 random partners; links are symmetric, so the mean degree is
         // the configured degree.
         let mut rng = OvRng::new(0x51ed_2701 ^ n as u64);
@@ -855,4 +871,46 @@ impl Overlay for Unstructured {
     fn unplant(&self, node: &mut UnNode, key: &Id) {
         node.store.remove(key);
     }
+}
+
+/// Lv et al.'s power-law random graph (PLRG): each of `n` nodes draws a degree from a Pareto
+/// law of exponent `alpha` (density ∝ d^-alpha, scaled so the mean is about `mean_degree`,
+/// capped at [`HUB_DEGREE_MAX`]), then the stubs are paired at random (the configuration model),
+/// dropping self-loops and repeated links. A node left with no link is tied to a random node, so
+/// every node can search. Seeded by `n` alone, like the fixed-degree graph.
+pub fn power_law_graph(n: usize, mean_degree: usize, alpha: f64) -> Vec<Vec<usize>> {
+    let mut rng = OvRng::new(0x9a2e_71c3 ^ n as u64);
+    let cap = HUB_DEGREE_MAX.min(n.saturating_sub(1)).max(1);
+    // Pareto with minimum m has mean m (alpha - 1) / (alpha - 2).
+    let m = (mean_degree as f64 * (alpha - 2.0) / (alpha - 1.0)).max(1.0);
+    let mut stubs: Vec<usize> = Vec::new();
+    for v in 0..n {
+        // u in (0, 1]: never zero, so the power stays finite.
+        let u = (rng.below(1 << 53) + 1) as f64 / (1u64 << 53) as f64;
+        let d = (m * u.powf(-1.0 / (alpha - 1.0))).round() as usize;
+        stubs.extend(std::iter::repeat_n(v, d.clamp(1, cap)));
+    }
+    for i in (1..stubs.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        stubs.swap(i, j);
+    }
+    let mut adj: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for pair in stubs.chunks_exact(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if a != b && !adj[a].contains(&b) {
+            adj[a].push(b);
+            adj[b].push(a);
+        }
+    }
+    for a in 0..n {
+        if adj[a].is_empty() && n > 1 {
+            let mut b = rng.below(n as u64) as usize;
+            if b == a {
+                b = (a + 1) % n;
+            }
+            adj[a].push(b);
+            adj[b].push(a);
+        }
+    }
+    adj
 }

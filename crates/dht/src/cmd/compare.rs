@@ -77,6 +77,10 @@ pub struct CompareArgs {
     /// Random-walk length in the main runs, steps.
     #[arg(long, default_value_t = 1024)]
     pub walk_len: u32,
+    /// Flooding and random walk: power-law degrees of this exponent in (2, 4] (Lv et al.'s
+    /// PLRG, about 2.3) instead of the fixed-degree random graph.
+    #[arg(long, value_name = "EXPONENT")]
+    pub power_law: Option<f64>,
     /// Also sweep flooding's TTL and random walk's length to 95% success, for 1% and for
     /// single-copy items, at every size.
     #[arg(long)]
@@ -283,6 +287,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         walk_len: args.walk_len,
         replicas,
         replicas_fraction,
+        power_law: args.power_law,
         ..OverlayKnobs::default()
     };
     std::fs::create_dir_all(&args.out)
@@ -344,6 +349,7 @@ fn sweep(args: &CompareArgs, n: u32, spec: &str, out: &mut Vec<SweepRow>) -> any
         walkers: args.walkers,
         replicas,
         replicas_fraction,
+        power_law: args.power_law,
         ..OverlayKnobs::default()
     };
     let copies = base.replicas_for(n);

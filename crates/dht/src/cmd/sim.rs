@@ -33,6 +33,10 @@ pub struct SimArgs {
     /// Random walk: steps a walker takes at most.
     #[arg(long, default_value_t = 1024)]
     pub walk_len: u32,
+    /// Flooding and random walk: give the static graph (with --converge) power-law degrees of
+    /// this exponent in (2, 4], as Lv et al.'s PLRG (about 2.3), instead of a fixed degree.
+    #[arg(long, value_name = "EXPONENT")]
+    pub power_law: Option<f64>,
     /// Flooding and random walk: nodes holding each searched item, a count (1) or a percentage
     /// of the nodes (1%).
     #[arg(long, default_value = "1%")]
@@ -125,6 +129,7 @@ impl SimArgs {
             walk_len: self.walk_len,
             replicas,
             replicas_fraction,
+            power_law: self.power_law,
         };
         Ok(SimConfig {
             seed: self.seed,
