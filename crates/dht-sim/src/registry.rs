@@ -130,6 +130,12 @@ fn check_knobs(cfg: &SimConfig) -> Result<(), RunError> {
     if !(1..=TTL_MAX).contains(&k.ttl) {
         return bad(format!("--ttl {} outside 1..={TTL_MAX}", k.ttl));
     }
+    if k.power_law.is_some() && !cfg.converge {
+        return bad(
+            "--power-law shapes the graph built at once by --converge; add --converge (joins and churn use link walks)"
+                .to_string(),
+        );
+    }
     if let Some(a) = k.power_law {
         if !(a > 2.0 && a <= 4.0) {
             return bad(format!(
