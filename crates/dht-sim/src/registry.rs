@@ -121,7 +121,7 @@ pub fn min_duration_s(name: &str, cfg: &SimConfig) -> u64 {
 }
 
 /// Checks the knobs against their bounds.
-fn check_knobs(cfg: &SimConfig) -> Result<(), RunError> {
+fn check_knobs(name: &str, cfg: &SimConfig) -> Result<(), RunError> {
     let k = &cfg.knobs;
     let bad = |m: String| Err(RunError::BadParameter(m));
     if !(1..=CAN_D_MAX).contains(&k.can_d) {
@@ -130,7 +130,8 @@ fn check_knobs(cfg: &SimConfig) -> Result<(), RunError> {
     if !(1..=TTL_MAX).contains(&k.ttl) {
         return bad(format!("--ttl {} outside 1..={TTL_MAX}", k.ttl));
     }
-    if k.power_law.is_some() && !cfg.converge {
+    let unstructured = matches!(name, "flooding" | "randomwalk");
+    if unstructured && k.power_law.is_some() && !cfg.converge {
         return bad(
             "--power-law shapes the graph built at once by --converge; add --converge (joins and churn use link walks)"
                 .to_string(),
@@ -163,7 +164,7 @@ pub fn run_overlay(
     mut cfg: SimConfig,
     on_parameters: &mut dyn FnMut(&str),
 ) -> Result<Report, RunError> {
-    check_knobs(&cfg)?;
+    check_knobs(name, &cfg)?;
     if let Some(u) = unstructured_config(name, &cfg) {
         let need = u.search_time.as_secs_f64() + SEARCH_TAIL_MARGIN_S;
         cfg.workload_tail_s = cfg.workload_tail_s.max(need);

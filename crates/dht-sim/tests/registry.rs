@@ -118,8 +118,10 @@ fn unknown_overlay_and_out_of_range_knobs_are_refused_with_the_valid_names() {
     let mut cfg = config(10, 1);
     cfg.knobs.power_law = Some(2.3);
     cfg.converge = false;
-    let e = run_overlay("flooding", cfg, &mut |_| {}).unwrap_err();
+    let e = run_overlay("flooding", cfg.clone(), &mut |_| {}).unwrap_err();
     assert!(e.to_string().contains("--converge"), "{e}");
+    // Overlays that have no use for the knob ignore it.
+    assert!(run_overlay("chord", cfg, &mut |_| {}).is_ok());
 }
 
 #[test]
