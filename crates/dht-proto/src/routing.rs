@@ -33,12 +33,6 @@ pub const BUCKET_REFRESH_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Unanswered queries in a row after which a contact is bad.
 pub const FAILURES_BAD: u8 = 2;
 
-/// A questionable contact is pinged for a newcomer only if it has been silent this long: one
-/// heard from a moment ago is almost surely alive, and pinging it would cost a datagram for
-/// every stranger that queries us (BEP 5 waits 15 minutes, which at short sessions leaves the
-/// table full of the dead).
-pub const PING_IF_SILENT_FOR: Duration = Duration::from_secs(60);
-
 /// How a contact stands, as BEP 5 defines it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Standing {
@@ -337,11 +331,7 @@ impl RoutingTable {
             let questionable = bucket
                 .contacts
                 .iter()
-                .filter(|c| {
-                    c.standing(now) == Standing::Questionable
-                        && seconds(now).saturating_sub(c.last_seen_s)
-                            >= PING_IF_SILENT_FOR.as_secs() as u32
-                })
+                .filter(|c| c.standing(now) == Standing::Questionable)
                 .min_by_key(|c| (c.verified, c.last_seen_s))
                 .map(Contact::info);
             // BEP 5: a newcomer heard from directly (it answered us, or queried us and so is
