@@ -30,7 +30,7 @@ pub const GOOD_FOR: Duration = Duration::from_secs(15 * 60);
 /// A bucket with no change for this long is refreshed by a lookup in its range (BEP 5).
 pub const BUCKET_REFRESH_AFTER: Duration = Duration::from_secs(15 * 60);
 
-/// Unanswered queries in a row after which a contact is bad.
+/// Unanswered tries in a row (a request and its resend are two) after which a contact is bad.
 pub const FAILURES_BAD: u8 = 2;
 
 /// How a contact stands, as BEP 5 defines it.
@@ -40,7 +40,7 @@ pub enum Standing {
     Good,
     /// Not heard from within [`GOOD_FOR`], or never answered a query of ours.
     Questionable,
-    /// Failed to answer [`FAILURES_BAD`] queries in a row.
+    /// Left [`FAILURES_BAD`] tries in a row unanswered.
     Bad,
 }
 
@@ -362,9 +362,11 @@ impl RoutingTable {
         }
     }
 
-    /// Records that a query to `id` at `addr` went unanswered. A contact that becomes bad is
-    /// replaced by the freshest waiting replacement, if its bucket has one.
-    pub fn failed(&mut self, now: Instant, id: &Id, addr: SocketAddr) {
+    /// Records that a query to `id` at `addr` went unanswered, sent `tries` times (a request
+    /// and its resend count two: BEP 5 tries a node once more before it gives up on it). A
+    /// contact that becomes bad is replaced by the freshest waiting replacement, if its bucket
+    /// has one.
+    pub fn failed(&mut self, now: Instant, id: &Id, addr: SocketAddr, tries: u8) {
         let index = self.bucket_index(id);
         let bucket = &mut self.buckets[index];
         let Some(pos) = bucket
@@ -375,7 +377,7 @@ impl RoutingTable {
             return;
         };
         let c = &mut bucket.contacts[pos];
-        c.failures = c.failures.saturating_add(1);
+        c.failures = c.failures.saturating_add(tries);
         if c.standing(now) != Standing::Bad {
             return;
         }
@@ -637,9 +639,7 @@ mod tests {
             panic!("expected PingFirst, got {outcome:?}");
         };
         assert!(t.get(&newcomer).is_none());
-        for _ in 0..FAILURES_BAD {
-            t.failed(later, &q.id, q.addr);
-        }
+        t.failed(later, &q.id, q.addr, FAILURES_BAD);
         assert!(t.get(&q.id).is_none(), "the dead contact is gone");
         assert!(t.get(&newcomer).is_some(), "the replacement took its place");
     }
@@ -675,15 +675,11 @@ mod tests {
             Insert::Ignored
         );
         // ...but takes the place of a contact known to be bad.
-        for _ in 0..FAILURES_BAD {
-            t.failed(later, &ids[3], addr(3));
-        }
+        t.failed(later, &ids[3], addr(3), FAILURES_BAD);
         // The waiting querier took the dead contact's place; the next dead one yields to the
         // heard-about node.
         assert!(t.get(&querier).is_some());
-        for _ in 0..FAILURES_BAD {
-            t.failed(later, &ids[4], addr(4));
-        }
+        t.failed(later, &ids[4], addr(4), FAILURES_BAD);
         assert_eq!(
             t.heard_from(later, info(heard, 401), Heard::About),
             Insert::Added
@@ -728,9 +724,7 @@ mod tests {
         t.heard_from(later, twin_info, Heard::Response);
         // The first contact dies: the twin is freshest but shares 9.9.9.9, so the clean one
         // takes the place.
-        for _ in 0..FAILURES_BAD {
-            t.failed(later, &ids[0], addr(0));
-        }
+        t.failed(later, &ids[0], addr(0), FAILURES_BAD);
         assert!(t.get(&ids[0]).is_none());
         assert!(t.get(&twin).is_none(), "one contact per public IP");
         assert!(t.get(&clean).is_some());
@@ -752,8 +746,8 @@ mod tests {
         let got = t.closest(Instant::ZERO, &target, 8);
         all.sort_by_key(|n| n.id.distance(&target));
         assert_eq!(got, all[..8].to_vec());
-        t.failed(Instant::ZERO, &got[0].id, got[0].addr);
-        t.failed(Instant::ZERO, &got[0].id, got[0].addr);
+        t.failed(Instant::ZERO, &got[0].id, got[0].addr, 1);
+        t.failed(Instant::ZERO, &got[0].id, got[0].addr, 1);
         let again = t.closest(Instant::ZERO, &target, 8);
         assert!(!again.contains(&got[0]));
     }

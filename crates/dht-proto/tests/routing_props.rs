@@ -48,7 +48,7 @@ proptest! {
                     let all: Vec<_> = t.contacts().map(|c| c.info()).collect();
                     if !all.is_empty() {
                         let n = all[pick % all.len()];
-                        t.failed(now, &n.id, n.addr);
+                        t.failed(now, &n.id, n.addr, 1);
                     }
                 }
                 Op::Advance { secs } => now = now + Duration::from_secs(secs as u64),

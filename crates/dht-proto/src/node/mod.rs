@@ -363,13 +363,9 @@ impl Node {
             self.release_empty_maps();
             if let Some(p) = removed {
                 if let Some(id) = p.id {
-                    // BEP 5: a node that fails to respond is tried once more before it is
-                    // discarded. Sent twice and unanswered twice, it is bad at once, and a
-                    // waiting replacement takes its place.
+                    // The resend was spent unless the request timed out before its stall.
                     let tries = if p.resend.is_none() { 2 } else { 1 };
-                    for _ in 0..tries {
-                        self.table.failed(now, &id, p.to);
-                    }
+                    self.table.failed(now, &id, p.to, tries);
                 }
                 self.request_failed(now, p, None);
             }

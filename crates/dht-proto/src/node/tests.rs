@@ -282,7 +282,7 @@ fn a_node_that_misses_a_request_and_its_resend_is_dropped_at_once() {
     n.find_node(Instant::ZERO, Id([0x23; 20]));
     let sent = std::iter::from_fn(|| n.poll_transmit()).count();
     assert_eq!(sent, 1, "the lookup asks the one contact");
-    // At the stall time the request is sent once more...
+    // By the stall time the request has been sent once more...
     let stall = Instant::ZERO + Config::default().request_stall;
     n.handle_timeout(stall);
     let resent: Vec<_> = std::iter::from_fn(|| n.poll_transmit()).collect();
