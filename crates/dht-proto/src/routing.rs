@@ -614,25 +614,42 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_full_bucket_asks_to_ping_a_questionable_contact_then_replaces_it_when_it_fails() {
-        let own = Id([0; 20]);
-        let mut t = RoutingTable::new(own, RoutingConfig::default());
-        // Fill bucket 0 (first bit 1) after splitting once, with unverified contacts.
-        let mut ids = Vec::new();
-        for i in 0..K as u8 {
-            let mut id = Id([0x80; 20]);
-            id.0[19] = i;
-            ids.push(id);
-            t.heard_from(Instant::ZERO, info(id, i as u32), Heard::Query);
+    /// An ID in bucket 0 (first bit set) of a table whose own ID is zero, told apart by its
+    /// last byte.
+    fn far_id(last: u8) -> Id {
+        let mut id = Id([0x80; 20]);
+        id.0[19] = last;
+        id
+    }
+
+    /// A table of own ID zero whose bucket 0 holds K contacts heard `how` (at addresses
+    /// `addr(0..K)`), split once by a contact near our own ID at `near_addr`, so bucket 0 can no
+    /// longer split. Returns the table and the bucket's IDs.
+    fn table_with_full_far_bucket(how: Heard, near_addr: SocketAddr) -> (RoutingTable, Vec<Id>) {
+        let mut t = RoutingTable::new(Id([0; 20]), RoutingConfig::default());
+        let ids: Vec<Id> = (0..K as u8).map(far_id).collect();
+        for (i, id) in ids.iter().enumerate() {
+            t.heard_from(Instant::ZERO, info(*id, i as u32), how);
         }
-        // Force a split so bucket 0 no longer splits.
         let mut near = Id([0; 20]);
         near.0[19] = 1;
-        t.heard_from(Instant::ZERO, info(near, 100), Heard::Response);
+        let near = NodeInfo {
+            id: near,
+            addr: near_addr,
+        };
+        assert_eq!(
+            t.heard_from(Instant::ZERO, near, Heard::Response),
+            Insert::Added
+        );
+        (t, ids)
+    }
+
+    #[test]
+    fn a_full_bucket_asks_to_ping_a_questionable_contact_then_replaces_it_when_it_fails() {
+        // Bucket 0 full of unverified contacts, split off once so it no longer splits.
+        let (mut t, _) = table_with_full_far_bucket(Heard::Query, addr(100));
         assert!(t.bucket_count() >= 2);
-        let mut newcomer = Id([0x80; 20]);
-        newcomer.0[19] = 0xee;
+        let newcomer = far_id(0xee);
         let later = Instant::ZERO + Duration::from_secs(60);
         let outcome = t.heard_from(later, info(newcomer, 200), Heard::Response);
         let Insert::PingFirst(q) = outcome else {
@@ -646,30 +663,17 @@ mod tests {
 
     #[test]
     fn a_querier_waits_on_a_questionable_contact_and_a_bad_one_yields_to_anyone() {
-        let own = Id([0; 20]);
-        let mut t = RoutingTable::new(own, RoutingConfig::default());
-        let mut ids = Vec::new();
-        for i in 0..K as u8 {
-            let mut id = Id([0x80; 20]);
-            id.0[19] = i;
-            ids.push(id);
-            t.heard_from(Instant::ZERO, info(id, i as u32), Heard::Response);
-        }
-        let mut near = Id([0; 20]);
-        near.0[19] = 1;
-        t.heard_from(Instant::ZERO, info(near, 100), Heard::Response);
+        let (mut t, ids) = table_with_full_far_bucket(Heard::Response, addr(100));
         // 20 minutes on, every contact of the full bucket is questionable.
         let later = Instant::ZERO + Duration::from_secs(20 * 60);
-        let mut querier = Id([0x80; 20]);
-        querier.0[19] = 0xd0;
+        let querier = far_id(0xd0);
         let outcome = t.heard_from(later, info(querier, 400), Heard::Query);
         assert!(
             matches!(outcome, Insert::PingFirst(_)),
             "a node that queried us is alive: ping the stalest contact for it, got {outcome:?}"
         );
         // A third party's word alone does not start pings...
-        let mut heard = Id([0x80; 20]);
-        heard.0[19] = 0xd1;
+        let heard = far_id(0xd1);
         assert_eq!(
             t.heard_from(later, info(heard, 401), Heard::About),
             Insert::Ignored
@@ -688,34 +692,13 @@ mod tests {
 
     #[test]
     fn a_replacement_sharing_an_ip_with_the_table_is_passed_over_at_promotion() {
-        let own = Id([0; 20]);
-        let mut t = RoutingTable::new(own, RoutingConfig::default());
-        // Bucket 0 (first bit 1) full of verified contacts at distinct public IPs.
-        let mut ids = Vec::new();
-        for i in 0..K as u8 {
-            let mut id = Id([0x80; 20]);
-            id.0[19] = i;
-            ids.push(id);
-            t.heard_from(Instant::ZERO, info(id, i as u32), Heard::Response);
-        }
-        // A contact elsewhere in the table, at 9.9.9.9.
-        let mut near = Id([0; 20]);
-        near.0[19] = 1;
-        let taken: SocketAddr = "9.9.9.9:1".parse().unwrap();
-        let near_info = NodeInfo {
-            id: near,
-            addr: taken,
-        };
-        assert_eq!(
-            t.heard_from(Instant::ZERO, near_info, Heard::Response),
-            Insert::Added
-        );
+        // Bucket 0 full of verified contacts at distinct public IPs; the near contact at 9.9.9.9.
+        let (mut t, ids) =
+            table_with_full_far_bucket(Heard::Response, "9.9.9.9:1".parse().unwrap());
         // Two newcomers wait as replacements: a clean one, then one at the taken IP.
         let later = Instant::ZERO + Duration::from_secs(20 * 60);
-        let mut clean = Id([0x80; 20]);
-        clean.0[19] = 0xe0;
-        let mut twin = Id([0x80; 20]);
-        twin.0[19] = 0xe1;
+        let clean = far_id(0xe0);
+        let twin = far_id(0xe1);
         t.heard_from(later, info(clean, 300), Heard::Response);
         let twin_info = NodeInfo {
             id: twin,
