@@ -4,7 +4,7 @@
 //!   alive when it ended, as given by the overlay's [`OwnerOracle`] (Kademlia: the k closest by
 //!   XOR; ring overlays: the successor). It succeeds when the overlay says it reached the key
 //!   *and* it returned the true closest owner as of its end, or as of its start where the rule
-//!   is cheap enough to evaluate then ([`OwnerOracle::first_owner_now`]): the owner at some
+//!   is cheap enough to evaluate then ([`OwnerOracle::cheap_at_start`]): the owner at some
 //!   instant while it ran, since a node that joins mid-lookup cannot be asked for. The count of
 //!   lookups right by the end alone is reported too. Recall at k is the fraction of the end's
 //!   true owners it returned.
@@ -48,15 +48,11 @@ pub trait OwnerOracle<N> {
         self.owners(key, live, nodes)
     }
 
-    /// The most responsible owner now, for rules cheap enough to evaluate when every lookup
-    /// starts (`None`: lookups are judged by their end alone).
-    fn first_owner_now(
-        &self,
-        _key: &Id,
-        _live: &LiveIndex,
-        _nodes: &[Option<N>],
-    ) -> Option<NodeIdx> {
-        None
+    /// Whether [`owners`](Self::owners) is cheap enough to evaluate when every lookup starts,
+    /// so that a lookup may also be judged by the owner at its start (default: no, lookups
+    /// are judged by their end alone).
+    fn cheap_at_start(&self) -> bool {
+        false
     }
 }
 
@@ -79,8 +75,8 @@ impl<N> OwnerOracle<N> for XorClosest {
             .collect()
     }
 
-    fn first_owner_now(&self, key: &Id, live: &LiveIndex, _nodes: &[Option<N>]) -> Option<NodeIdx> {
-        live.xor_closest(key, 1).first().map(|&(_, i)| i)
+    fn cheap_at_start(&self) -> bool {
+        true
     }
 }
 
@@ -100,8 +96,8 @@ impl<N> OwnerOracle<N> for RingSuccessor {
             .collect()
     }
 
-    fn first_owner_now(&self, key: &Id, live: &LiveIndex, _nodes: &[Option<N>]) -> Option<NodeIdx> {
-        live.ring_successor(key).map(|(_, i)| i)
+    fn cheap_at_start(&self) -> bool {
+        true
     }
 }
 

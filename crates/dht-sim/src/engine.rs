@@ -510,7 +510,12 @@ impl<O: Overlay> Sim<O> {
                     let key = Id::random(&mut self.rng);
                     let holders = self.plant(&key);
                     // A lookup that ended inside `issue` has been judged already.
-                    let owner_at_start = self.oracle.first_owner_now(&key, &self.live, &self.nodes);
+                    let owner_at_start = if self.oracle.cheap_at_start() {
+                        let owners = self.oracle.owners(&key, &self.live, &self.nodes);
+                        owners.first().copied()
+                    } else {
+                        None
+                    };
                     let kind = PendingKind::Lookup { owner_at_start };
                     match self.issue(from, kind, key, None) {
                         Some(q) if !holders.is_empty() && self.pending.contains_key(&(from, q)) => {

@@ -47,8 +47,8 @@ impl<N> OwnerOracle<N> for NumericallyClosest {
         }
     }
 
-    fn first_owner_now(&self, key: &Id, live: &LiveIndex, nodes: &[Option<N>]) -> Option<NodeIdx> {
-        self.owners(key, live, nodes).first().copied()
+    fn cheap_at_start(&self) -> bool {
+        true
     }
 }
 
@@ -137,13 +137,8 @@ impl OwnerOracle<OneHopNode> for TokenOwner {
             .collect()
     }
 
-    fn first_owner_now(
-        &self,
-        key: &Id,
-        live: &LiveIndex,
-        _nodes: &[Option<OneHopNode>],
-    ) -> Option<NodeIdx> {
-        self.overlay.owner_among(key, |i| live.is_live(i))
+    fn cheap_at_start(&self) -> bool {
+        true
     }
 }
 
