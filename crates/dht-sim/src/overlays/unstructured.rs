@@ -817,38 +817,11 @@ impl Overlay for Unstructured {
         if n < 2 {
             return true;
         }
-        if let Some(alpha) = self.config.power_law {
-            let adj = power_law_graph(n, self.config.degree, alpha);
-            let idxs: Vec<NodeIdx> = nodes.iter().map(|(i, _)| *i).collect();
-            for (k, (_, node)) in nodes.iter_mut().enumerate() {
-                node.nbrs = adj[k].iter().map(|&b| idxs[b]).collect();
-            }
-            return true;
-        }
-        // Each node draws degree/2 random partners; links are symmetric, so the mean degree is
-        // the configured degree.
-        let mut rng = OvRng::new(0x51ed_2701 ^ n as u64);
-        let half = (self.config.degree / 2).max(1);
+        let adj = match self.config.power_law {
+            Some(alpha) => power_law_graph(n, self.config.degree, alpha),
+            None => fixed_degree_graph(n, self.config.degree),
+        };
         let idxs: Vec<NodeIdx> = nodes.iter().map(|(i, _)| *i).collect();
-        let mut adj: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for a in 0..n {
-            let mut tries = 0;
-            let mut added = 0;
-            while added < half && tries < half * 8 {
-                tries += 1;
-                let b = rng.below(n as u64) as usize;
-                if b == a
-                    || adj[a].contains(&b)
-                    || adj[a].len() >= DEGREE_MAX
-                    || adj[b].len() >= DEGREE_MAX
-                {
-                    continue;
-                }
-                adj[a].push(b);
-                adj[b].push(a);
-                added += 1;
-            }
-        }
         for (k, (_, node)) in nodes.iter_mut().enumerate() {
             node.nbrs = adj[k].iter().map(|&b| idxs[b]).collect();
         }
@@ -871,6 +844,34 @@ impl Overlay for Unstructured {
     fn unplant(&self, node: &mut UnNode, key: &Id) {
         node.store.remove(key);
     }
+}
+
+/// The random graph of about `degree` links a node: each of `n` nodes draws `degree / 2`
+/// random partners; links are symmetric, so the mean degree is `degree` (none above
+/// [`DEGREE_MAX`]). Seeded by `n` alone.
+pub fn fixed_degree_graph(n: usize, degree: usize) -> Vec<Vec<usize>> {
+    let mut rng = OvRng::new(0x51ed_2701 ^ n as u64);
+    let half = (degree / 2).max(1);
+    let mut adj: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for a in 0..n {
+        let mut tries = 0;
+        let mut added = 0;
+        while added < half && tries < half * 8 {
+            tries += 1;
+            let b = rng.below(n as u64) as usize;
+            if b == a
+                || adj[a].contains(&b)
+                || adj[a].len() >= DEGREE_MAX
+                || adj[b].len() >= DEGREE_MAX
+            {
+                continue;
+            }
+            adj[a].push(b);
+            adj[b].push(a);
+            added += 1;
+        }
+    }
+    adj
 }
 
 /// Lv et al.'s power-law random graph (PLRG): each of `n` nodes draws a degree from a Pareto
