@@ -844,14 +844,36 @@ mod tests {
 
     #[test]
     fn a_request_sent_as_to_the_owner_only_moves_numerically_closer() {
+        // Leaf sets of one a side, so a key just below the left leaf is outside them.
         let me = 0x8000u128 << 112;
         let mut t = table(me, true);
-        // Closer to the key than us, with a shorter shared prefix: it may take the request.
-        t.learn(Contact {
-            pos: (0x7fffu128 << 112) | 1,
+        t.half = 1;
+        // Row 0, digit 7: a longer prefix with the key below, but numerically farther than us.
+        let row = Contact {
+            pos: 0x7000u128 << 112,
+            idx: 3,
+        };
+        let left = Contact {
+            pos: me - 1,
             idx: 5,
-        });
-        let key = key_at((0x7fffu128 << 112) | 2);
+        };
+        let right = Contact {
+            pos: me + 1,
+            idx: 6,
+        };
+        for c in [row, left, right] {
+            t.learn(c);
+        }
+        let key = key_at(0x7fffu128 << 112);
+        // Routed normally, the prefix rule sends it to the row entry...
+        assert!(matches!(
+            t.next_hop(&key, false),
+            Next::Forward {
+                to: 3,
+                final_hop: false
+            }
+        ));
+        // ...but sent as to the owner, it only moves to a node closer than us: the left leaf.
         assert!(matches!(
             t.next_hop(&key, true),
             Next::Forward {
@@ -859,8 +881,7 @@ mod tests {
                 final_hop: true
             }
         ));
-        // Nobody closer than us: we answer, whatever prefix rows would say.
-        let key = key_at(me + 1);
-        assert!(matches!(t.next_hop(&key, true), Next::Deliver));
+        // Nobody closer than us: we answer, whatever the prefix rows would say.
+        assert!(matches!(t.next_hop(&key_at(me), true), Next::Deliver));
     }
 }
