@@ -241,36 +241,30 @@ impl RouteTable for Table {
         }
         let k = ring_pos(key);
         let my_d = ring_dist(k, self.me.pos);
+        // Among `known`, the one numerically closest to the key and closer than we are.
+        let closer = |known: &mut dyn Iterator<Item = &Contact>,
+                      keep: &dyn Fn(&Contact) -> bool| {
+            known
+                .filter(|c| ring_dist(k, c.pos) < my_d && keep(c))
+                .min_by_key(|c| (ring_dist(k, c.pos), c.idx))
+                .copied()
+        };
+        let forward = |best: Option<Contact>, final_hop: bool| match best {
+            Some(c) => Next::Forward {
+                to: c.idx,
+                final_hop,
+            },
+            None => Next::Deliver,
+        };
         if final_hop {
             // Sent here from a leaf set as the key's owner: only a numerically closer node may
             // take it on. Each such hop strictly shortens the distance to the key, so leaf sets
             // that disagree under churn cannot bounce a request between the leaf-set and
             // prefix rules until the hop limit drops it.
-            let best = self
-                .contacts()
-                .filter(|c| ring_dist(k, c.pos) < my_d)
-                .min_by_key(|c| (ring_dist(k, c.pos), c.idx))
-                .copied();
-            return match best {
-                Some(c) => Next::Forward {
-                    to: c.idx,
-                    final_hop: true,
-                },
-                None => Next::Deliver,
-            };
+            return forward(closer(&mut self.contacts(), &|_| true), true);
         }
         if self.covers(k) {
-            let best = self
-                .leaves()
-                .min_by_key(|c| (ring_dist(k, c.pos), c.idx))
-                .copied();
-            return match best {
-                Some(c) if ring_dist(k, c.pos) < my_d => Next::Forward {
-                    to: c.idx,
-                    final_hop: true,
-                },
-                _ => Next::Deliver,
-            };
+            return forward(closer(&mut self.leaves(), &|_| true), true);
         }
         let l = self.shared(k, self.me.pos);
         if let Some(row) = self.rows.get(l as usize) {
@@ -283,18 +277,8 @@ impl RouteTable for Table {
             }
         }
         // The rare case: any known node at least as long a prefix and numerically closer.
-        let best = self
-            .contacts()
-            .filter(|c| self.shared(k, c.pos) >= l && ring_dist(k, c.pos) < my_d)
-            .min_by_key(|c| (ring_dist(k, c.pos), c.idx))
-            .copied();
-        match best {
-            Some(c) => Next::Forward {
-                to: c.idx,
-                final_hop: false,
-            },
-            None => Next::Deliver,
-        }
+        let at_least_l = |c: &Contact| self.shared(k, c.pos) >= l;
+        forward(closer(&mut self.contacts(), &at_least_l), false)
     }
 
     fn replicas(&self, key: &Id, out: &mut Vec<NodeIdx>) {
