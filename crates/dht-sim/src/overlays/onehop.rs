@@ -221,11 +221,8 @@ impl View {
         };
         if news {
             self.stamp += 1;
-            if let Some((_, rounds, stamp)) = self.delta.insert(idx, (m, GOSSIP_ROUNDS, self.stamp))
-            {
-                if rounds > 0 {
-                    self.hot.remove(&(stamp, idx));
-                }
+            if let Some(old) = self.delta.insert(idx, (m, GOSSIP_ROUNDS, self.stamp)) {
+                self.unindex(idx, old);
             }
             self.hot.insert((self.stamp, idx));
             if self.delta.len() > DELTA_COMPACT {
@@ -233,17 +230,23 @@ impl View {
             }
             if self.delta.len() > DELTA_MAX {
                 // Forget the oldest news: the bound costs a few stale entries, not memory.
-                if let Some((&old, &(_, rounds, stamp))) =
-                    self.delta.iter().min_by_key(|(_, v)| v.2)
-                {
-                    self.delta.remove(&old);
-                    if rounds > 0 {
-                        self.hot.remove(&(stamp, old));
+                if let Some((&old, _)) = self.delta.iter().min_by_key(|(_, v)| v.2) {
+                    if let Some(entry) = self.delta.remove(&old) {
+                        self.unindex(old, entry);
                     }
                 }
             }
         }
         news
+    }
+
+    /// Takes `idx`'s replaced or removed delta `entry` out of the hot index, where it sits
+    /// while it is still being passed on.
+    fn unindex(&mut self, idx: NodeIdx, entry: (Member, u8, u64)) {
+        let (_, rounds, stamp) = entry;
+        if rounds > 0 {
+            self.hot.remove(&(stamp, idx));
+        }
     }
 
     /// Folds the settled entries (no longer passed on) into a base of this node's own, with
