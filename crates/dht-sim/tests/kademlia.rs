@@ -86,6 +86,13 @@ fn tables_keep_up_with_one_point_four_minute_sessions() {
     let r = run(cfg);
     assert!(r.churn.leaves > 1000, "{:?}", r.churn);
     assert!(r.verdict.passed, "{}", r.summary());
+    // Nodes join closer to some keys while their lookups run: the owner at the start counts
+    // for those, so the start-or-end count is above the end-only one.
+    assert!(
+        r.lookups.succeeded > r.lookups.succeeded_at_end,
+        "{}",
+        r.summary()
+    );
     // The stricter count (the owner at each lookup's end) stays close behind.
     let strict = r.lookups.succeeded_at_end as f64 / r.lookups.started as f64;
     assert!(strict > 0.9, "end-only success {strict}: {}", r.summary());
