@@ -23,9 +23,16 @@ pub fn init_logging(quiet: bool) {
 }
 
 /// Runs a command's future on a multi-threaded tokio runtime.
+///
+/// Once the command is done the runtime is shut down without waiting for blocking work it no
+/// longer needs: a bootstrap host name whose lookup timed out leaves `getaddrinfo` running on a
+/// blocking thread, and dropping the runtime would wait for it (on a machine without DNS, for
+/// longer than a signal-stopped node may take to exit).
 pub fn run_async(f: impl Future<Output = anyhow::Result<ExitCode>>) -> anyhow::Result<ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(f)
+        .build()?;
+    let out = rt.block_on(f);
+    rt.shutdown_background();
+    out
 }
