@@ -180,6 +180,25 @@ impl Storage {
         self.items.values()
     }
 
+    /// The targets of up to `count` stored items from `from` upwards, in key order.
+    pub fn item_targets_from(&self, from: &Id, count: usize) -> Vec<Id> {
+        self.items
+            .range(*from..)
+            .take(count)
+            .map(|(t, _)| *t)
+            .collect()
+    }
+
+    /// The targets of up to `count` stored items below `before`, nearest first.
+    pub fn item_targets_before(&self, before: &Id, count: usize) -> Vec<Id> {
+        self.items
+            .range(..*before)
+            .rev()
+            .take(count)
+            .map(|(t, _)| *t)
+            .collect()
+    }
+
     /// Number of stored items.
     pub fn item_count(&self) -> usize {
         self.items.len()

@@ -1,6 +1,6 @@
 //! An in-process network of `dht-proto` nodes on virtual time, with no sockets: every put is
-//! found by gets from other nodes, and gets still succeed after 30% of the nodes vanish
-//! without notice.
+//! found by gets from other nodes, gets still succeed after 30% of the nodes vanish without
+//! notice, and a node that joins next to a stored key is handed a copy of its item.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -154,6 +154,15 @@ impl Net {
         (0..self.nodes.len())
             .filter(|i| self.nodes[*i].is_some())
             .collect()
+    }
+
+    /// A new node with ID `id`, not yet joined; returns its index.
+    fn add(&mut self, id: Id) -> usize {
+        let seed = self.rng.gen();
+        self.nodes
+            .push(Some(Node::new(Config::default(), id, seed, self.now)));
+        self.timers.push(None);
+        self.nodes.len() - 1
     }
 
     fn bootstrap_all(&mut self) {
@@ -320,4 +329,61 @@ fn announces_are_found_by_get_peers() {
         panic!("unexpected outcome");
     };
     assert_eq!(peers, vec![SocketAddr::from(([127, 1, 0, 3], 5555))]);
+}
+
+#[test]
+fn a_newcomer_closest_to_stored_keys_is_handed_their_items() {
+    use dht_proto::bep44::MutableItem;
+    use ed25519_dalek::SigningKey;
+    let n = 80;
+    let mut net = Net::new(n, 13);
+    net.bootstrap_all();
+    // One immutable and one mutable item, put before the newcomers exist.
+    let value = b"11:handed over".to_vec();
+    let q = net.command(4, |node, now| {
+        node.put_immutable(now, value.clone()).unwrap().1
+    });
+    assert!(matches!(net.wait(4, q).outcome, Outcome::Stored { stored_at, .. } if stored_at >= 6));
+    let key = SigningKey::from_bytes(&[5; 32]);
+    let item = MutableItem::sign(&key, b"s", 7, b"2:m7".to_vec()).unwrap();
+    let mutable_target = item.target();
+    let q = net.command(9, |node, now| node.put_mutable(now, item, None).unwrap());
+    assert!(matches!(net.wait(9, q).outcome, Outcome::Stored { stored_at, .. } if stored_at >= 6));
+
+    // Each newcomer's ID differs from a key only in its last bit: it is the closest node to
+    // that key, and the only way it can hold the item is a copy from a holder.
+    let immutable_target = Id::sha1(&value);
+    let mut newcomers = Vec::new();
+    for target in [immutable_target, mutable_target] {
+        let mut id = target;
+        id.0[19] ^= 1;
+        let i = net.add(id);
+        net.command(i, |node, now| node.bootstrap(now, &[], &[addr(0)]));
+        newcomers.push((i, target));
+    }
+    let t = net.now + Duration::from_secs(30);
+    net.run_until(t);
+    for (i, target) in newcomers {
+        let node = net.nodes[i].as_ref().unwrap();
+        let stored = node.storage().item(&target);
+        assert!(stored.is_some(), "newcomer {i} was not handed {target:?}");
+    }
+    let node = net.nodes[n + 1].as_ref().unwrap();
+    let stored = node.storage().item(&mutable_target).unwrap();
+    assert_eq!(
+        stored.value.value(),
+        b"2:m7",
+        "the signed value travels intact"
+    );
+    // About two holders hand each item off, not all eight.
+    let handoffs: u64 = net
+        .nodes
+        .iter()
+        .flatten()
+        .map(|node| node.stats().handoffs)
+        .sum();
+    assert!(
+        (2..=6).contains(&handoffs),
+        "{handoffs} hand-offs for 2 items and 2 newcomers"
+    );
 }

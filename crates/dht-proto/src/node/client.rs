@@ -564,6 +564,8 @@ impl Node {
                 self.drive(now, q);
             }
             Purpose::Store(q) => self.store_answered(now, q, None),
+            Purpose::HandoffToken(target) => self.handoff_token(now, responder, target, &r),
+            Purpose::HandoffPut => {}
         }
     }
 
@@ -584,7 +586,7 @@ impl Node {
     /// A request ended without a usable reply: timed out (`error` is `None`) or refused.
     pub(super) fn request_failed(&mut self, now: Instant, p: Pending, error: Option<ErrorBody>) {
         match p.purpose {
-            Purpose::Ping => {}
+            Purpose::Ping | Purpose::HandoffToken(_) | Purpose::HandoffPut => {}
             Purpose::Seed(q) => {
                 if let Some(c) = self.commands.get_mut(&q) {
                     c.seeds_pending = c.seeds_pending.saturating_sub(1);

@@ -25,6 +25,7 @@
 
 mod client;
 mod config;
+mod handoff;
 mod server;
 
 use core::time::Duration;
@@ -145,6 +146,8 @@ pub struct NodeStats {
     /// Requests sent a second time because the first try got no answer in
     /// [`Config::request_stall`].
     pub resends: u64,
+    /// Stored items put to a newcomer that became one of the k closest to their key.
+    pub handoffs: u64,
 }
 
 /// Why a request was sent, so its reply goes to the right place.
@@ -158,6 +161,10 @@ enum Purpose {
     Store(QueryId),
     /// A liveness check of a routing-table contact.
     Ping,
+    /// A `get` to a newcomer for the write token of a hand-off of this stored item.
+    HandoffToken(Id),
+    /// The `put` of a hand-off; its answer needs nothing more.
+    HandoffPut,
 }
 
 #[derive(Debug, Clone)]
@@ -292,6 +299,21 @@ impl Node {
     pub fn restore_peer(&mut self, info_hash: Id, peer: SocketAddr, expires: Instant) {
         self.storage.add_peer(info_hash, peer, expires);
         while self.storage.poll_change().is_some() {}
+    }
+
+    /// Puts `node` into the routing table as if it had just answered a query of ours, without
+    /// a message. This is for state known to be live by other means: the simulator's converged
+    /// start (`dht sim --converge`) builds every table this way instead of growing the network
+    /// by a million joins. A full bucket keeps its members and the contact waits among the
+    /// replacements, as it would after a real answer. Returns whether it entered the table.
+    pub fn restore_contact(&mut self, now: Instant, node: NodeInfo) -> bool {
+        if !self.acceptable(&node) {
+            return false;
+        }
+        matches!(
+            self.table.heard_from(now, node, Heard::Response),
+            Insert::Added | Insert::Refreshed
+        )
     }
 
     // ---- inputs ----
@@ -515,8 +537,10 @@ impl Node {
         if !self.acceptable(&node) {
             return;
         }
-        if let Insert::PingFirst(q) = self.table.heard_from(now, node, how) {
-            self.ping(now, q);
+        match self.table.heard_from(now, node, how) {
+            Insert::PingFirst(q) => self.ping(now, q),
+            Insert::Added if how != Heard::About => self.hand_off(now, node),
+            _ => {}
         }
     }
 

@@ -1,0 +1,104 @@
+//! Replication to new close nodes: when a node joins near the keys of items we store,
+//! it gets a copy of each item it is now responsible for.
+//!
+//! Maymounkov and Mazières (Kademlia, section 2.5): "when a node u learns of a new node w
+//! which is closer to some of u's key-value pairs, u replicates these pairs to w without
+//! erasing them from its own database." BEP 44 leaves storage to the hourly republish of the
+//! publisher, so without this an item sits on its original holders while newcomers take their
+//! places among the k closest to its key, and for part of an hour a get that converges on the
+//! new k closest can miss it. The copy travels as plain BEP 44 messages: a `get` to the newcomer
+//! for its write token, then a `put` of the stored item (a mutable item keeps its signature).
+//!
+//! To avoid k copies of every hand-off, only the holders that know at most
+//! [`HANDOFF_HOLDERS_AHEAD_MAX`] nodes closer to the key than themselves (the newcomer aside)
+//! send it: about two per newcomer and item, so one dead holder does not stop it.
+
+use super::{Node, Purpose};
+use crate::id::Id;
+use crate::message::{Method, NodeInfo, PutArgs, Response};
+use crate::store::ItemValue;
+use crate::time::Instant;
+
+/// Stored items examined for one newcomer, in key order around its ID (the items it can be
+/// responsible for share a long prefix with it, so they sit next to it in key order).
+pub const HANDOFF_SCAN_ITEMS_MAX: usize = 64;
+
+/// A holder hands an item off only if it knows at most this many other nodes closer to the
+/// item's key than itself.
+pub const HANDOFF_HOLDERS_AHEAD_MAX: usize = 1;
+
+impl Node {
+    /// `newcomer` just entered the routing table: send it the items it is now among the k
+    /// closest to.
+    pub(super) fn hand_off(&mut self, now: Instant, newcomer: NodeInfo) {
+        if self.config.read_only || self.storage.item_count() == 0 {
+            return;
+        }
+        let half = HANDOFF_SCAN_ITEMS_MAX / 2;
+        let mut targets: Vec<Id> = self.storage.item_targets_from(&newcomer.id, half);
+        targets.extend(self.storage.item_targets_before(&newcomer.id, half));
+        for target in targets {
+            if self.should_hand_off(now, &target, &newcomer) {
+                self.send_query(
+                    now,
+                    newcomer.addr,
+                    Some(newcomer.id),
+                    Purpose::HandoffToken(target),
+                    Method::Get { target, seq: None },
+                );
+            }
+        }
+    }
+
+    /// Whether `newcomer` is among the k closest nodes we know to `target`, and we are among
+    /// the first holders in line to tell it.
+    fn should_hand_off(&self, now: Instant, target: &Id, newcomer: &NodeInfo) -> bool {
+        let k = self.config.k;
+        let ours = self.id.distance(target);
+        let theirs = newcomer.id.distance(target);
+        let known = self.table.closest(now, target, k + 1);
+        let mut ahead_of_newcomer = 0;
+        let mut ahead_of_us = 0;
+        for n in known.iter().filter(|n| n.id != newcomer.id) {
+            let d = n.id.distance(target);
+            ahead_of_newcomer += usize::from(d < theirs);
+            ahead_of_us += usize::from(d < ours);
+        }
+        // We count among the nodes ahead of the newcomer too.
+        ahead_of_newcomer += usize::from(ours < theirs);
+        ahead_of_newcomer < k && ahead_of_us <= HANDOFF_HOLDERS_AHEAD_MAX
+    }
+
+    /// The newcomer answered the `get` with its token: put our copy there.
+    pub(super) fn handoff_token(&mut self, now: Instant, from: NodeInfo, target: Id, r: &Response) {
+        let Some(token) = r.token.clone() else {
+            return;
+        };
+        let Some(item) = self.storage.item(&target) else {
+            return;
+        };
+        let args = match &item.value {
+            ItemValue::Immutable(v) => PutArgs {
+                token,
+                value: v.clone(),
+                mutable: None,
+            },
+            ItemValue::Mutable(m) => {
+                // The newcomer may hold a newer version already; it then refuses ours (302),
+                // which is what it should do.
+                if r.seq.is_some_and(|s| s >= m.seq) {
+                    return;
+                }
+                PutArgs::mutable(m, token, None)
+            }
+        };
+        self.stats.handoffs += 1;
+        self.send_query(
+            now,
+            from.addr,
+            Some(from.id),
+            Purpose::HandoffPut,
+            Method::Put(args),
+        );
+    }
+}
