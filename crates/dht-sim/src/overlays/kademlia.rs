@@ -443,7 +443,7 @@ mod tests {
                 let in_range = ids
                     .iter()
                     .filter(|x| **x != own)
-                    .map(|x| (x.distance(&own).leading_zeros() as usize).min(last))
+                    .map(|x| x.distance(&own).leading_zeros().min(last))
                     .filter(|&d| d == b)
                     .count();
                 assert_eq!(
