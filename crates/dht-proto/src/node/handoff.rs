@@ -9,9 +9,12 @@
 //! new k closest can miss it. The copy travels as plain BEP 44 messages: a `get` to the newcomer
 //! for its write token, then a `put` of the stored item (a mutable item keeps its signature).
 //!
-//! To avoid k copies of every hand-off, only the holders that know at most
-//! [`HANDOFF_HOLDERS_AHEAD_MAX`] nodes closer to the key than themselves (the newcomer aside)
-//! send it: about two per newcomer and item, so one dead holder does not stop it.
+//! A newcomer is a node that queried or answered us and that our table knew neither as a
+//! contact nor as a replacement, whether it now enters the table or waits among the
+//! replacements of a full bucket. To avoid k copies
+//! of every hand-off, only the holders that know at most [`HANDOFF_HOLDERS_AHEAD_MAX`] nodes
+//! closer to the key than themselves (the newcomer aside) send it: about four per newcomer and
+//! item, so dead holders, or nodes ahead that missed their own copy, do not stop it.
 
 use super::{Node, Purpose};
 use crate::id::Id;
@@ -24,8 +27,9 @@ use crate::time::Instant;
 pub const HANDOFF_SCAN_ITEMS_MAX: usize = 64;
 
 /// A holder hands an item off only if it knows at most this many other nodes closer to the
-/// item's key than itself.
-pub const HANDOFF_HOLDERS_AHEAD_MAX: usize = 1;
+/// item's key than itself. Not 0: the nodes ahead of a holder may be newcomers that missed
+/// their copy, or dead.
+pub const HANDOFF_HOLDERS_AHEAD_MAX: usize = 3;
 
 impl Node {
     /// `newcomer` just entered the routing table: send it the items it is now among the k

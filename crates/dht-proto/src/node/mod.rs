@@ -537,10 +537,16 @@ impl Node {
         if !self.acceptable(&node) {
             return;
         }
-        match self.table.heard_from(now, node, how) {
-            Insert::PingFirst(q) => self.ping(now, q),
-            Insert::Added if how != Heard::About => self.hand_off(now, node),
-            _ => {}
+        // A node heard from directly that the table did not know is a newcomer to us, whether
+        // it now enters the table or waits among the replacements of a full bucket. (Not every
+        // stranger: two holders outside each other's full buckets would hand items back and
+        // forth for ever.)
+        let newcomer = how != Heard::About && !self.table.knows(&node.id);
+        if let Insert::PingFirst(q) = self.table.heard_from(now, node, how) {
+            self.ping(now, q);
+        }
+        if newcomer {
+            self.hand_off(now, node);
         }
     }
 
