@@ -375,6 +375,9 @@ impl RoutingTable {
     fn split_last(&mut self) {
         let depth = self.buckets.len() - 1;
         let old = core::mem::take(&mut self.buckets[depth]);
+        // One more bucket, not a doubling: buckets are about 400 bytes each, and a million-node
+        // table of 20 buckets would otherwise reserve 32.
+        self.buckets.reserve_exact(1);
         self.buckets.push(Bucket {
             last_changed: old.last_changed,
             ..Bucket::default()
