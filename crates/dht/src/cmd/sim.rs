@@ -79,7 +79,9 @@ pub struct SimArgs {
     /// Growth and settling before measurement, virtual seconds (default: from --nodes).
     #[arg(long)]
     pub warmup: Option<u64>,
-    /// Build a static network with the overlay's converge shortcut where it has one.
+    /// Build the network in its converged state at once instead of growing it by joins (every
+    /// overlay has the shortcut; Kademlia builds each routing table from the live IDs). Churn
+    /// joins still join. Pair it with --warmup (for example 300) at large --nodes.
     #[arg(long)]
     pub converge: bool,
     /// A partition, FRACTION@START+DURATION (seconds into the measured phase).
