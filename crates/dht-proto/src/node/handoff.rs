@@ -26,14 +26,20 @@ use crate::time::Instant;
 /// responsible for share a long prefix with it, so they sit next to it in key order).
 pub const HANDOFF_SCAN_ITEMS_MAX: usize = 64;
 
+/// Items handed to one newcomer at a time. A newcomer heard from through its query has not
+/// proved its address, and each hand-off starts with a `get` to it: without this bound a
+/// spoofed query could make us send one datagram per stored item to a victim. The items beyond
+/// it reach the newcomer by the publisher's republish, within the hour.
+pub const HANDOFF_ITEMS_PER_NEWCOMER_MAX: usize = 8;
+
 /// A holder hands an item off only if it knows at most this many other nodes closer to the
 /// item's key than itself. Not 0: the nodes ahead of a holder may be newcomers that missed
 /// their copy, or dead.
 pub const HANDOFF_HOLDERS_AHEAD_MAX: usize = 3;
 
 impl Node {
-    /// `newcomer` just entered the routing table: send it the items it is now among the k
-    /// closest to.
+    /// `newcomer` is new to our table (see the module documentation): send it the items it
+    /// is now among the k closest to.
     pub(super) fn hand_off(&mut self, now: Instant, newcomer: NodeInfo) {
         if self.config.read_only || self.storage.item_count() == 0 {
             return;
@@ -41,8 +47,15 @@ impl Node {
         let half = HANDOFF_SCAN_ITEMS_MAX / 2;
         let mut targets: Vec<Id> = self.storage.item_targets_from(&newcomer.id, half);
         targets.extend(self.storage.item_targets_before(&newcomer.id, half));
+        // The items closest to the newcomer first, where the bound cuts.
+        targets.sort_by_key(|t| t.distance(&newcomer.id));
+        let mut sent = 0;
         for target in targets {
+            if sent >= HANDOFF_ITEMS_PER_NEWCOMER_MAX {
+                break;
+            }
             if self.should_hand_off(now, &target, &newcomer) {
+                sent += 1;
                 self.send_query(
                     now,
                     newcomer.addr,

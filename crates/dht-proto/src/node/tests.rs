@@ -296,3 +296,51 @@ fn a_node_that_misses_a_request_and_its_resend_is_dropped_at_once() {
         "two unanswered tries make a contact bad (BEP 5: try once more, then discard)"
     );
 }
+
+#[test]
+fn a_stranger_next_to_many_stored_keys_is_sent_at_most_eight_hand_offs() {
+    use crate::store::{ItemValue, StoredItem};
+    let mut n = node(Config::default());
+    // 30 stored items whose keys sit right next to the querier's ID 0x22...22.
+    for i in 0..30u8 {
+        let mut target = Id([0x22; 20]);
+        target.0[19] = i;
+        n.restore_item(StoredItem {
+            target,
+            value: ItemValue::Immutable(b"1:x".to_vec()),
+            expires: Instant::from_micros(7_200_000_000),
+            source: "127.0.0.5".parse().unwrap(),
+        });
+    }
+    n.handle_datagram(
+        Instant::ZERO,
+        PEER.parse().unwrap(),
+        &query(b"pq", Method::Ping, false),
+    );
+    let mut gets = 0;
+    let mut replies = 0;
+    while let Some(t) = n.poll_transmit() {
+        assert_eq!(t.to, PEER.parse::<SocketAddr>().unwrap());
+        match Message::decode(&t.data).unwrap().body {
+            Body::Query(Query {
+                method: Method::Get { .. },
+                ..
+            }) => gets += 1,
+            Body::Response(_) => replies += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(replies, 1, "the ping is answered");
+    assert_eq!(gets, super::handoff::HANDOFF_ITEMS_PER_NEWCOMER_MAX);
+    // The same node again is no newcomer: nothing more is handed off.
+    n.handle_datagram(
+        Instant::ZERO,
+        PEER.parse().unwrap(),
+        &query(b"pr", Method::Ping, false),
+    );
+    let mut again = 0;
+    while n.poll_transmit().is_some() {
+        again += 1;
+    }
+    assert_eq!(again, 1, "only the second ping's reply");
+}
