@@ -145,6 +145,15 @@ impl Lookup {
         self
     }
 
+    /// Widens a lookup that has ended to its `k` closest live candidates (a larger k than it
+    /// started with): the candidates it already knows beyond the old k are asked next, and
+    /// [`Lookup::is_done`] waits for them. A get that found nothing among the k closest asks
+    /// the next ones, where an item's older holders sit when newcomers have taken their
+    /// places.
+    pub fn widen_to(&mut self, k: usize) {
+        self.k = self.k.max(k);
+    }
+
     /// The target.
     pub fn target(&self) -> Id {
         self.target
@@ -466,5 +475,37 @@ mod tests {
         assert_ne!(first, second);
         l.on_response(&first, &[], None);
         assert_eq!(l.stats(Instant::ZERO).responses, 1);
+    }
+
+    #[test]
+    fn a_widened_lookup_asks_the_next_candidates_before_it_ends_again() {
+        let all = network(40, 8);
+        let target = Id([3; 20]);
+        // Seeded with the 16 closest; every node answers with nothing new.
+        let seeds = closest_of(&all, &target, 16);
+        let mut l = Lookup::new(Instant::ZERO, target, 8, 3, &seeds, false);
+        let mut asked = Vec::new();
+        while !l.is_done() {
+            let n = l
+                .next_request()
+                .expect("an undone lookup has a request to send");
+            l.on_response(&n, &[], None);
+            asked.push(n);
+        }
+        assert_eq!(asked.len(), 8, "k = 8 asks the 8 closest");
+        l.widen_to(16);
+        assert!(!l.is_done(), "the next 8 are not asked yet");
+        while !l.is_done() {
+            let n = l
+                .next_request()
+                .expect("an undone lookup has a request to send");
+            l.on_response(&n, &[], None);
+            asked.push(n);
+        }
+        asked.sort_by_key(|n| n.id.distance(&target));
+        assert_eq!(
+            asked, seeds,
+            "the widened lookup asked exactly the 16 closest"
+        );
     }
 }

@@ -64,6 +64,8 @@ pub(super) struct Command {
     internal: bool,
     seeds_pending: u32,
     store_messages: u32,
+    /// Whether a get that found nothing has widened its lookup already.
+    widened: bool,
 }
 
 impl Command {
@@ -322,6 +324,7 @@ impl Node {
                 internal,
                 seeds_pending: 0,
                 store_messages: 0,
+                widened: false,
             },
         );
         q
@@ -359,6 +362,17 @@ impl Node {
             return;
         };
         let target = c.lookup.target();
+        let found_nothing = matches!(
+            c.kind,
+            Kind::GetImmutable { value: None } | Kind::GetMutable { best: None, .. }
+        );
+        if found_nothing && !c.widened {
+            // Under churn, newcomers can take the k closest places of a key before anyone
+            // hands them the item: its holders are then just beyond. Ask the next k once.
+            c.widened = true;
+            c.lookup.widen_to(2 * self.config.k);
+            return self.drive(now, q);
+        }
         if !matches!(
             c.kind,
             Kind::Announce { .. } | Kind::PutImmutable { .. } | Kind::PutMutable { .. }
