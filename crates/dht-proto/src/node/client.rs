@@ -113,23 +113,29 @@ impl Node {
         let target = self.id;
         let q = self.start(now, Kind::Bootstrap, target, known, false, internal);
         if self.commands.contains_key(&q) {
-            for &addr in routers {
-                if self.send_query(
-                    now,
-                    addr,
-                    None,
-                    Purpose::Seed(q),
-                    Method::FindNode { target, want: None },
-                ) {
-                    if let Some(c) = self.commands.get_mut(&q) {
-                        c.seeds_pending += 1;
-                        c.lookup_messages_add(1);
-                    }
-                }
-            }
+            self.seed_through(now, q, target, routers);
             self.drive(now, q);
         }
         q
+    }
+
+    /// Asks `routers`, whose IDs we do not know, for the nodes closest to `target`, to seed
+    /// command `q`'s lookup.
+    fn seed_through(&mut self, now: Instant, q: QueryId, target: Id, routers: &[SocketAddr]) {
+        for &addr in routers {
+            if self.send_query(
+                now,
+                addr,
+                None,
+                Purpose::Seed(q),
+                Method::FindNode { target, want: None },
+            ) {
+                if let Some(c) = self.commands.get_mut(&q) {
+                    c.seeds_pending += 1;
+                    c.lookup_messages_add(1);
+                }
+            }
+        }
     }
 
     /// Finds the k nodes closest to `target`.
@@ -276,6 +282,16 @@ impl Node {
 
     fn start_driven(&mut self, now: Instant, kind: Kind, target: Id, traced: bool) -> QueryId {
         let q = self.start(now, kind, target, &[], traced, false);
+        // A node whose table is still empty (its bootstrap has not been answered yet, or every
+        // contact went bad) asks its routers instead of failing at once.
+        let unseeded = self
+            .commands
+            .get(&q)
+            .is_some_and(|c| c.lookup.stats(now).messages == 0 && c.lookup.is_done());
+        if unseeded && !self.routers.is_empty() {
+            let routers = self.routers.clone();
+            self.seed_through(now, q, target, &routers);
+        }
         self.drive(now, q);
         q
     }

@@ -344,3 +344,23 @@ fn a_stranger_next_to_many_stored_keys_is_sent_at_most_eight_hand_offs() {
     }
     assert_eq!(again, 1, "only the second ping's reply");
 }
+
+#[test]
+fn a_get_on_a_node_whose_bootstrap_is_unanswered_asks_the_routers_instead_of_failing() {
+    let mut n = node(Config::default());
+    let router: SocketAddr = "127.0.0.7:6881".parse().unwrap();
+    n.bootstrap(Instant::ZERO, &[], &[router]);
+    while n.poll_transmit().is_some() {}
+    let target = Id([5; 20]);
+    n.get_immutable(Instant::ZERO, target);
+    assert!(n.poll_event().is_none(), "the get must not end at once");
+    let t = n.poll_transmit().expect("a request to the router");
+    assert_eq!(t.to, router);
+    match Message::decode(&t.data).unwrap().body {
+        Body::Query(Query {
+            method: Method::FindNode { target: t, .. },
+            ..
+        }) => assert_eq!(t, target),
+        other => panic!("unexpected {other:?}"),
+    }
+}
