@@ -484,24 +484,21 @@ mod tests {
         // Seeded with the 16 closest; every node answers with nothing new.
         let seeds = closest_of(&all, &target, 16);
         let mut l = Lookup::new(Instant::ZERO, target, 8, 3, &seeds, false);
+        let run_to_end = |l: &mut Lookup, asked: &mut Vec<NodeInfo>| {
+            while !l.is_done() {
+                let n = l
+                    .next_request()
+                    .expect("an undone lookup has a request to send");
+                l.on_response(&n, &[], None);
+                asked.push(n);
+            }
+        };
         let mut asked = Vec::new();
-        while !l.is_done() {
-            let n = l
-                .next_request()
-                .expect("an undone lookup has a request to send");
-            l.on_response(&n, &[], None);
-            asked.push(n);
-        }
+        run_to_end(&mut l, &mut asked);
         assert_eq!(asked.len(), 8, "k = 8 asks the 8 closest");
         l.widen_to(16);
         assert!(!l.is_done(), "the next 8 are not asked yet");
-        while !l.is_done() {
-            let n = l
-                .next_request()
-                .expect("an undone lookup has a request to send");
-            l.on_response(&n, &[], None);
-            asked.push(n);
-        }
+        run_to_end(&mut l, &mut asked);
         asked.sort_by_key(|n| n.id.distance(&target));
         assert_eq!(
             asked, seeds,

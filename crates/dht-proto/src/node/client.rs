@@ -284,10 +284,8 @@ impl Node {
         let q = self.start(now, kind, target, &[], traced, false);
         // A node whose table is still empty (its bootstrap has not been answered yet, or every
         // contact went bad) asks its routers instead of failing at once.
-        let unseeded = self
-            .commands
-            .get(&q)
-            .is_some_and(|c| c.lookup.stats(now).messages == 0 && c.lookup.is_done());
+        // A lookup that has just started is done only if it has no candidate at all.
+        let unseeded = self.commands.get(&q).is_some_and(|c| c.lookup.is_done());
         if unseeded && !self.routers.is_empty() {
             let routers = self.routers.clone();
             self.seed_through(now, q, target, &routers);
