@@ -41,9 +41,6 @@ impl Node {
     /// `newcomer` is new to our table (see the module documentation): send it the items it
     /// is now among the k closest to.
     pub(super) fn hand_off(&mut self, now: Instant, newcomer: NodeInfo) {
-        if self.config.read_only || self.storage.item_count() == 0 {
-            return;
-        }
         let half = HANDOFF_SCAN_ITEMS_MAX / 2;
         let mut targets: Vec<Id> = self.storage.item_targets_from(&newcomer.id, half);
         targets.extend(self.storage.item_targets_before(&newcomer.id, half));
@@ -101,8 +98,7 @@ impl Node {
                 mutable: None,
             },
             ItemValue::Mutable(m) => {
-                // The newcomer may hold a newer version already; it then refuses ours (302),
-                // which is what it should do.
+                // The newcomer already holds this version or a newer one.
                 if r.seq.is_some_and(|s| s >= m.seq) {
                     return;
                 }

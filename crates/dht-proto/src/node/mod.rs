@@ -541,8 +541,10 @@ impl Node {
         // it now enters the table or waits among the replacements of a full bucket. (Not every
         // stranger: two holders outside each other's full buckets would hand items back and
         // forth for ever.)
-        let newcomer =
-            how != Heard::About && self.storage.item_count() > 0 && !self.table.knows(&node.id);
+        let newcomer = how != Heard::About
+            && !self.config.read_only
+            && self.storage.item_count() > 0
+            && !self.table.knows(&node.id);
         if let Insert::PingFirst(q) = self.table.heard_from(now, node, how) {
             self.ping(now, q);
         }

@@ -364,3 +364,66 @@ fn a_get_on_a_node_whose_bootstrap_is_unanswered_asks_the_routers_instead_of_fai
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[test]
+fn a_get_that_finds_nothing_among_the_k_closest_asks_the_next_k_before_it_ends() {
+    use crate::message::NodeInfo;
+    let mut n = node(Config::default());
+    // 16 contacts at distinct addresses, every one answering without the value: 8 in
+    // bucket 1 (0x40..), the target's closest, and 8 in bucket 0 (0x80..), the next.
+    let id_of = |i: u8| {
+        let mut id = Id([0x40; 20]);
+        id.0[0] = if i < 8 { 0x40 + i } else { 0x80 + i };
+        id
+    };
+    for i in 0..16u8 {
+        let id = id_of(i);
+        let addr: SocketAddr = format!("127.0.1.{}:7000", i + 1).parse().unwrap();
+        assert!(n.restore_contact(Instant::ZERO, NodeInfo { id, addr }));
+    }
+    let target = Id([0x40; 20]);
+    let q = n.get_immutable(Instant::ZERO, target);
+    let mut asked = std::collections::BTreeSet::new();
+    // Bounded: each round answers every request sent; 16 contacts need at most 16 rounds.
+    for _ in 0..16 {
+        let out: Vec<_> = std::iter::from_fn(|| n.poll_transmit()).collect();
+        if out.is_empty() {
+            break;
+        }
+        for t in out {
+            let m = Message::decode(&t.data).unwrap();
+            let Body::Query(Query {
+                method: Method::Get { .. },
+                ..
+            }) = m.body
+            else {
+                panic!("a get sends gets");
+            };
+            let i = match t.to {
+                SocketAddr::V4(a) => a.ip().octets()[3] - 1,
+                SocketAddr::V6(_) => unreachable!(),
+            };
+            asked.insert(i);
+            let id = id_of(i);
+            let reply = Message {
+                transaction_id: m.transaction_id,
+                version: None,
+                requester_ip: None,
+                read_only: false,
+                body: Body::Response(Response {
+                    sender_id: id,
+                    token: Some(b"tk".to_vec()),
+                    ..Response::default()
+                }),
+            };
+            n.handle_datagram(Instant::ZERO, t.to, &reply.encode());
+        }
+    }
+    let e = n.poll_event().expect("the get ended");
+    assert_eq!(e.query, q);
+    assert!(matches!(
+        e.outcome,
+        super::Outcome::GetImmutable { value: None }
+    ));
+    assert_eq!(asked.len(), 16, "the 8 closest, then the next 8: {asked:?}");
+}
