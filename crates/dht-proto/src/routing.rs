@@ -695,6 +695,26 @@ mod tests {
     }
 
     #[test]
+    fn a_full_bucket_asks_for_one_ping_first_per_period_unless_it_just_lost_a_contact() {
+        let (mut t, ids) = table_with_full_far_bucket(Heard::Query, addr(100));
+        let at = |s: u64| Instant::ZERO + Duration::from_secs(60 + s);
+        let ask = |t: &mut RoutingTable, s: u64, last: u8| {
+            t.heard_from(at(s), info(far_id(last), 300 + last as u32), Heard::Query)
+        };
+        assert!(matches!(ask(&mut t, 0, 0xe0), Insert::PingFirst(_)));
+        assert_eq!(ask(&mut t, 1, 0xe1), Insert::Ignored, "bounded");
+        // A contact goes bad (a waiting newcomer takes its place): the bound is lifted.
+        t.failed(at(2), &ids[0], addr(0), FAILURES_BAD);
+        assert!(matches!(ask(&mut t, 3, 0xe2), Insert::PingFirst(_)));
+        assert_eq!(ask(&mut t, 4, 0xe3), Insert::Ignored, "bounded again");
+        let period = PING_FIRST_EVERY.as_secs();
+        assert!(matches!(
+            ask(&mut t, 3 + period, 0xe4),
+            Insert::PingFirst(_)
+        ));
+    }
+
+    #[test]
     fn a_querier_waits_on_a_questionable_contact_and_a_bad_one_yields_to_anyone() {
         let (mut t, ids) = table_with_full_far_bucket(Heard::Response, addr(100));
         // 20 minutes on, every contact of the full bucket is questionable.

@@ -180,23 +180,12 @@ impl Storage {
         self.items.values()
     }
 
-    /// The targets of up to `count` stored items from `from` upwards, in key order.
-    pub fn item_targets_from(&self, from: &Id, count: usize) -> Vec<Id> {
-        self.items
-            .range(*from..)
-            .take(count)
-            .map(|(t, _)| *t)
-            .collect()
-    }
-
-    /// The targets of up to `count` stored items below `before`, nearest first.
-    pub fn item_targets_before(&self, before: &Id, count: usize) -> Vec<Id> {
-        self.items
-            .range(..*before)
-            .rev()
-            .take(count)
-            .map(|(t, _)| *t)
-            .collect()
+    /// The targets of the stored items next to `id` in key order: up to `half` from `id`
+    /// upwards and up to `half` below it.
+    pub fn item_targets_around(&self, id: &Id, half: usize) -> Vec<Id> {
+        let above = self.items.range(*id..).take(half);
+        let below = self.items.range(..*id).rev().take(half);
+        above.chain(below).map(|(t, _)| *t).collect()
     }
 
     /// Number of stored items.

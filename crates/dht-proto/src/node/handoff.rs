@@ -41,9 +41,9 @@ impl Node {
     /// `newcomer` is new to our table (see the module documentation): send it the items it
     /// is now among the k closest to.
     pub(super) fn hand_off(&mut self, now: Instant, newcomer: NodeInfo) {
-        let half = HANDOFF_SCAN_ITEMS_MAX / 2;
-        let mut targets: Vec<Id> = self.storage.item_targets_from(&newcomer.id, half);
-        targets.extend(self.storage.item_targets_before(&newcomer.id, half));
+        let mut targets = self
+            .storage
+            .item_targets_around(&newcomer.id, HANDOFF_SCAN_ITEMS_MAX / 2);
         // The items closest to the newcomer first, where the bound cuts.
         targets.sort_by_key(|t| t.distance(&newcomer.id));
         let mut sent = 0;
