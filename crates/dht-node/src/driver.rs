@@ -263,7 +263,7 @@ impl Driver {
             .node
             .routing_table()
             .contacts()
-            .filter(|c| c.standing(now) != dht_proto::routing::Standing::Bad && c.verified)
+            .filter(|c| c.standing(now) != dht_proto::routing::Standing::Bad && c.verified())
             .map(|c| c.info())
             .collect();
         if let Err(e) = disk.save_contacts(&contacts) {

@@ -92,25 +92,37 @@ impl LiveIndex {
     ///
     /// Walks the binary trie of the key space through range queries on the ordered set: at
     /// depth `p`, the half of the current block that agrees with `key` on bit `p` is closer than
-    /// the other half, so if it holds at least the number still wanted the search descends into
-    /// it, otherwise all of it is taken and the search goes on in the other half.
+    /// the other half. If that half holds fewer than the number still wanted, all of it is
+    /// taken and the search goes on in the other half; if it holds a few more, all of it is in
+    /// hand and the answer is its closest; only if it holds many does the search descend into
+    /// it. So a search costs about log2(N / want) range queries, not one per bit of the ID.
     pub fn xor_closest(&self, key: &Id, want: usize) -> Vec<(Id, NodeIdx)> {
         let mut out: Vec<(Id, NodeIdx)> = Vec::with_capacity(want);
+        // A half this small is read whole and finished in memory.
+        let small = want.saturating_mul(4).max(16);
+        let mut half: Vec<(Id, NodeIdx)> = Vec::with_capacity(small + 1);
         let mut target = *key;
         let mut depth = 0usize;
         while out.len() < want && depth < dht_proto::id::ID_BITS {
             let need = want - out.len();
             // The half of the current block that agrees with `target` on bit `depth`.
             let (lo, hi) = block(&target, depth + 1);
-            let half: Vec<(Id, NodeIdx)> = self
-                .by_id
-                .range((lo, 0)..=(hi, NodeIdx::MAX))
-                .take(need)
-                .copied()
-                .collect();
+            half.clear();
+            half.extend(
+                self.by_id
+                    .range((lo, 0)..=(hi, NodeIdx::MAX))
+                    .take(small + 1)
+                    .copied(),
+            );
             if half.len() < need {
-                out.extend(half);
+                out.append(&mut half);
                 flip_bit(&mut target, depth);
+            } else if half.len() <= small {
+                // Within one block the order by distance to `key` is the order by distance
+                // to `target`: the two differ only in bits the block's members all share.
+                half.sort_unstable_by_key(|(id, idx)| (id.distance(key), *idx));
+                out.extend(half.drain(..).take(need));
+                break;
             }
             depth += 1;
         }
@@ -120,13 +132,11 @@ impl LiveIndex {
             out.extend(
                 self.by_id
                     .range((target, 0)..=(target, NodeIdx::MAX))
-                    .filter(|e| !out.contains(e))
                     .take(need)
-                    .copied()
-                    .collect::<Vec<_>>(),
+                    .copied(),
             );
         }
-        out.sort_by_key(|(id, idx)| (id.distance(key), *idx));
+        out.sort_unstable_by_key(|(id, idx)| (id.distance(key), *idx));
         out
     }
 
@@ -201,6 +211,27 @@ mod tests {
             let key = Id::random(&mut rng);
             for k in [1, 8, 20] {
                 assert_eq!(live.xor_closest(&key, k), brute(&ids, &key, k));
+            }
+        }
+        // IDs in tight clusters and duplicated IDs take the deep paths of the walk.
+        let mut clustered = LiveIndex::new();
+        let mut cids = Vec::new();
+        for i in 0..400u32 {
+            let mut id = ids[(i % 5) as usize].0;
+            id.0[19] = (i / 5) as u8 & 0x07;
+            id.0[18] ^= ((i / 80) as u8) << 4;
+            clustered.insert(i, id);
+            cids.push((id, i));
+        }
+        for probe in 0..60u32 {
+            let mut key = cids[(probe * 7 % 400) as usize].0;
+            key.0[19] ^= probe as u8;
+            for k in [1, 8, 20, 100] {
+                assert_eq!(
+                    clustered.xor_closest(&key, k),
+                    brute(&cids, &key, k),
+                    "{probe} {k}"
+                );
             }
         }
         // A key equal to a live ID finds that node first.
