@@ -75,6 +75,12 @@ pub trait OverlayNode {
     /// length, for the others an honest estimate of an equivalent binary encoding).
     fn wire_size(msg: &Self::Msg) -> usize;
 
+    /// Where the message's payload lives in memory, for the engine's prefetch hint (never
+    /// read through); by default the message itself.
+    fn payload_ptr(msg: &Self::Msg) -> *const u8 {
+        msg as *const Self::Msg as *const u8
+    }
+
     /// This node's identifier in the shared key space.
     fn id(&self) -> Id;
 

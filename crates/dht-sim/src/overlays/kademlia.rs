@@ -219,6 +219,10 @@ impl OverlayNode for KademliaNode {
         msg.len()
     }
 
+    fn payload_ptr(msg: &Vec<u8>) -> *const u8 {
+        msg.as_ptr()
+    }
+
     fn id(&self) -> Id {
         self.node.id()
     }
