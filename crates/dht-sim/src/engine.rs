@@ -197,6 +197,8 @@ struct Counters {
     mass_failed: u64,
     live_node_us: f64,
     events: u64,
+    wakeups: u64,
+    idle_wakeups: u64,
     overflows: u64,
     skipped: u64,
 }
@@ -238,6 +240,8 @@ impl Counters {
             mass_failed: 0,
             live_node_us: 0.0,
             events: 0,
+            wakeups: 0,
+            idle_wakeups: 0,
             overflows: 0,
             skipped: 0,
         }
@@ -472,10 +476,24 @@ impl<O: Overlay> Sim<O> {
                     return;
                 }
                 m.timer_at = NO_TIMER;
-                if let Some(n) = self.nodes[node as usize].as_mut() {
-                    n.handle_timeout(self.now.into_instant());
+                self.c.wakeups += 1;
+                let Some(n) = self.nodes[node as usize].as_mut() else {
+                    return;
+                };
+                // A node whose next timeout moved later (its request was answered before the
+                // resend time) has nothing due: it is only re-armed, with no call into it.
+                match n.poll_timeout().map(|t| t.as_micros()) {
+                    Some(t) if t > self.now => {
+                        self.c.idle_wakeups += 1;
+                        self.meta[node as usize].timer_at = t;
+                        self.queue.push(t, Ev::Timer { node });
+                    }
+                    None => self.c.idle_wakeups += 1,
+                    Some(_) => {
+                        n.handle_timeout(self.now.into_instant());
+                        self.drain(node);
+                    }
                 }
-                self.drain(node);
             }
             Ev::GrowJoin { n } => {
                 let idx = self.spawn();

@@ -52,6 +52,11 @@ pub struct Report {
     pub checks: Vec<CheckRound>,
     /// Events processed.
     pub events: u64,
+    /// Of those, wake-ups that reached a live node at its pending time.
+    pub wakeups: u64,
+    /// Of those, wake-ups at which the node had nothing due (a request answered before its
+    /// resend time, say): re-armed without a call into the node.
+    pub idle_wakeups: u64,
     /// Hop histogram of finished lookups: entry `i` counts lookups of `i` hops.
     pub hop_histogram: Vec<u64>,
     /// Lookup latency CDF: (milliseconds, fraction of finished lookups at or below).
@@ -295,9 +300,11 @@ impl Report {
             self.churn.leaves, self.churn.joins, self.churn.rejoins, self.churn.live_at_end
         );
         s += &format!(
-            "cost: {:.1} s wall, {} events, peak RSS {:.1} MiB ({} B/node; overlay state {:.0} B/node, engine {:.0} B/node)\n",
+            "cost: {:.1} s wall, {} events ({} wake-ups, {} idle), peak RSS {:.1} MiB ({} B/node; overlay state {:.0} B/node, engine {:.0} B/node)\n",
             self.wall_seconds,
             self.events,
+            self.wakeups,
+            self.idle_wakeups,
             self.peak_rss_bytes as f64 / (1 << 20) as f64,
             self.bytes_per_node,
             self.state_bytes_per_node,

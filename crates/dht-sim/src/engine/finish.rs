@@ -164,6 +164,8 @@ impl<O: Overlay> Sim<O> {
             engine_bytes_per_node: engine_bytes as f64 / slots as f64,
             checks: self.rounds.clone(),
             events: c.events,
+            wakeups: c.wakeups,
+            idle_wakeups: c.idle_wakeups,
             hop_histogram: c.hops.bins().to_vec(),
             latency_cdf: cdf,
             time_series: self.series.buckets.clone(),
