@@ -31,6 +31,7 @@ mod server;
 use core::time::Duration;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
@@ -189,7 +190,8 @@ struct OwnItem {
 /// One Kademlia node. See the module documentation for the calling protocol.
 #[derive(Debug)]
 pub struct Node {
-    config: Config,
+    /// Shared, since it never changes: a simulator runs a million nodes with one.
+    config: Arc<Config>,
     id: Id,
     rng: SmallRng,
     table: RoutingTable,
@@ -210,7 +212,9 @@ pub struct Node {
 
 impl Node {
     /// A node with ID `id` whose randomness is seeded with `seed`.
-    pub fn new(config: Config, id: Id, seed: u64, now: Instant) -> Self {
+    /// `config` is a [`Config`] or an `Arc` of one that many nodes share.
+    pub fn new(config: impl Into<Arc<Config>>, id: Id, seed: u64, now: Instant) -> Self {
+        let config: Arc<Config> = config.into();
         let mut rng = SmallRng::seed_from_u64(seed);
         let tokens = Tokens::new(now, &mut rng);
         let next_tid = rng.next_u32() as u16;

@@ -19,6 +19,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use core::time::Duration;
 use dht_proto::bep44::MutableItem;
@@ -69,8 +70,8 @@ struct Shared {
 /// The Kademlia overlay: makes [`KademliaNode`]s with one [`Config`].
 #[derive(Debug, Clone)]
 pub struct Kademlia {
-    /// Settings of every node.
-    pub config: Config,
+    /// Settings of every node, one copy for all.
+    pub config: Arc<Config>,
     shared: Rc<Shared>,
 }
 
@@ -86,7 +87,7 @@ impl Kademlia {
         let mut secret = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rng, &mut secret);
         Kademlia {
-            config,
+            config: Arc::new(config),
             shared: Rc::new(Shared {
                 key: SigningKey::from_bytes(&secret),
                 mutable: RefCell::new(BTreeSet::new()),
