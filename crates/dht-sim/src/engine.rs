@@ -459,7 +459,13 @@ impl<O: Overlay> Sim<O> {
         match ev {
             Ev::Deliver { from, to, msg } => {
                 self.prefetch_node(to);
-                prefetch(<O::Node as OverlayNode>::payload_ptr(&msg));
+                let payload = <O::Node as OverlayNode>::payload_ptr(&msg);
+                if !payload.is_null() {
+                    let len = <O::Node as OverlayNode>::wire_size(&msg).clamp(1, 512);
+                    for line in (0..len).step_by(64) {
+                        prefetch(payload.wrapping_add(line));
+                    }
+                }
                 if !self.live.is_live(to) {
                     self.c.to_dead += 1;
                     return;

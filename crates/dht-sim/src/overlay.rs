@@ -75,10 +75,10 @@ pub trait OverlayNode {
     /// length, for the others an honest estimate of an equivalent binary encoding).
     fn wire_size(msg: &Self::Msg) -> usize;
 
-    /// Where the message's payload lives in memory, for the engine's prefetch hint (never
-    /// read through); by default the message itself.
-    fn payload_ptr(msg: &Self::Msg) -> *const u8 {
-        msg as *const Self::Msg as *const u8
+    /// Where the message's encoded bytes live on the heap, for the engine's prefetch hint
+    /// (never read through); null, the default, for a message without any.
+    fn payload_ptr(_msg: &Self::Msg) -> *const u8 {
+        core::ptr::null()
     }
 
     /// This node's identifier in the shared key space.

@@ -66,6 +66,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(cli.command, Command::Sim(_) | Command::Compare(_)) {
+        cmd::huge_pages::reexec_with_huge_pages();
+    }
     let quiet_default = !matches!(cli.command, Command::Node(_));
     cli::init_logging(quiet_default);
     let result = match cli.command {
