@@ -43,6 +43,10 @@ fn static_network_of_two_thousand_nodes_finds_the_closest_and_returns_what_was_p
         assert!(r.lookups.recall_at_k > 0.9, "{}", r.lookups.recall_at_k);
         assert!(r.lookups.hops.p50 >= 2 && r.lookups.hops.p50 <= 6);
         assert!(r.traffic.bytes > 0 && r.puts.acknowledged > 0);
+        // Requests answered before their resend time leave idle wake-ups, which are counted
+        // apart from the wake-ups that call into a node.
+        assert!(r.wakeups > 0 && r.idle_wakeups > 0, "{}", r.summary());
+        assert!(r.idle_wakeups < r.wakeups && r.wakeups < r.events);
     }
 }
 
