@@ -1,9 +1,9 @@
 //! The discrete-event engine: one thread, virtual time, one event queue.
 //!
-//! The queue is a binary heap keyed by (virtual time, sequence number); the sequence number
+//! The queue is a monotone radix heap keyed by (virtual time, sequence number); the sequence number
 //! breaks ties in the order events were scheduled, so a run is a pure function of its seed.
-//! Nodes live in a vector indexed by [`NodeIdx`]; per node the engine keeps only a 16-byte
-//! [`Meta`] (its one pending wake-up and its incarnation), a 12-byte place in the network
+//! Nodes live in a vector indexed by [`NodeIdx`]; per node the engine keeps only a 24-byte
+//! [`Meta`] (its one pending wake-up, its next timeout and its incarnation), a 12-byte place in the network
 //! model and its entries in the membership index. A node that leaves keeps nothing, unless its
 //! state is set aside for a later return (see [`crate::churn`]).
 //!
@@ -72,6 +72,10 @@ const NO_TIMER: u64 = u64::MAX;
 struct Meta {
     /// The instant of the node's one valid pending wake-up, or [`NO_TIMER`].
     timer_at: u64,
+    /// The node's own next timeout as of the last call into it, or [`NO_TIMER`]: a node changes
+    /// only when called, so a wake-up before this instant has nothing to do and is re-armed
+    /// without reading the node.
+    next_due: u64,
     /// Bumped whenever the node dies, so session ends scheduled for an earlier life are stale.
     incarnation: u32,
 }
@@ -80,6 +84,7 @@ impl Default for Meta {
     fn default() -> Self {
         Meta {
             timer_at: NO_TIMER,
+            next_due: NO_TIMER,
             incarnation: 0,
         }
     }
@@ -476,30 +481,26 @@ impl<O: Overlay> Sim<O> {
                 self.drain(to);
             }
             Ev::Timer { node } => {
-                self.prefetch_node(node);
                 let m = &mut self.meta[node as usize];
                 if m.timer_at != self.now || !self.live.is_live(node) {
                     return;
                 }
-                m.timer_at = NO_TIMER;
                 self.c.wakeups += 1;
-                let Some(n) = self.nodes[node as usize].as_mut() else {
-                    return;
-                };
                 // A node whose next timeout moved later (its request was answered before the
-                // resend time) has nothing due: it is only re-armed, with no call into it.
-                match n.poll_timeout().map(|t| t.as_micros()) {
-                    Some(t) if t > self.now => {
-                        self.c.idle_wakeups += 1;
-                        self.meta[node as usize].timer_at = t;
-                        self.queue.push(t, Ev::Timer { node });
+                // resend time) has nothing due: it is only re-armed, and not even read.
+                if m.next_due > self.now {
+                    self.c.idle_wakeups += 1;
+                    m.timer_at = m.next_due;
+                    if m.next_due != NO_TIMER {
+                        self.queue.push(m.next_due, Ev::Timer { node });
                     }
-                    None => self.c.idle_wakeups += 1,
-                    Some(_) => {
-                        n.handle_timeout(self.now.into_instant());
-                        self.drain(node);
-                    }
+                    return;
                 }
+                m.timer_at = NO_TIMER;
+                if let Some(n) = self.nodes[node as usize].as_mut() {
+                    n.handle_timeout(self.now.into_instant());
+                }
+                self.drain(node);
             }
             Ev::GrowJoin { n } => {
                 let idx = self.spawn();
@@ -946,9 +947,11 @@ impl<O: Overlay> Sim<O> {
                 break;
             }
         }
+        let m = &mut self.meta[idx as usize];
+        m.next_due = NO_TIMER;
         if let Some(t) = node.poll_timeout() {
             let t = t.as_micros().max(self.now);
-            let m = &mut self.meta[idx as usize];
+            m.next_due = t;
             if t < m.timer_at {
                 m.timer_at = t;
                 self.queue.push(t, Ev::Timer { node: idx });
