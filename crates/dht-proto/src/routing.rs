@@ -258,14 +258,13 @@ impl Bucket {
     /// an unverified contact is always questionable, a verified one once [`GOOD_FOR`] passed.
     fn stalest_questionable_s(&self, now_s: u32) -> Option<u32> {
         let good_for = GOOD_FOR.as_secs() as u32;
-        let verified = self.stalest_verified_s;
-        let verified =
-            (verified != NONE_S && now_s.saturating_sub(verified) >= good_for).then_some(verified);
-        let unverified = (self.stalest_unverified_s != NONE_S).then_some(self.stalest_unverified_s);
-        match (verified, unverified) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        // With no verified contact `stalest_verified_s` is NONE_S, never GOOD_FOR old.
+        let stalest = if now_s.saturating_sub(self.stalest_verified_s) >= good_for {
+            self.stalest_verified_s.min(self.stalest_unverified_s)
+        } else {
+            self.stalest_unverified_s
+        };
+        (stalest != NONE_S).then_some(stalest)
     }
 }
 
@@ -416,16 +415,16 @@ impl RoutingTable {
                 continue;
             }
             // A bad contact makes room at once, whoever the newcomer is (BEP 5).
-            let bad = self.buckets[index].bad > 0;
-            if let Some(pos) = bad
-                .then(|| {
-                    self.buckets[index]
-                        .contacts
-                        .iter()
-                        .position(|c| c.standing(now) == Standing::Bad)
-                })
-                .flatten()
-            {
+            // The bucket's count of bad contacts spares reading them when there are none.
+            let bucket = &self.buckets[index];
+            let bad = match bucket.bad {
+                0 => None,
+                _ => bucket
+                    .contacts
+                    .iter()
+                    .position(|c| c.standing(now) == Standing::Bad),
+            };
+            if let Some(pos) = bad {
                 if self.ip_blocked(&contact) {
                     return Insert::Ignored;
                 }

@@ -24,9 +24,10 @@ use dht_proto::Id;
 use crate::checker::{judge_lookup, value_for, GetVerdict, ItemRecord, OwnerOracle, Reference};
 use crate::churn::{Churn, REJOIN_FRACTION, SAVED_POOL_FRACTION, SAVE_FRACTION};
 use crate::config::{SimConfig, REPUBLISH_S};
-use crate::live::{prefetch, LiveIndex};
+use crate::live::LiveIndex;
 use crate::network::{Network, Partition};
 use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::prefetch::prefetch;
 use crate::report::{
     peak_rss_bytes, CheckRound, ChurnReport, GetReport, HopsReport, LatencyReport, LookupReport,
     NetworkReport, PutReport, Report, TrafficReport, Verdict,

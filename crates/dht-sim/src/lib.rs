@@ -21,6 +21,7 @@ pub mod oracles;
 pub mod overlay;
 pub mod overlays;
 pub mod plots;
+pub mod prefetch;
 pub mod registry;
 pub mod report;
 pub mod rng;

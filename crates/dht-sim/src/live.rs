@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use dht_proto::Id;
 
 use crate::overlay::NodeIdx;
+use crate::prefetch::prefetch;
 use crate::rng::SimRng;
 
 /// Marks a node that is not in the dense live vector.
@@ -170,19 +171,6 @@ impl LiveIndex {
         let entry = core::mem::size_of::<(Id, NodeIdx)>();
         self.by_id.len() * entry * 3 / 2 + self.dense.capacity() * 4 + self.pos.capacity() * 4
     }
-}
-
-/// A hint to load the cache line at `p` ahead of its use; it does nothing off x86-64.
-#[inline(always)]
-pub fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint: it reads nothing the program sees and cannot fault,
-    // whatever the address; SSE, which it needs, is part of every x86-64 processor.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p as *const i8);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// The lowest and highest IDs that share the first `prefix_len` bits with `id`.
