@@ -334,6 +334,17 @@ impl RoutingTable {
         prefix.min(self.buckets.len() - 1)
     }
 
+    /// Where the bucket that `id` falls in lies in memory, and its size: for a simulator's
+    /// cache hint, which asks for the bucket a datagram's sender will be looked up in while the
+    /// event before it runs. Nothing is read through the pointer.
+    pub fn bucket_memory(&self, id: &Id) -> (*const u8, usize) {
+        let b = &self.buckets[self.bucket_index(id)];
+        (
+            (b as *const Bucket).cast::<u8>(),
+            core::mem::size_of::<Bucket>(),
+        )
+    }
+
     /// The contact with this ID, if present.
     pub fn get(&self, id: &Id) -> Option<&Contact> {
         let b = &self.buckets[self.bucket_index(id)];

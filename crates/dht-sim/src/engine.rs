@@ -1,7 +1,8 @@
 //! The discrete-event engine: one thread, virtual time, one event queue.
 //!
-//! The queue is a monotone radix heap keyed by (virtual time, sequence number); the sequence number
-//! breaks ties in the order events were scheduled, so a run is a pure function of its seed.
+//! The queue ([`crate::queue`]) is a timing wheel ordered by (virtual time, sequence number); the
+//! sequence number breaks ties in the order events were scheduled, so a run is a pure function of
+//! its seed.
 //! Nodes live in a vector indexed by [`NodeIdx`]; per node the engine keeps only a 24-byte
 //! [`Meta`] (its one pending wake-up, its next timeout and its incarnation), a 12-byte place in the network
 //! model and its entries in the membership index. A node that leaves keeps nothing, unless its
@@ -14,8 +15,6 @@
 
 mod finish;
 
-use radix_heap::RadixHeapMap;
-use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
@@ -28,6 +27,7 @@ use crate::live::LiveIndex;
 use crate::network::{Network, Partition};
 use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 use crate::prefetch::prefetch;
+use crate::queue::Queue;
 use crate::report::{
     peak_rss_bytes, CheckRound, ChurnReport, GetReport, HopsReport, LatencyReport, LookupReport,
     NetworkReport, PutReport, Report, TrafficReport, Verdict,
@@ -106,41 +106,6 @@ enum Ev<M> {
     CheckRound { round: u32 },
     MassFailure { fraction: f64 },
     End,
-}
-
-/// The event queue: a monotone priority queue on (instant, sequence number).
-///
-/// Events are never scheduled before the current instant, so a radix heap serves: O(1) pushes
-/// and pops amortised over the distance between keys, with far fewer cache misses than a binary
-/// heap of millions of entries. The sequence number breaks ties in scheduling order, so the
-/// order of events, and with it every run, is fixed by the seed.
-struct Queue<M> {
-    heap: RadixHeapMap<Reverse<(u64, u64)>, Ev<M>>,
-    seq: u64,
-}
-
-impl<M> Queue<M> {
-    fn new() -> Self {
-        Queue {
-            heap: RadixHeapMap::new(),
-            seq: 0,
-        }
-    }
-
-    /// Schedules `ev` at `at`; an instant already past is taken as the current one.
-    fn push(&mut self, at: u64, ev: Ev<M>) {
-        self.seq += 1;
-        let at = match self.heap.top() {
-            Some(Reverse((now, _))) => at.max(now),
-            None => at,
-        };
-        self.heap.push(Reverse((at, self.seq)), ev);
-    }
-
-    /// The earliest event and its instant.
-    fn pop(&mut self) -> Option<(u64, Ev<M>)> {
-        self.heap.pop().map(|(Reverse((at, _)), ev)| (at, ev))
-    }
 }
 
 /// A workload command in flight.
@@ -264,7 +229,7 @@ pub struct Sim<O: Overlay> {
     cfg: SimConfig,
     rng: SimRng,
     net: Network,
-    queue: Queue<<O::Node as OverlayNode>::Msg>,
+    queue: Queue<Ev<<O::Node as OverlayNode>::Msg>>,
     now: u64,
     nodes: Vec<Option<O::Node>>,
     meta: Vec<Meta>,
@@ -405,6 +370,7 @@ impl<O: Overlay> Sim<O> {
         self.queue.push(self.measure_start_us, Ev::MeasureStart);
         self.queue.push(self.end_us, Ev::End);
         let mut last_us = 0u64;
+        let mut fetched_ahead = 0u8;
         while let Some((at, ev)) = self.queue.pop() {
             self.now = at;
             if self.measuring {
@@ -419,6 +385,29 @@ impl<O: Overlay> Sim<O> {
             if matches!(ev, Ev::End) {
                 break;
             }
+            // The memory of the events to come is fetched while this one runs, in two
+            // stages: two events ahead, the node's own lines and the datagram (addresses known
+            // without reading anything); one event ahead, what those lines point to (the
+            // sender's bucket). An event not known that far ahead (near the start of a
+            // millisecond slot) gets its first stage late.
+            let ahead = self.queue.peek(1).is_some() as u8 + self.queue.peek(0).is_some() as u8;
+            if fetched_ahead == 0 {
+                self.prefetch_event(&ev);
+            }
+            if fetched_ahead < 2 {
+                if let Some(next) = self.queue.peek(0) {
+                    self.prefetch_event(next);
+                }
+            }
+            if let Some(next) = self.queue.peek(1) {
+                self.prefetch_event(next);
+            }
+            if let Some(Ev::Deliver { to, msg, .. }) = self.queue.peek(0) {
+                if let Some(node) = self.nodes.get(*to as usize).and_then(|n| n.as_ref()) {
+                    node.prefetch_state(msg);
+                }
+            }
+            fetched_ahead = ahead;
             self.dispatch(ev);
             progress.tick(self.now, self.live.len());
         }
@@ -461,17 +450,32 @@ impl<O: Overlay> Sim<O> {
         self.queue.push(0, Ev::GrowJoin { n: 0 });
     }
 
-    fn dispatch(&mut self, ev: Ev<<O::Node as OverlayNode>::Msg>) {
+    /// Asks the processor to load what event `ev` will read first: its node's liveness,
+    /// bookkeeping and first lines, a datagram's bytes and the two ends' places. The engine
+    /// calls it for the next event while the current one runs, so that the misses of the
+    /// next, which at a million nodes are most of an event's cost, overlap with this one's work.
+    fn prefetch_event(&self, ev: &Ev<<O::Node as OverlayNode>::Msg>) {
         match ev {
             Ev::Deliver { from, to, msg } => {
-                self.prefetch_node(to);
-                let payload = <O::Node as OverlayNode>::payload_ptr(&msg);
+                self.prefetch_node(*to);
+                self.net.prefetch(*to);
+                self.net.prefetch(*from);
+                let payload = <O::Node as OverlayNode>::payload_ptr(msg);
                 if !payload.is_null() {
-                    let len = <O::Node as OverlayNode>::wire_size(&msg).clamp(1, 512);
+                    let len = <O::Node as OverlayNode>::wire_size(msg).clamp(1, 512);
                     for line in (0..len).step_by(64) {
                         prefetch(payload.wrapping_add(line));
                     }
                 }
+            }
+            Ev::Timer { node } => self.prefetch_node(*node),
+            _ => {}
+        }
+    }
+
+    fn dispatch(&mut self, ev: Ev<<O::Node as OverlayNode>::Msg>) {
+        match ev {
+            Ev::Deliver { from, to, msg } => {
                 if !self.live.is_live(to) {
                     self.c.to_dead += 1;
                     return;
@@ -904,8 +908,8 @@ impl<O: Overlay> Sim<O> {
         }
         if let Some(n) = self.nodes.get(i) {
             let p = n as *const Option<O::Node> as *const u8;
-            // The first few lines of the node, where its hot fields are.
-            for line in 0..(core::mem::size_of::<Option<O::Node>>().min(256) / 64) {
+            // The node's lines (up to twelve: its maps' and table's headers are among them).
+            for line in 0..(core::mem::size_of::<Option<O::Node>>().min(768) / 64) {
                 prefetch(p.wrapping_add(line * 64));
             }
         }

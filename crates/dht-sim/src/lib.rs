@@ -22,6 +22,7 @@ pub mod overlay;
 pub mod overlays;
 pub mod plots;
 pub mod prefetch;
+mod queue;
 pub mod registry;
 pub mod report;
 pub mod rng;

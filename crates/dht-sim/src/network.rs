@@ -198,6 +198,13 @@ impl Network {
         Duration::from_micros((self.base_ms(a, b) * 1000.0) as u64)
     }
 
+    /// A hint to load node `idx`'s place, which the next message it sends or is sent reads.
+    pub fn prefetch(&self, idx: NodeIdx) {
+        if let Some(p) = self.places.get(idx as usize) {
+            crate::prefetch::prefetch(p as *const Place);
+        }
+    }
+
     fn base_ms(&self, a: NodeIdx, b: NodeIdx) -> f64 {
         let pa = self.places.get(a as usize).copied().unwrap_or_default();
         let pb = self.places.get(b as usize).copied().unwrap_or_default();

@@ -81,6 +81,12 @@ pub trait OverlayNode {
         core::ptr::null()
     }
 
+    /// Asks the processor to load the state that handling `msg` will read beyond the node's
+    /// own lines (for Kademlia, the bucket of the sender). The engine calls it one event ahead,
+    /// when the node's lines and the message are already on their way into the cache, so it
+    /// should read no more than those. The default does nothing.
+    fn prefetch_state(&self, _msg: &Self::Msg) {}
+
     /// This node's identifier in the shared key space.
     fn id(&self) -> Id;
 

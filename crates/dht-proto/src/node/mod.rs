@@ -27,6 +27,7 @@ mod client;
 mod config;
 mod handoff;
 mod server;
+mod vecmap;
 
 use core::time::Duration;
 use std::collections::{BTreeMap, VecDeque};
@@ -48,6 +49,7 @@ use crate::token::Tokens;
 pub use config::Config;
 
 use client::Command;
+use vecmap::VecMap;
 
 /// A command's handle.
 pub type QueryId = u64;
@@ -197,7 +199,7 @@ pub struct Node {
     table: RoutingTable,
     storage: Storage,
     tokens: Tokens,
-    transactions: BTreeMap<u16, Pending>,
+    transactions: VecMap<u16, Pending>,
     next_tid: u16,
     commands: BTreeMap<QueryId, Command>,
     next_query: QueryId,
@@ -224,7 +226,7 @@ impl Node {
             table: RoutingTable::new(id, config.routing),
             storage: Storage::new(config.limits, config.journal),
             tokens,
-            transactions: BTreeMap::new(),
+            transactions: VecMap::default(),
             next_tid,
             commands: BTreeMap::new(),
             next_query: 1,
@@ -356,7 +358,7 @@ impl Node {
         // Stalled and timed-out requests.
         let mut expired = Vec::new();
         let mut stalled = Vec::new();
-        for (&tid, p) in &self.transactions {
+        for (&tid, p) in self.transactions.iter() {
             if p.deadline <= now {
                 expired.push(tid);
             } else if p.stall_at.is_some_and(|s| s <= now) {
@@ -403,13 +405,11 @@ impl Node {
 
     // ---- outputs ----
 
-    /// An emptied `BTreeMap` keeps its root node allocated, and an emptied `VecDeque` its
-    /// buffer: about 5 KB a node that is idle between commands. A million simulated nodes are
+    /// An emptied map or `VecDeque` keeps its buffer (a `BTreeMap` its root node):
+    /// about 5 KB a node that is idle between commands. A million simulated nodes are
     /// idle most of the time, so the empty containers are given back.
     fn release_empty_maps(&mut self) {
-        if self.transactions.is_empty() {
-            self.transactions = BTreeMap::new();
-        }
+        self.transactions.release_if_empty();
         if self.commands.is_empty() {
             self.commands = BTreeMap::new();
         }

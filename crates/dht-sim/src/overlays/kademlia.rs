@@ -30,6 +30,7 @@ use dht_proto::{Id, Instant};
 use ed25519_dalek::SigningKey;
 
 use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::prefetch::prefetch;
 use crate::rng::SimRng;
 
 /// The UDP port of every virtual node; indices past 2^24 spill into the next ports.
@@ -222,6 +223,26 @@ impl OverlayNode for KademliaNode {
 
     fn payload_ptr(msg: &Vec<u8>) -> *const u8 {
         msg.as_ptr()
+    }
+
+    fn prefetch_state(&self, msg: &Vec<u8>) {
+        // The sender's ID is the `id` of the message's first inner dictionary (`a` of a query,
+        // `r` of a response), within the first few dozen bytes.
+        const KEY: &[u8] = b"2:id20:";
+        let head = &msg[..msg.len().min(48)];
+        let Some(at) = head.windows(KEY.len()).position(|w| w == KEY) else {
+            return;
+        };
+        let Some(id) = msg
+            .get(at + KEY.len()..at + KEY.len() + 20)
+            .and_then(|b| <[u8; 20]>::try_from(b).ok())
+        else {
+            return;
+        };
+        let (p, len) = self.node.routing_table().bucket_memory(&Id(id));
+        for line in (0..len).step_by(64) {
+            prefetch(p.wrapping_add(line));
+        }
     }
 
     fn id(&self) -> Id {
