@@ -99,6 +99,19 @@ impl Message {
     ///
     /// Never panics; see the module doc for what is rejected and what is read liberally.
     pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
+        let (envelope, body) = Self::decode_parts(bytes)?;
+        Ok(Message {
+            transaction_id: envelope.transaction_id.to_vec(),
+            version: envelope.version.map(<[u8]>::to_vec),
+            requester_ip: envelope.requester_ip,
+            read_only: envelope.read_only,
+            body,
+        })
+    }
+
+    /// Decodes one datagram as [`Message::decode`] does, with the envelope borrowed from
+    /// `bytes` rather than copied: the node's path, which so allocates nothing for it.
+    pub fn decode_parts(bytes: &[u8]) -> Result<(Envelope<'_>, Body), DecodeError> {
         let top = bencode::decode_raw(bytes)
             .map_err(|e| DecodeError {
                 kind: Kind::Bencode(e),
@@ -139,22 +152,21 @@ impl Message {
         };
         let version = v
             .and_then(|v| v.as_bytes())
-            .filter(|v| v.len() <= VERSION_LEN_MAX)
-            .map(<[u8]>::to_vec);
+            .filter(|v| v.len() <= VERSION_LEN_MAX);
         let requester_ip = ip.and_then(|ip| ip.as_bytes()).and_then(addr);
         let read_only = ro.and_then(|ro| ro.as_int()) == Some(1);
-        Ok(Message {
-            transaction_id: t.to_vec(),
+        let envelope = Envelope {
+            transaction_id: t,
             version,
             requester_ip,
             read_only,
-            body,
-        })
+        };
+        Ok((envelope, body))
     }
 
     /// Encodes the message into a new vector.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len_estimate());
+        let mut out = Vec::new();
         self.encode_into(&mut out);
         out
     }
@@ -166,65 +178,100 @@ impl Message {
     /// address: a contact of the other family is skipped (and fails a debug assertion). A BEP 44
     /// value is spliced in as it is and must be valid bencode (checked in debug builds).
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        Encoder::new(out).dict(|d| {
-            // Top-level keys in sorted order: a, e, ip, q, r, ro, t, v, y.
-            if let Body::Query(q) = &self.body {
-                d.dict(b"a", |a| query_args(a, q));
-            }
-            if let Body::Error(e) = &self.body {
-                d.list(b"e", |l| {
-                    l.int(e.code);
-                    l.bytes(e.message.as_bytes());
-                });
-            }
-            if let Some(ip) = &self.requester_ip {
-                let mut buf = [0u8; COMPACT_ADDR_V6_LEN];
-                d.bytes(b"ip", compact_addr(ip, &mut buf));
-            }
-            if let Body::Query(q) = &self.body {
-                d.bytes(b"q", method_name(&q.method));
-            }
-            if let Body::Response(r) = &self.body {
-                d.dict(b"r", |rd| response_fields(rd, r));
-            }
-            if self.read_only {
-                d.int(b"ro", 1);
-            }
-            d.bytes(b"t", &self.transaction_id);
-            if let Some(v) = &self.version {
-                d.bytes(b"v", v);
-            }
-            d.bytes(
-                b"y",
-                match self.body {
-                    Body::Query(_) => b"q",
-                    Body::Response(_) => b"r",
-                    Body::Error(_) => b"e",
-                },
-            );
-        });
+        encode_parts(out, &self.envelope(), &self.body);
     }
 
-    /// A close upper estimate of the encoded length, to size the output buffer once.
-    fn encoded_len_estimate(&self) -> usize {
-        /// Envelope, `a`/`r` keys and length prefixes of a message without bulky fields.
-        const OVERHEAD_LEN: usize = 160;
-        let bulky = match &self.body {
-            Body::Query(Query {
-                method: Method::Put(p),
-                ..
-            }) => p.value.len() + p.token.len() + p.mutable.as_ref().map_or(0, |m| m.salt.len()),
-            Body::Query(_) => 0,
-            Body::Response(r) => {
-                r.nodes.len() * COMPACT_NODE_V4_LEN
-                    + r.nodes6.len() * COMPACT_NODE_V6_LEN
-                    + r.peers.len() * (COMPACT_ADDR_V6_LEN + 3)
-                    + r.value.as_ref().map_or(0, Vec::len)
-            }
-            Body::Error(e) => e.message.len(),
-        };
-        OVERHEAD_LEN + self.transaction_id.len() + bulky
+    /// The message's envelope, borrowed.
+    pub fn envelope(&self) -> Envelope<'_> {
+        Envelope {
+            transaction_id: &self.transaction_id,
+            version: self.version.as_deref(),
+            requester_ip: self.requester_ip,
+            read_only: self.read_only,
+        }
     }
+}
+
+/// A close upper estimate of the encoded length, to size the output buffer once.
+fn encoded_len_estimate(envelope: &Envelope<'_>, body: &Body) -> usize {
+    /// Envelope, `a`/`r` keys and length prefixes of a message without bulky fields.
+    const OVERHEAD_LEN: usize = 160;
+    let bulky = match body {
+        Body::Query(Query {
+            method: Method::Put(p),
+            ..
+        }) => p.value.len() + p.token.len() + p.mutable.as_ref().map_or(0, |m| m.salt.len()),
+        Body::Query(_) => 0,
+        Body::Response(r) => {
+            r.nodes.len() * COMPACT_NODE_V4_LEN
+                + r.nodes6.len() * COMPACT_NODE_V6_LEN
+                + r.peers.len() * (COMPACT_ADDR_V6_LEN + 3)
+                + r.value.as_ref().map_or(0, Vec::len)
+        }
+        Body::Error(e) => e.message.len(),
+    };
+    OVERHEAD_LEN + envelope.transaction_id.len() + bulky
+}
+
+/// Encodes a message given as its envelope and body: [`Message::encode_into`] without the
+/// owned envelope (the node's path, which so copies nothing into one).
+///
+/// Writes canonical bencode; see the module doc for what is left out. A contact in
+/// [`Response::nodes`] must have an IPv4 address and one in [`Response::nodes6`] an IPv6
+/// address: a contact of the other family is skipped (and fails a debug assertion). A BEP 44
+/// value is spliced in as it is and must be valid bencode (checked in debug builds).
+pub fn encode_parts(out: &mut Vec<u8>, envelope: &Envelope<'_>, body: &Body) {
+    out.reserve(encoded_len_estimate(envelope, body));
+    Encoder::new(out).dict(|d| {
+        // Top-level keys in sorted order: a, e, ip, q, r, ro, t, v, y.
+        if let Body::Query(q) = body {
+            d.dict(b"a", |a| query_args(a, q));
+        }
+        if let Body::Error(e) = body {
+            d.list(b"e", |l| {
+                l.int(e.code);
+                l.bytes(e.message.as_bytes());
+            });
+        }
+        if let Some(ip) = &envelope.requester_ip {
+            let mut buf = [0u8; COMPACT_ADDR_V6_LEN];
+            d.bytes(b"ip", compact_addr(ip, &mut buf));
+        }
+        if let Body::Query(q) = body {
+            d.bytes(b"q", method_name(&q.method));
+        }
+        if let Body::Response(r) = body {
+            d.dict(b"r", |rd| response_fields(rd, r));
+        }
+        if envelope.read_only {
+            d.int(b"ro", 1);
+        }
+        d.bytes(b"t", envelope.transaction_id);
+        if let Some(v) = &envelope.version {
+            d.bytes(b"v", v);
+        }
+        d.bytes(
+            b"y",
+            match body {
+                Body::Query(_) => b"q",
+                Body::Response(_) => b"r",
+                Body::Error(_) => b"e",
+            },
+        );
+    });
+}
+
+/// A KRPC message's envelope, borrowed: everything but its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    /// The transaction ID (`t`).
+    pub transaction_id: &'a [u8],
+    /// The sender's client version (`v`), if any.
+    pub version: Option<&'a [u8]>,
+    /// BEP 42 `ip`.
+    pub requester_ip: Option<SocketAddr>,
+    /// BEP 43 `ro`.
+    pub read_only: bool,
 }
 
 /// The `q` name of a method.

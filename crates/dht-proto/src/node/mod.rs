@@ -39,6 +39,7 @@ use rand::{RngCore, SeedableRng};
 
 use crate::bep44::MutableItem;
 use crate::id::Id;
+use crate::krpc::Envelope;
 use crate::lookup::{LookupStats, TraceEvent};
 use crate::message::{Body, Message, NodeInfo};
 use crate::routing::{Heard, Insert, RoutingTable};
@@ -328,28 +329,28 @@ impl Node {
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += bytes.len() as u64;
-        let msg = match Message::decode(bytes) {
+        let (envelope, body) = match Message::decode_parts(bytes) {
             Ok(m) => m,
             Err(e) => {
                 self.stats.malformed += 1;
                 if e.should_answer() && !self.config.read_only {
                     let tid = e.transaction_id.unwrap_or_default();
-                    self.send_error(from, tid, crate::message::error_code::PROTOCOL, "malformed");
+                    let code = crate::message::error_code::PROTOCOL;
+                    self.send_error(from, &tid, code, "malformed");
                 }
                 return;
             }
         };
-        match msg.body {
-            Body::Query(q) => {
-                self.handle_query(now, from, msg.transaction_id, msg.read_only, q);
-            }
+        let tid = envelope.transaction_id;
+        match body {
+            Body::Query(q) => self.handle_query(now, from, tid, envelope.read_only, q),
             Body::Response(r) => {
-                if let Some(ip) = msg.requester_ip {
+                if let Some(ip) = envelope.requester_ip {
                     self.external_ip = Some(ip);
                 }
-                self.handle_response(now, from, &msg.transaction_id, r);
+                self.handle_response(now, from, tid, r);
             }
-            Body::Error(e) => self.handle_error(now, from, &msg.transaction_id, e),
+            Body::Error(e) => self.handle_error(now, from, tid, e),
         }
     }
 
@@ -456,26 +457,44 @@ impl Node {
 
     // ---- sending ----
 
-    fn send(&mut self, to: SocketAddr, msg: &Message) {
-        self.transmits.push_back(Transmit {
-            to,
-            data: msg.encode(),
-        });
+    /// Queues a datagram of ours: our version beside the given envelope fields.
+    fn send(
+        &mut self,
+        to: SocketAddr,
+        tid: &[u8],
+        requester_ip: Option<SocketAddr>,
+        read_only: bool,
+        body: &Body,
+    ) {
+        let data = self.encode(tid, requester_ip, read_only, body);
+        self.transmits.push_back(Transmit { to, data });
     }
 
-    fn send_error(&mut self, to: SocketAddr, tid: Vec<u8>, code: i64, message: &str) {
-        self.stats.errors_sent += 1;
-        let msg = Message {
+    fn encode(
+        &self,
+        tid: &[u8],
+        requester_ip: Option<SocketAddr>,
+        read_only: bool,
+        body: &Body,
+    ) -> Vec<u8> {
+        let envelope = Envelope {
             transaction_id: tid,
-            version: self.config.version.map(|v| v.to_vec()),
-            requester_ip: None,
-            read_only: false,
-            body: Body::Error(crate::message::ErrorBody {
-                code,
-                message: message.to_string(),
-            }),
+            version: self.config.version.as_ref().map(|v| &v[..]),
+            requester_ip,
+            read_only,
         };
-        self.send(to, &msg);
+        let mut data = Vec::new();
+        crate::krpc::encode_parts(&mut data, &envelope, body);
+        data
+    }
+
+    fn send_error(&mut self, to: SocketAddr, tid: &[u8], code: i64, message: &str) {
+        self.stats.errors_sent += 1;
+        let body = Body::Error(crate::message::ErrorBody {
+            code,
+            message: message.to_string(),
+        });
+        self.send(to, tid, None, false, &body);
     }
 
     /// Sends a query; returns false if too many requests are in flight.
@@ -497,17 +516,11 @@ impl Node {
         }
         self.next_tid = tid.wrapping_add(1);
         let stall_at = Some(now + self.config.request_stall / 2);
-        let msg = Message {
-            transaction_id: tid.to_be_bytes().to_vec(),
-            version: self.config.version.map(|v| v.to_vec()),
-            requester_ip: None,
-            read_only: self.config.read_only,
-            body: Body::Query(crate::message::Query {
-                sender_id: self.id,
-                method,
-            }),
-        };
-        let data = msg.encode();
+        let body = Body::Query(crate::message::Query {
+            sender_id: self.id,
+            method,
+        });
+        let data = self.encode(&tid.to_be_bytes(), None, self.config.read_only, &body);
         self.transactions.insert(
             tid,
             Pending {

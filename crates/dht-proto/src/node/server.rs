@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use super::Node;
 use crate::bep44::{check_sizes, immutable_target, mutable_target, MutableItem};
 use crate::id::Id;
-use crate::message::{error_code, Body, Message, Method, NodeInfo, PutArgs, Query, Response, Want};
+use crate::message::{error_code, Body, Method, NodeInfo, PutArgs, Query, Response, Want};
 use crate::routing::Heard;
 use crate::store::{ItemValue, StoreError, StoredItem, ITEM_LIFETIME, PEER_LIFETIME};
 use crate::time::Instant;
@@ -18,7 +18,7 @@ impl Node {
         &mut self,
         now: Instant,
         from: SocketAddr,
-        tid: Vec<u8>,
+        tid: &[u8],
         sender_read_only: bool,
         q: Query,
     ) {
@@ -94,14 +94,7 @@ impl Node {
                 return self.send_error(from, tid, error_code::METHOD_UNKNOWN, "method unknown");
             }
         }
-        let msg = Message {
-            transaction_id: tid,
-            version: self.config.version.map(|v| v.to_vec()),
-            requester_ip: Some(from),
-            read_only: false,
-            body: Body::Response(r),
-        };
-        self.send(from, &msg);
+        self.send(from, tid, Some(from), false, &Body::Response(r));
     }
 
     /// Fills `nodes` / `nodes6` with our closest contacts to `target`: the requester's family
