@@ -178,9 +178,58 @@ struct Pending {
     purpose: Purpose,
     stall_at: Option<Instant>,
     deadline: Instant,
-    /// The datagram, kept to send once more when the first try stalls: on a lossy path one
+    /// How to send the request once more when the first try stalls: on a lossy path one
     /// resend recovers most lost requests before the lookup gives up on the node.
-    resend: Option<Vec<u8>>,
+    resend: Resend,
+}
+
+/// What a request needs to be sent a second time, byte for byte as the first.
+///
+/// The common queries carry nothing but an ID and are encoded again from it, so a request in
+/// flight keeps no copy of its datagram: at a million simulated nodes that copy's allocation,
+/// and its free when the answer came, long after, were a cache miss per request.
+#[derive(Debug, Clone)]
+enum Resend {
+    /// Sent twice already.
+    Spent,
+    Ping,
+    FindNode(Id),
+    GetPeers(Id),
+    Get(Id),
+    /// Any other query (announces, puts, queries with `want` or `seq`) keeps its datagram.
+    Datagram(Vec<u8>),
+}
+
+impl Resend {
+    /// How to resend `method`, if it is one of those encoded again; `None` otherwise.
+    fn of(method: &crate::message::Method) -> Option<Resend> {
+        use crate::message::Method;
+        match *method {
+            Method::Ping => Some(Resend::Ping),
+            Method::FindNode { target, want: None } => Some(Resend::FindNode(target)),
+            Method::GetPeers {
+                info_hash,
+                want: None,
+            } => Some(Resend::GetPeers(info_hash)),
+            Method::Get { target, seq: None } => Some(Resend::Get(target)),
+            _ => None,
+        }
+    }
+
+    /// The method to encode again, if this is one of those.
+    fn method(&self) -> Option<crate::message::Method> {
+        use crate::message::Method;
+        match *self {
+            Resend::Ping => Some(Method::Ping),
+            Resend::FindNode(target) => Some(Method::FindNode { target, want: None }),
+            Resend::GetPeers(info_hash) => Some(Method::GetPeers {
+                info_hash,
+                want: None,
+            }),
+            Resend::Get(target) => Some(Method::Get { target, seq: None }),
+            Resend::Spent | Resend::Datagram(_) => None,
+        }
+    }
 }
 
 /// An item this node put itself, republished while it runs.
@@ -375,10 +424,19 @@ impl Node {
             // the stall); at the stall the lookup stops waiting for it, so a dead node holds
             // one of the α slots no longer than that. A late answer to either copy still
             // counts until the deadline.
-            if let Some(data) = p.resend.take() {
+            let resend = core::mem::replace(&mut p.resend, Resend::Spent);
+            if !matches!(resend, Resend::Spent) {
                 p.stall_at = Some(now + self.config.request_stall / 2);
+                let to = p.to;
+                let data = match resend.method() {
+                    Some(method) => self.encode_query(tid, method),
+                    None => match resend {
+                        Resend::Datagram(data) => data,
+                        _ => unreachable!("every other kind has a method"),
+                    },
+                };
                 self.stats.resends += 1;
-                self.transmits.push_back(Transmit { to: p.to, data });
+                self.transmits.push_back(Transmit { to, data });
                 continue;
             }
             p.stall_at = None;
@@ -393,7 +451,11 @@ impl Node {
             if let Some(p) = removed {
                 if let Some(id) = p.id {
                     // The resend was spent unless the request timed out before its stall.
-                    let tries = if p.resend.is_none() { 2 } else { 1 };
+                    let tries = if matches!(p.resend, Resend::Spent) {
+                        2
+                    } else {
+                        1
+                    };
                     self.table.failed(now, &id, p.to, tries);
                 }
                 self.request_failed(now, p, None);
@@ -488,6 +550,15 @@ impl Node {
         data
     }
 
+    /// Our query with transaction ID `tid`.
+    fn encode_query(&self, tid: u16, method: crate::message::Method) -> Vec<u8> {
+        let body = Body::Query(crate::message::Query {
+            sender_id: self.id,
+            method,
+        });
+        self.encode(&tid.to_be_bytes(), None, self.config.read_only, &body)
+    }
+
     fn send_error(&mut self, to: SocketAddr, tid: &[u8], code: i64, message: &str) {
         self.stats.errors_sent += 1;
         let body = Body::Error(crate::message::ErrorBody {
@@ -516,11 +587,9 @@ impl Node {
         }
         self.next_tid = tid.wrapping_add(1);
         let stall_at = Some(now + self.config.request_stall / 2);
-        let body = Body::Query(crate::message::Query {
-            sender_id: self.id,
-            method,
-        });
-        let data = self.encode(&tid.to_be_bytes(), None, self.config.read_only, &body);
+        let again = Resend::of(&method);
+        let data = self.encode_query(tid, method);
+        let resend = again.unwrap_or_else(|| Resend::Datagram(data.clone()));
         self.transactions.insert(
             tid,
             Pending {
@@ -529,7 +598,7 @@ impl Node {
                 purpose,
                 stall_at,
                 deadline: now + self.config.request_timeout,
-                resend: Some(data.clone()),
+                resend,
             },
         );
         self.transmits.push_back(Transmit { to, data });

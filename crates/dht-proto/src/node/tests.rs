@@ -280,14 +280,16 @@ fn a_node_that_misses_a_request_and_its_resend_is_dropped_at_once() {
     let peer = Id([0x22; 20]);
     assert!(n.routing_table().get(&peer).is_some());
     n.find_node(Instant::ZERO, Id([0x23; 20]));
-    let sent = std::iter::from_fn(|| n.poll_transmit()).count();
-    assert_eq!(sent, 1, "the lookup asks the one contact");
-    // By the stall time the request has been sent once more...
+    let sent: Vec<_> = std::iter::from_fn(|| n.poll_transmit()).collect();
+    assert_eq!(sent.len(), 1, "the lookup asks the one contact");
+    // By the stall time the request has been sent once more, the very same bytes (encoded
+    // again from the target, not kept)...
     let stall = Instant::ZERO + Config::default().request_stall;
     n.handle_timeout(stall);
     let resent: Vec<_> = std::iter::from_fn(|| n.poll_transmit()).collect();
     assert_eq!(resent.len(), 1);
     assert_eq!(resent[0].to, PEER.parse::<SocketAddr>().unwrap());
+    assert_eq!(resent[0].data, sent[0].data);
     assert!(n.routing_table().get(&peer).is_some());
     // ...and when both went unanswered, the contact counts as bad and leaves the table.
     n.handle_timeout(Instant::ZERO + Config::default().request_timeout);
@@ -426,4 +428,49 @@ fn a_get_that_finds_nothing_among_the_k_closest_asks_the_next_k_before_it_ends()
         super::Outcome::GetImmutable { value: None }
     ));
     assert_eq!(asked.len(), 16, "the 8 closest, then the next 8: {asked:?}");
+}
+
+#[test]
+fn the_queries_resent_from_their_id_are_exactly_those_without_more_arguments() {
+    use super::Resend;
+    use crate::message::Want;
+    let t = Id([0x31; 20]);
+    let rebuilt = [
+        Method::Ping,
+        Method::FindNode {
+            target: t,
+            want: None,
+        },
+        Method::GetPeers {
+            info_hash: t,
+            want: None,
+        },
+        Method::Get {
+            target: t,
+            seq: None,
+        },
+    ];
+    for m in rebuilt {
+        let r = Resend::of(&m).expect("encoded again");
+        assert_eq!(r.method(), Some(m));
+    }
+    let kept = [
+        Method::FindNode {
+            target: t,
+            want: Some(Want { v4: true, v6: true }),
+        },
+        Method::Get {
+            target: t,
+            seq: Some(3),
+        },
+        Method::AnnouncePeer {
+            info_hash: t,
+            port: 1234,
+            implied_port: false,
+            token: b"tok".to_vec(),
+        },
+    ];
+    for m in kept {
+        assert!(Resend::of(&m).is_none(), "{m:?} keeps its datagram");
+    }
 }
