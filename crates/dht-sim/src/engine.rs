@@ -370,6 +370,8 @@ impl<O: Overlay> Sim<O> {
         self.queue.push(self.measure_start_us, Ev::MeasureStart);
         self.queue.push(self.end_us, Ev::End);
         let mut last_us = 0u64;
+        // How many of (this event, the next) the previous turn's first stage covered: it
+        // fetched its next two, so both when it saw two ahead, this one alone when one.
         let mut fetched_ahead = 0u8;
         while let Some((at, ev)) = self.queue.pop() {
             self.now = at;
