@@ -226,20 +226,10 @@ impl OverlayNode for KademliaNode {
     }
 
     fn prefetch_state(&self, msg: &Vec<u8>) {
-        // The sender's ID is the `id` of the message's first inner dictionary (`a` of a query,
-        // `r` of a response), within the first few dozen bytes.
-        const KEY: &[u8] = b"2:id20:";
-        let head = &msg[..msg.len().min(48)];
-        let Some(at) = head.windows(KEY.len()).position(|w| w == KEY) else {
+        let Some(id) = sender_id(msg) else {
             return;
         };
-        let Some(id) = msg
-            .get(at + KEY.len()..at + KEY.len() + 20)
-            .and_then(|b| <[u8; 20]>::try_from(b).ok())
-        else {
-            return;
-        };
-        let (p, len) = self.node.routing_table().bucket_memory(&Id(id));
+        let (p, len) = self.node.routing_table().bucket_memory(&id);
         for line in (0..len).step_by(64) {
             prefetch(p.wrapping_add(line));
         }
@@ -338,6 +328,20 @@ impl OverlayNode for KademliaNode {
             + self.pending.len() * 64
             + core::mem::size_of::<Self>().saturating_sub(core::mem::size_of::<Node>())
     }
+}
+
+/// The sender's ID of a datagram this node's encoder wrote: the `id` of the first inner
+/// dictionary (`a` of a query, `r` of a response). It is looked for only where the encoder puts
+/// it: after `d1:ad` or `d1:rd`, or after a 6- or 18-byte `ip` and `1:rd` (a scan of the first
+/// bytes for it cost more than the rest of the prefetch hint). `None` elsewhere.
+fn sender_id(msg: &[u8]) -> Option<Id> {
+    const KEY: &[u8] = b"2:id20:";
+    const AT: [usize; 3] = [5, 17, 30];
+    let at = AT
+        .into_iter()
+        .find(|&at| msg.get(at..at + KEY.len()) == Some(KEY))?;
+    let id = msg.get(at + KEY.len()..at + KEY.len() + 20)?;
+    Some(Id(<[u8; 20]>::try_from(id).ok()?))
 }
 
 impl Overlay for Kademlia {
@@ -443,6 +447,40 @@ fn sample_distinct(rng: &mut SimRng, start: usize, end: usize, k: usize, out: &m
 mod tests {
     use super::*;
     use dht_proto::routing::Standing;
+
+    #[test]
+    fn the_sender_id_is_found_where_the_encoder_puts_it() {
+        use dht_proto::message::{Body, Message, Method, Query, Response};
+        let sender = Id([0x5a; 20]);
+        let envelope = |requester_ip: Option<SocketAddr>, body| Message {
+            transaction_id: b"aa".to_vec(),
+            version: Some(b"RD\x00\x01".to_vec()),
+            requester_ip,
+            read_only: false,
+            body,
+        };
+        let query = Body::Query(Query {
+            sender_id: sender,
+            method: Method::Ping,
+        });
+        let response = || {
+            Body::Response(Response {
+                sender_id: sender,
+                ..Response::default()
+            })
+        };
+        let v4: SocketAddr = "10.1.2.3:6881".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8::1]:6881".parse().unwrap();
+        for msg in [
+            envelope(None, query),
+            envelope(None, response()),
+            envelope(Some(v4), response()),
+            envelope(Some(v6), response()),
+        ] {
+            assert_eq!(sender_id(&msg.encode()), Some(sender), "{msg:?}");
+        }
+        assert_eq!(sender_id(b"d1:ei201e1:t2:aa1:y1:ee"), None);
+    }
 
     #[test]
     fn converged_tables_fill_every_bucket_from_its_whole_range() {
