@@ -372,49 +372,85 @@ impl Overlay for Kademlia {
     ) -> bool {
         // Each node's table is what a long-stable network gives it: in every bucket up to k
         // contacts drawn at random from all the live nodes of that bucket's range, entered as
-        // if they had just answered (`Node::restore_contact`). In one sorted array of the live
-        // IDs the nodes that share our first `depth` bits are one run, which bit `depth` cuts
-        // into our side and the bucket's range; so a table costs one binary search per bucket,
-        // on a single bit, and a million tables take seconds, with no messages.
+        // if they had just answered (`Node::restore_contact`). See `fill_tables`.
         let mut sorted: Vec<(Id, NodeIdx)> = nodes.iter().map(|(i, n)| (n.id(), *i)).collect();
         sorted.sort_unstable();
-        let k = self.config.k.max(1);
-        let mut picks: Vec<usize> = Vec::with_capacity(k);
-        for (_, node) in nodes.iter_mut() {
-            let own = node.id();
-            let mut rng = SimRng::new(u64::from_be_bytes(
-                own.0[..8].try_into().expect("an ID has 20 bytes"),
-            ));
-            let (mut lo, mut hi) = (0, sorted.len());
-            for depth in 0..ID_BITS {
-                let mid = lo + sorted[lo..hi].partition_point(|(id, _)| !bit(id, depth));
-                let (range, ours) = if bit(&own, depth) {
-                    ((lo, mid), (mid, hi))
-                } else {
-                    ((mid, hi), (lo, mid))
-                };
-                sample_distinct(&mut rng, range.0, range.1, k, &mut picks);
-                for &p in &picks {
-                    let (id, idx) = sorted[p];
-                    let info = NodeInfo {
-                        id,
-                        addr: addr_of(idx),
-                    };
-                    node.node.restore_contact(Instant::ZERO, info);
-                }
-                (lo, hi) = ours;
-                // Done once no other node shares more than `depth` bits with us.
-                if hi - lo <= 1 {
-                    break;
-                }
-            }
-        }
+        // The tables in the order of `sorted`: neighbours share most of their binary searches.
+        let mut tables: Vec<&mut Node> = nodes.iter_mut().map(|(_, n)| &mut n.node).collect();
+        tables.sort_by_cached_key(|n| n.id());
+        fill_tables(&sorted, &mut tables, self.config.k.max(1));
         true
     }
 
     fn predicted_hops(&self, n: u64) -> f64 {
         (n.max(2) as f64).log2() / (1.0 + (self.config.k.max(1) as f64).log2())
     }
+}
+
+/// Fills the tables of `sorted`'s nodes (`tables[i]` is the node of `sorted[i]`): in every
+/// bucket up to `k` contacts drawn at random from all of `sorted`'s nodes in that bucket's
+/// range.
+///
+/// In the sorted array of the IDs the nodes that share our first `depth` bits are one run,
+/// which bit `depth` cuts into our side and the bucket's range; so a table costs one binary
+/// search per bucket, on a single bit. Neighbours in `sorted` share their first runs: where
+/// two IDs agree on their first `d` bits, their cuts at depths up to `d` are the same, so
+/// they are kept from the previous node and only the deeper ones are searched again.
+fn fill_tables(sorted: &[(Id, NodeIdx)], tables: &mut [&mut Node], k: usize) {
+    let mut picks: Vec<usize> = Vec::with_capacity(k);
+    // `cuts[d]`: the run at depth `d` and where bit `d` cuts it, for the previous node.
+    let mut cuts: Vec<(usize, usize, usize)> = Vec::with_capacity(ID_BITS);
+    let mut prev: Option<Id> = None;
+    for (i, node) in tables.iter_mut().enumerate() {
+        let own = sorted[i].0;
+        let shared = prev.map_or(0, |p| common_prefix_bits(&p, &own) + 1);
+        cuts.truncate(shared);
+        prev = Some(own);
+        let mut rng = SimRng::new(u64::from_be_bytes(
+            own.0[..8].try_into().expect("an ID has 20 bytes"),
+        ));
+        let (mut lo, mut hi) = (0, sorted.len());
+        for depth in 0..ID_BITS {
+            let mid = match cuts.get(depth) {
+                Some(&(_, _, mid)) => mid,
+                None => {
+                    let mid = lo + sorted[lo..hi].partition_point(|(id, _)| !bit(id, depth));
+                    cuts.push((lo, hi, mid));
+                    mid
+                }
+            };
+            debug_assert_eq!((cuts[depth].0, cuts[depth].1), (lo, hi));
+            let (range, ours) = if bit(&own, depth) {
+                ((lo, mid), (mid, hi))
+            } else {
+                ((mid, hi), (lo, mid))
+            };
+            sample_distinct(&mut rng, range.0, range.1, k, &mut picks);
+            for &p in &picks {
+                let (id, idx) = sorted[p];
+                let info = NodeInfo {
+                    id,
+                    addr: addr_of(idx),
+                };
+                node.restore_contact(Instant::ZERO, info);
+            }
+            (lo, hi) = ours;
+            // Done once no other node shares more than `depth` bits with us.
+            if hi - lo <= 1 {
+                break;
+            }
+        }
+    }
+}
+
+/// How many leading bits `a` and `b` share (`ID_BITS` if they are equal).
+fn common_prefix_bits(a: &Id, b: &Id) -> usize {
+    a.0.iter()
+        .zip(&b.0)
+        .position(|(x, y)| x != y)
+        .map_or(ID_BITS, |i| {
+            i * 8 + (a.0[i] ^ b.0[i]).leading_zeros() as usize
+        })
 }
 
 /// Bit `depth` of `id`, counted from the most significant.
@@ -483,6 +519,19 @@ mod tests {
     }
 
     #[test]
+    fn common_prefixes_are_counted_in_bits() {
+        let a = Id([0u8; 20]);
+        let mut b = a;
+        assert_eq!(common_prefix_bits(&a, &b), ID_BITS);
+        b.0[19] = 1;
+        assert_eq!(common_prefix_bits(&a, &b), ID_BITS - 1);
+        b.0[2] = 0x20;
+        assert_eq!(common_prefix_bits(&a, &b), 18);
+        b.0[0] = 0x80;
+        assert_eq!(common_prefix_bits(&a, &b), 0);
+    }
+
+    #[test]
     fn converged_tables_fill_every_bucket_from_its_whole_range() {
         let overlay = Kademlia::new(3);
         let mut nodes: Vec<KademliaNode> = (0..2000u32)
@@ -497,7 +546,8 @@ mod tests {
         assert!(overlay.converge(&mut refs, &|_, _| Duration::ZERO));
         drop(refs);
         let now = Instant::ZERO;
-        for (i, n) in nodes.iter().enumerate().step_by(97) {
+        // Tables are filled in ID order, reusing the neighbour's cuts: check many of them.
+        for (i, n) in nodes.iter().enumerate().step_by(13) {
             let table = n.node().routing_table();
             let own = ids[i];
             // Bucket b holds min(k, live nodes sharing exactly b bits with us), and the last
