@@ -330,6 +330,13 @@ impl Node {
         self.commands.len()
     }
 
+    /// Where the node's in-flight requests lie in memory, and their size in bytes: for a
+    /// simulator's cache hint, which asks for them while the event before a response runs
+    /// (the response is matched against them first). Nothing is read through the pointer.
+    pub fn requests_memory(&self) -> (*const u8, usize) {
+        self.transactions.memory()
+    }
+
     /// Approximate bytes of memory the node holds (routing table, store, commands).
     pub fn memory_bytes(&self) -> usize {
         core::mem::size_of::<Self>()

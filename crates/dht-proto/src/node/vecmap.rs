@@ -31,6 +31,14 @@ impl<K: Ord + Copy, V> VecMap<K, V> {
         self.entries.binary_search_by(|(k, _)| k.cmp(key))
     }
 
+    /// Where the entries lie in memory, and their size in bytes (for a cache hint).
+    pub(crate) fn memory(&self) -> (*const u8, usize) {
+        (
+            self.entries.as_ptr().cast::<u8>(),
+            core::mem::size_of_val(self.entries.as_slice()),
+        )
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

@@ -226,12 +226,18 @@ impl OverlayNode for KademliaNode {
     }
 
     fn prefetch_state(&self, msg: &Vec<u8>) {
-        let Some(id) = sender_id(msg) else {
+        let Some((id, response)) = sender_id(msg) else {
             return;
         };
         let (p, len) = self.node.routing_table().bucket_memory(&id);
         for line in (0..len).step_by(64) {
             prefetch(p.wrapping_add(line));
+        }
+        if response {
+            let (p, len) = self.node.requests_memory();
+            for line in (0..len.min(REQUEST_LINES_AHEAD * 64)).step_by(64) {
+                prefetch(p.wrapping_add(line));
+            }
         }
     }
 
@@ -330,19 +336,26 @@ impl OverlayNode for KademliaNode {
     }
 }
 
-/// The sender's ID of a datagram this node's encoder wrote: the `id` of the first inner
-/// dictionary (`a` of a query, `r` of a response). It is looked for only where the encoder puts
-/// it: after `d1:ad` or `d1:rd`, or after a 6- or 18-byte `ip` and `1:rd` (a scan of the first
-/// bytes for it cost more than the rest of the prefetch hint). `None` elsewhere.
-fn sender_id(msg: &[u8]) -> Option<Id> {
+/// The sender's ID of a datagram this node's encoder wrote, and whether it is a response: the
+/// `id` of the first inner dictionary (`a` of a query, `r` of a response). It is looked for only
+/// where the encoder puts it: after `d1:ad` or `d1:rd`, or after a 6- or 18-byte `ip` and
+/// `1:rd` (a scan of the first bytes for it cost more than the rest of the prefetch hint).
+/// `None` elsewhere.
+fn sender_id(msg: &[u8]) -> Option<(Id, bool)> {
     const KEY: &[u8] = b"2:id20:";
     const AT: [usize; 3] = [5, 17, 30];
     let at = AT
         .into_iter()
         .find(|&at| msg.get(at..at + KEY.len()) == Some(KEY))?;
     let id = msg.get(at + KEY.len()..at + KEY.len() + 20)?;
-    Some(Id(<[u8; 20]>::try_from(id).ok()?))
+    // The dictionary's key, `a` or `r`, is two bytes before it opens.
+    let response = msg.get(at - 2) == Some(&b'r');
+    Some((Id(<[u8; 20]>::try_from(id).ok()?), response))
 }
+
+/// Lines of a node's in-flight requests asked for before a response to it is handled: the
+/// binary search that matches the response reads a few of a busy node's entries.
+const REQUEST_LINES_AHEAD: usize = 8;
 
 impl Overlay for Kademlia {
     type Node = KademliaNode;
@@ -485,7 +498,7 @@ mod tests {
     use dht_proto::routing::Standing;
 
     #[test]
-    fn the_sender_id_is_found_where_the_encoder_puts_it() {
+    fn the_sender_id_and_kind_are_found_where_the_encoder_puts_them() {
         use dht_proto::message::{Body, Message, Method, Query, Response};
         let sender = Id([0x5a; 20]);
         let envelope = |requester_ip: Option<SocketAddr>, body| Message {
@@ -507,13 +520,14 @@ mod tests {
         };
         let v4: SocketAddr = "10.1.2.3:6881".parse().unwrap();
         let v6: SocketAddr = "[2001:db8::1]:6881".parse().unwrap();
-        for msg in [
-            envelope(None, query),
-            envelope(None, response()),
-            envelope(Some(v4), response()),
-            envelope(Some(v6), response()),
+        for (msg, is_response) in [
+            (envelope(None, query), false),
+            (envelope(None, response()), true),
+            (envelope(Some(v4), response()), true),
+            (envelope(Some(v6), response()), true),
         ] {
-            assert_eq!(sender_id(&msg.encode()), Some(sender), "{msg:?}");
+            let found = sender_id(&msg.encode());
+            assert_eq!(found, Some((sender, is_response)), "{msg:?}");
         }
         assert_eq!(sender_id(b"d1:ei201e1:t2:aa1:y1:ee"), None);
     }

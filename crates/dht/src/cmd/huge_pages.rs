@@ -7,10 +7,17 @@
 //! process starts, so `dht sim` and `dht compare` start themselves again once with it set.
 //! Where the kernel has transparent huge pages off, or the C library is not glibc, this
 //! changes nothing. Set `DHT_SIM_HUGE_PAGES=0` to run without it.
+//!
+//! The same start sets a second tunable: the per-thread cache keeps up to 256 freed chunks of
+//! each small size instead of 7. A simulated node frees a datagram, a request record or a
+//! lookup's buffers that another node allocates again an event later, and with 7 most of those
+//! frees went down the allocator's slow path (merging free chunks) while the next allocation
+//! split them again (measured in docs/benchmarks.md, step 13).
 
-/// The tunable (glibc 2.35 and later): `madvise` the heap for transparent huge pages.
+/// The tunables (glibc 2.35 and later): `madvise` the heap for transparent huge pages, and
+/// 256 chunks per size in the per-thread cache.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-const TUNABLE: &str = "glibc.malloc.hugetlb=1";
+const TUNABLE: &str = "glibc.malloc.hugetlb=1:glibc.malloc.tcache_count=256";
 
 /// `0` turns the re-execution off; the re-executed process sees `1`.
 pub const ENV: &str = "DHT_SIM_HUGE_PAGES";
