@@ -192,42 +192,48 @@ struct Pending {
 enum Resend {
     /// Sent twice already.
     Spent,
-    Ping,
-    FindNode(Id),
-    GetPeers(Id),
-    Get(Id),
+    /// Encoded again from its ID.
+    Encode(Again),
     /// Any other query (announces, puts, queries with `want` or `seq`) keeps its datagram.
     Datagram(Vec<u8>),
 }
 
-impl Resend {
+/// A query encoded again for its resend: one of those that carry nothing but an ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Again {
+    Ping,
+    FindNode(Id),
+    GetPeers(Id),
+    Get(Id),
+}
+
+impl Again {
     /// How to resend `method`, if it is one of those encoded again; `None` otherwise.
-    fn of(method: &crate::message::Method) -> Option<Resend> {
+    fn of(method: &crate::message::Method) -> Option<Again> {
         use crate::message::Method;
         match *method {
-            Method::Ping => Some(Resend::Ping),
-            Method::FindNode { target, want: None } => Some(Resend::FindNode(target)),
+            Method::Ping => Some(Again::Ping),
+            Method::FindNode { target, want: None } => Some(Again::FindNode(target)),
             Method::GetPeers {
                 info_hash,
                 want: None,
-            } => Some(Resend::GetPeers(info_hash)),
-            Method::Get { target, seq: None } => Some(Resend::Get(target)),
+            } => Some(Again::GetPeers(info_hash)),
+            Method::Get { target, seq: None } => Some(Again::Get(target)),
             _ => None,
         }
     }
 
-    /// The method to encode again, if this is one of those.
-    fn method(&self) -> Option<crate::message::Method> {
+    /// The method to encode again.
+    fn method(self) -> crate::message::Method {
         use crate::message::Method;
-        match *self {
-            Resend::Ping => Some(Method::Ping),
-            Resend::FindNode(target) => Some(Method::FindNode { target, want: None }),
-            Resend::GetPeers(info_hash) => Some(Method::GetPeers {
+        match self {
+            Again::Ping => Method::Ping,
+            Again::FindNode(target) => Method::FindNode { target, want: None },
+            Again::GetPeers(info_hash) => Method::GetPeers {
                 info_hash,
                 want: None,
-            }),
-            Resend::Get(target) => Some(Method::Get { target, seq: None }),
-            Resend::Spent | Resend::Datagram(_) => None,
+            },
+            Again::Get(target) => Method::Get { target, seq: None },
         }
     }
 }
@@ -435,12 +441,10 @@ impl Node {
             if !matches!(resend, Resend::Spent) {
                 p.stall_at = Some(now + self.config.request_stall / 2);
                 let to = p.to;
-                let data = match resend.method() {
-                    Some(method) => self.encode_query(tid, method),
-                    None => match resend {
-                        Resend::Datagram(data) => data,
-                        _ => unreachable!("every other kind has a method"),
-                    },
+                let data = match resend {
+                    Resend::Encode(again) => self.encode_query(tid, again.method()),
+                    Resend::Datagram(data) => data,
+                    Resend::Spent => continue,
                 };
                 self.stats.resends += 1;
                 self.transmits.push_back(Transmit { to, data });
@@ -594,9 +598,12 @@ impl Node {
         }
         self.next_tid = tid.wrapping_add(1);
         let stall_at = Some(now + self.config.request_stall / 2);
-        let again = Resend::of(&method);
+        let again = Again::of(&method);
         let data = self.encode_query(tid, method);
-        let resend = again.unwrap_or_else(|| Resend::Datagram(data.clone()));
+        let resend = match again {
+            Some(again) => Resend::Encode(again),
+            None => Resend::Datagram(data.clone()),
+        };
         self.transactions.insert(
             tid,
             Pending {

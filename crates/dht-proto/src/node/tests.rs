@@ -432,7 +432,7 @@ fn a_get_that_finds_nothing_among_the_k_closest_asks_the_next_k_before_it_ends()
 
 #[test]
 fn the_queries_resent_from_their_id_are_exactly_those_without_more_arguments() {
-    use super::Resend;
+    use super::Again;
     use crate::message::Want;
     let t = Id([0x31; 20]);
     let rebuilt = [
@@ -451,8 +451,8 @@ fn the_queries_resent_from_their_id_are_exactly_those_without_more_arguments() {
         },
     ];
     for m in rebuilt {
-        let r = Resend::of(&m).expect("encoded again");
-        assert_eq!(r.method(), Some(m));
+        let again = Again::of(&m).expect("encoded again");
+        assert_eq!(again.method(), m);
     }
     let kept = [
         Method::FindNode {
@@ -471,6 +471,6 @@ fn the_queries_resent_from_their_id_are_exactly_those_without_more_arguments() {
         },
     ];
     for m in kept {
-        assert!(Resend::of(&m).is_none(), "{m:?} keeps its datagram");
+        assert!(Again::of(&m).is_none(), "{m:?} keeps its datagram");
     }
 }
