@@ -437,24 +437,21 @@ impl Node {
             // the stall); at the stall the lookup stops waiting for it, so a dead node holds
             // one of the α slots no longer than that. A late answer to either copy still
             // counts until the deadline.
-            let resend = core::mem::replace(&mut p.resend, Resend::Spent);
-            if !matches!(resend, Resend::Spent) {
-                p.stall_at = Some(now + self.config.request_stall / 2);
-                let to = p.to;
-                let data = match resend {
-                    Resend::Encode(again) => self.encode_query(tid, again.method()),
-                    Resend::Datagram(data) => data,
-                    Resend::Spent => continue,
-                };
-                self.stats.resends += 1;
-                self.transmits.push_back(Transmit { to, data });
-                continue;
-            }
-            p.stall_at = None;
-            let (purpose, id, to) = (p.purpose, p.id, p.to);
-            if let (Purpose::Lookup(q), Some(id)) = (purpose, id) {
-                self.command_stalled(now, q, NodeInfo { id, addr: to });
-            }
+            let to = p.to;
+            p.stall_at = Some(now + self.config.request_stall / 2);
+            let data = match core::mem::replace(&mut p.resend, Resend::Spent) {
+                Resend::Encode(again) => self.encode_query(tid, again.method()),
+                Resend::Datagram(data) => data,
+                Resend::Spent => {
+                    p.stall_at = None;
+                    if let (Purpose::Lookup(q), Some(id)) = (p.purpose, p.id) {
+                        self.command_stalled(now, q, NodeInfo { id, addr: to });
+                    }
+                    continue;
+                }
+            };
+            self.stats.resends += 1;
+            self.transmits.push_back(Transmit { to, data });
         }
         for tid in expired {
             let removed = self.transactions.remove(&tid);
