@@ -26,7 +26,7 @@ use crate::config::{SimConfig, REPUBLISH_S};
 use crate::live::LiveIndex;
 use crate::network::{Network, Partition};
 use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
-use crate::prefetch::prefetch;
+use crate::prefetch::{prefetch, prefetch_lines};
 use crate::queue::Queue;
 use crate::report::{
     peak_rss_bytes, CheckRound, ChurnReport, GetReport, HopsReport, LatencyReport, LookupReport,
@@ -465,9 +465,7 @@ impl<O: Overlay> Sim<O> {
                 let payload = <O::Node as OverlayNode>::payload_ptr(msg);
                 if !payload.is_null() {
                     let len = <O::Node as OverlayNode>::wire_size(msg).clamp(1, 512);
-                    for line in (0..len).step_by(64) {
-                        prefetch(payload.wrapping_add(line));
-                    }
+                    prefetch_lines(payload, len);
                 }
             }
             Ev::Timer { node } => self.prefetch_node(*node),
@@ -910,10 +908,10 @@ impl<O: Overlay> Sim<O> {
         }
         if let Some(n) = self.nodes.get(i) {
             let p = n as *const Option<O::Node> as *const u8;
-            // The node's lines (up to twelve: its maps' and table's headers are among them).
-            for line in 0..(core::mem::size_of::<Option<O::Node>>().min(768) / 64) {
-                prefetch(p.wrapping_add(line * 64));
-            }
+            // The node's whole lines from its start (up to twelve: its maps' and table's
+            // headers are among them).
+            let lines = core::mem::size_of::<Option<O::Node>>().min(768) / 64;
+            prefetch_lines(p, lines * 64);
         }
     }
 

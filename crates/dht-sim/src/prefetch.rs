@@ -12,3 +12,12 @@ pub fn prefetch<T>(p: *const T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
 }
+
+/// Hints to load the `len` bytes from `p`: every cache line that starts within them, counted
+/// from `p`.
+#[inline(always)]
+pub fn prefetch_lines(p: *const u8, len: usize) {
+    for offset in (0..len).step_by(64) {
+        prefetch(p.wrapping_add(offset));
+    }
+}

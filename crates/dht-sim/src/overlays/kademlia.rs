@@ -30,7 +30,7 @@ use dht_proto::{Id, Instant};
 use ed25519_dalek::SigningKey;
 
 use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
-use crate::prefetch::prefetch;
+use crate::prefetch::prefetch_lines;
 use crate::rng::SimRng;
 
 /// The UDP port of every virtual node; indices past 2^24 spill into the next ports.
@@ -230,14 +230,10 @@ impl OverlayNode for KademliaNode {
             return;
         };
         let (p, len) = self.node.routing_table().bucket_memory(&id);
-        for line in (0..len).step_by(64) {
-            prefetch(p.wrapping_add(line));
-        }
+        prefetch_lines(p, len);
         if response {
             let (p, len) = self.node.requests_memory();
-            for line in (0..len.min(REQUEST_LINES_AHEAD * 64)).step_by(64) {
-                prefetch(p.wrapping_add(line));
-            }
+            prefetch_lines(p, len.min(REQUEST_LINES_AHEAD * 64));
         }
     }
 
@@ -386,11 +382,14 @@ impl Overlay for Kademlia {
         // Each node's table is what a long-stable network gives it: in every bucket up to k
         // contacts drawn at random from all the live nodes of that bucket's range, entered as
         // if they had just answered (`Node::restore_contact`). See `fill_tables`.
-        let mut sorted: Vec<(Id, NodeIdx)> = nodes.iter().map(|(i, n)| (n.id(), *i)).collect();
-        sorted.sort_unstable();
-        // The tables in the order of `sorted`: neighbours share most of their binary searches.
-        let mut tables: Vec<&mut Node> = nodes.iter_mut().map(|(_, n)| &mut n.node).collect();
-        tables.sort_by_cached_key(|n| n.id());
+        // The live IDs sorted, each with its node's table: neighbours share most of their
+        // binary searches.
+        let mut pairs: Vec<((Id, NodeIdx), &mut Node)> = nodes
+            .iter_mut()
+            .map(|(i, n)| ((n.id(), *i), &mut n.node))
+            .collect();
+        pairs.sort_unstable_by_key(|(key, _)| *key);
+        let (sorted, mut tables): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
         fill_tables(&sorted, &mut tables, self.config.k.max(1));
         true
     }
