@@ -67,7 +67,7 @@ fn main() -> ExitCode {
         }
     };
     if matches!(cli.command, Command::Sim(_) | Command::Compare(_)) {
-        cmd::huge_pages::reexec_with_huge_pages();
+        cmd::malloc_tunables::reexec_with_malloc_tunables();
     }
     let quiet_default = !matches!(cli.command, Command::Node(_));
     cli::init_logging(quiet_default);

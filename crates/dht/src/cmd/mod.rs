@@ -2,5 +2,5 @@
 
 pub mod compare;
 pub mod compare_plots;
-pub mod huge_pages;
+pub mod malloc_tunables;
 pub mod sim;
