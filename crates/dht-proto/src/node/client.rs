@@ -478,12 +478,7 @@ impl Node {
     // ---- replies ----
 
     fn take_pending(&mut self, from: SocketAddr, tid: &[u8]) -> Option<Pending> {
-        let tid = u16::from_be_bytes(<[u8; 2]>::try_from(tid).ok()?);
-        if self.transactions.get(&tid)?.to != from {
-            // A reply from another address than we asked is spoofed or misrouted.
-            return None;
-        }
-        let p = self.transactions.remove(&tid);
+        let p = self.transactions.take(from, tid);
         self.release_empty_maps();
         p
     }

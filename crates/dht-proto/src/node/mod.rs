@@ -26,7 +26,9 @@
 mod client;
 mod config;
 mod handoff;
+mod maintenance;
 mod server;
+mod transactions;
 mod vecmap;
 
 use core::time::Duration;
@@ -49,17 +51,13 @@ use crate::token::Tokens;
 
 pub use config::Config;
 
+pub use transactions::TRANSACTION_ID_LEN;
+
 use client::Command;
-use vecmap::VecMap;
+use transactions::{Pending, Purpose, Transactions};
 
 /// A command's handle.
 pub type QueryId = u64;
-
-/// Questionable contacts pinged per maintenance round.
-const PINGS_PER_MAINTENANCE: usize = 1;
-
-/// Lookups for empty buckets started per maintenance round.
-const REFRESHES_PER_MAINTENANCE: usize = 4;
 
 /// A datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,90 +152,6 @@ pub struct NodeStats {
     pub handoffs: u64,
 }
 
-/// Why a request was sent, so its reply goes to the right place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Purpose {
-    /// A lookup step of a command.
-    Lookup(QueryId),
-    /// A bootstrap request to an address whose ID we do not know.
-    Seed(QueryId),
-    /// A put or announce of a command's store phase.
-    Store(QueryId),
-    /// A liveness check of a routing-table contact.
-    Ping,
-    /// A `get` to a newcomer for the write token of a hand-off of this stored item.
-    HandoffToken(Id),
-    /// The `put` of a hand-off; its answer needs nothing more.
-    HandoffPut,
-}
-
-#[derive(Debug, Clone)]
-struct Pending {
-    to: SocketAddr,
-    id: Option<Id>,
-    purpose: Purpose,
-    stall_at: Option<Instant>,
-    deadline: Instant,
-    /// How to send the request once more when the first try stalls: on a lossy path one
-    /// resend recovers most lost requests before the lookup gives up on the node.
-    resend: Resend,
-}
-
-/// What a request needs to be sent a second time, byte for byte as the first.
-///
-/// The common queries carry nothing but an ID and are encoded again from it, so a request in
-/// flight keeps no copy of its datagram: at a million simulated nodes that copy's allocation,
-/// and its free when the answer came, long after, were a cache miss per request.
-#[derive(Debug, Clone)]
-enum Resend {
-    /// Sent twice already.
-    Spent,
-    /// Encoded again from its ID.
-    Encode(Again),
-    /// Any other query (announces, puts, queries with `want` or `seq`) keeps its datagram.
-    Datagram(Vec<u8>),
-}
-
-/// A query encoded again for its resend: one of those that carry nothing but an ID.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Again {
-    Ping,
-    FindNode(Id),
-    GetPeers(Id),
-    Get(Id),
-}
-
-impl Again {
-    /// How to resend `method`, if it is one of those encoded again; `None` otherwise.
-    fn of(method: &crate::message::Method) -> Option<Again> {
-        use crate::message::Method;
-        match *method {
-            Method::Ping => Some(Again::Ping),
-            Method::FindNode { target, want: None } => Some(Again::FindNode(target)),
-            Method::GetPeers {
-                info_hash,
-                want: None,
-            } => Some(Again::GetPeers(info_hash)),
-            Method::Get { target, seq: None } => Some(Again::Get(target)),
-            _ => None,
-        }
-    }
-
-    /// The method to encode again.
-    fn method(self) -> crate::message::Method {
-        use crate::message::Method;
-        match self {
-            Again::Ping => Method::Ping,
-            Again::FindNode(target) => Method::FindNode { target, want: None },
-            Again::GetPeers(info_hash) => Method::GetPeers {
-                info_hash,
-                want: None,
-            },
-            Again::Get(target) => Method::Get { target, seq: None },
-        }
-    }
-}
-
 /// An item this node put itself, republished while it runs.
 #[derive(Debug, Clone)]
 struct OwnItem {
@@ -255,8 +169,7 @@ pub struct Node {
     table: RoutingTable,
     storage: Storage,
     tokens: Tokens,
-    transactions: VecMap<u16, Pending>,
-    next_tid: u16,
+    transactions: Transactions,
     commands: BTreeMap<QueryId, Command>,
     next_query: QueryId,
     own_items: BTreeMap<Id, OwnItem>,
@@ -275,15 +188,14 @@ impl Node {
         let config: Arc<Config> = config.into();
         let mut rng = SmallRng::seed_from_u64(seed);
         let tokens = Tokens::new(now, &mut rng);
-        let next_tid = rng.next_u32() as u16;
+        let first_tid = rng.next_u32();
         // Spread maintenance so that nodes started together do not wake together.
         let jitter = rng.next_u64() % config.maintenance_interval.as_micros().max(1) as u64;
         Node {
             table: RoutingTable::new(id, config.routing),
             storage: Storage::new(config.limits, config.journal),
             tokens,
-            transactions: VecMap::default(),
-            next_tid,
+            transactions: Transactions::new(first_tid),
             commands: BTreeMap::new(),
             next_query: 1,
             own_items: BTreeMap::new(),
@@ -348,7 +260,7 @@ impl Node {
         core::mem::size_of::<Self>()
             + self.table.memory_bytes()
             + self.storage.memory_bytes()
-            + self.transactions.len() * (core::mem::size_of::<Pending>() + 16)
+            + self.transactions.memory_bytes()
             + self.commands.len() * 2048
             + self.own_items.len() * 128
     }
@@ -418,57 +330,7 @@ impl Node {
 
     /// Time has come: requests time out, housekeeping runs.
     pub fn handle_timeout(&mut self, now: Instant) {
-        // Stalled and timed-out requests.
-        let mut expired = Vec::new();
-        let mut stalled = Vec::new();
-        for (&tid, p) in self.transactions.iter() {
-            if p.deadline <= now {
-                expired.push(tid);
-            } else if p.stall_at.is_some_and(|s| s <= now) {
-                stalled.push(tid);
-            }
-        }
-        for tid in stalled {
-            let Some(p) = self.transactions.get_mut(&tid) else {
-                continue;
-            };
-            // Halfway through the stall time the request is sent once more (on a lossy path
-            // one datagram in a few is lost, and the second copy's answer usually comes before
-            // the stall); at the stall the lookup stops waiting for it, so a dead node holds
-            // one of the α slots no longer than that. A late answer to either copy still
-            // counts until the deadline.
-            let to = p.to;
-            p.stall_at = Some(now + self.config.request_stall / 2);
-            let data = match core::mem::replace(&mut p.resend, Resend::Spent) {
-                Resend::Encode(again) => self.encode_query(tid, again.method()),
-                Resend::Datagram(data) => data,
-                Resend::Spent => {
-                    p.stall_at = None;
-                    if let (Purpose::Lookup(q), Some(id)) = (p.purpose, p.id) {
-                        self.command_stalled(now, q, NodeInfo { id, addr: to });
-                    }
-                    continue;
-                }
-            };
-            self.stats.resends += 1;
-            self.transmits.push_back(Transmit { to, data });
-        }
-        for tid in expired {
-            let removed = self.transactions.remove(&tid);
-            self.release_empty_maps();
-            if let Some(p) = removed {
-                if let Some(id) = p.id {
-                    // The resend was spent unless the request timed out before its stall.
-                    let tries = if matches!(p.resend, Resend::Spent) {
-                        2
-                    } else {
-                        1
-                    };
-                    self.table.failed(now, &id, p.to, tries);
-                }
-                self.request_failed(now, p, None);
-            }
-        }
+        self.handle_request_timeouts(now);
         if now >= self.next_maintenance {
             self.maintain(now);
         }
@@ -480,7 +342,6 @@ impl Node {
     /// about 5 KB a node that is idle between commands. A million simulated nodes are
     /// idle most of the time, so the empty containers are given back.
     fn release_empty_maps(&mut self) {
-        self.transactions.release_if_empty();
         if self.commands.is_empty() {
             self.commands = BTreeMap::new();
         }
@@ -510,14 +371,8 @@ impl Node {
 
     /// When [`Node::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = self.next_maintenance;
-        for p in self.transactions.values() {
-            next = next.min(p.deadline);
-            if let Some(s) = p.stall_at {
-                next = next.min(s);
-            }
-        }
-        Some(next)
+        let requests = self.transactions.next_wake();
+        Some(requests.map_or(self.next_maintenance, |r| r.min(self.next_maintenance)))
     }
 
     /// The next store change to persist (with [`Config::journal`] on).
@@ -558,15 +413,6 @@ impl Node {
         data
     }
 
-    /// Our query with transaction ID `tid`.
-    fn encode_query(&self, tid: u16, method: crate::message::Method) -> Vec<u8> {
-        let body = Body::Query(crate::message::Query {
-            sender_id: self.id,
-            method,
-        });
-        self.encode(&tid.to_be_bytes(), None, self.config.read_only, &body)
-    }
-
     fn send_error(&mut self, to: SocketAddr, tid: &[u8], code: i64, message: &str) {
         self.stats.errors_sent += 1;
         let body = Body::Error(crate::message::ErrorBody {
@@ -574,144 +420,6 @@ impl Node {
             message: message.to_string(),
         });
         self.send(to, tid, None, false, &body);
-    }
-
-    /// Sends a query; returns false if too many requests are in flight.
-    fn send_query(
-        &mut self,
-        now: Instant,
-        to: SocketAddr,
-        id: Option<Id>,
-        purpose: Purpose,
-        method: crate::message::Method,
-    ) -> bool {
-        if self.transactions.len() >= self.config.transactions_max {
-            self.stats.transactions_refused += 1;
-            return false;
-        }
-        let mut tid = self.next_tid;
-        while self.transactions.contains_key(&tid) {
-            tid = tid.wrapping_add(1);
-        }
-        self.next_tid = tid.wrapping_add(1);
-        let stall_at = Some(now + self.config.request_stall / 2);
-        let again = Again::of(&method);
-        let data = self.encode_query(tid, method);
-        let resend = match again {
-            Some(again) => Resend::Encode(again),
-            None => Resend::Datagram(data.clone()),
-        };
-        self.transactions.insert(
-            tid,
-            Pending {
-                to,
-                id,
-                purpose,
-                stall_at,
-                deadline: now + self.config.request_timeout,
-                resend,
-            },
-        );
-        self.transmits.push_back(Transmit { to, data });
-        true
-    }
-
-    // ---- routing-table upkeep ----
-
-    /// Whether a contact may enter the routing table under the BEP 42 setting.
-    fn acceptable(&mut self, node: &NodeInfo) -> bool {
-        if node.addr.port() == 0 {
-            return false;
-        }
-        if self.config.enforce_bep42 && !crate::id::bep42_valid(&node.id, &node.addr.ip()) {
-            self.stats.bep42_refused += 1;
-            return false;
-        }
-        true
-    }
-
-    fn heard_from(&mut self, now: Instant, node: NodeInfo, how: Heard) {
-        if !self.acceptable(&node) {
-            return;
-        }
-        // A node heard from directly that the table did not know is a newcomer to us, whether
-        // it now enters the table or waits among the replacements of a full bucket. (Not every
-        // stranger: two holders outside each other's full buckets would hand items back and
-        // forth for ever.)
-        let newcomer = how != Heard::About
-            && !self.config.read_only
-            && self.storage.item_count() > 0
-            && !self.table.knows(&node.id);
-        if let Insert::PingFirst(q) = self.table.heard_from(now, node, how) {
-            self.ping(now, q);
-        }
-        if newcomer {
-            self.hand_off(now, node);
-        }
-    }
-
-    fn ping(&mut self, now: Instant, node: NodeInfo) {
-        let already = self
-            .transactions
-            .values()
-            .any(|p| p.purpose == Purpose::Ping && p.to == node.addr);
-        if !already {
-            self.send_query(
-                now,
-                node.addr,
-                Some(node.id),
-                Purpose::Ping,
-                crate::message::Method::Ping,
-            );
-        }
-    }
-
-    fn maintain(&mut self, now: Instant) {
-        self.next_maintenance = now + self.config.maintenance_interval;
-        self.tokens.maintain(now, &mut self.rng);
-        self.storage.expire(now);
-        if self.config.read_only {
-            // A read-only node keeps no table worth refreshing beyond its own commands.
-        }
-        for q in self.table.questionable(now, PINGS_PER_MAINTENANCE) {
-            self.ping(now, q);
-        }
-        // A quiet bucket is refreshed with one find_node to its stalest contact (the reply
-        // proves it alive and offers up to k contacts of that range); only an empty bucket
-        // costs a whole lookup. Full lookups for every quiet bucket every 15 minutes would be
-        // most of a large, lightly loaded network's traffic.
-        let targets = self.table.take_refresh_targets(now, &mut self.rng);
-        let mut lookups = 0;
-        for (target, contact) in targets {
-            match contact {
-                Some(c) => {
-                    let method = crate::message::Method::FindNode { target, want: None };
-                    self.send_query(now, c.addr, Some(c.id), Purpose::Ping, method);
-                }
-                None if lookups < REFRESHES_PER_MAINTENANCE => {
-                    lookups += 1;
-                    self.start_refresh(now, target);
-                }
-                None => {}
-            }
-        }
-        if self.table.len() < self.config.k && !self.routers.is_empty() {
-            let routers = self.routers.clone();
-            self.start_bootstrap(now, &[], &routers, true);
-        }
-        let due: Vec<Id> = self
-            .own_items
-            .iter()
-            .filter(|(_, o)| o.next_republish <= now)
-            .map(|(t, _)| *t)
-            .collect();
-        for target in due {
-            if let Some(o) = self.own_items.get_mut(&target) {
-                o.next_republish = now + self.config.republish_interval;
-                let value = o.value.clone();
-                self.start_republish(now, value);
-            }
-        }
     }
 }
 
