@@ -33,17 +33,6 @@ pub(super) enum Purpose {
     HandoffPut,
 }
 
-impl Purpose {
-    /// Whether the request is of the node's own initiative (upkeep and hand-offs), as opposed
-    /// to a step of a command that a user started.
-    pub(super) fn is_upkeep(self) -> bool {
-        matches!(
-            self,
-            Purpose::Ping | Purpose::HandoffToken(_) | Purpose::HandoffPut
-        )
-    }
-}
-
 /// One request in flight.
 #[derive(Debug, Clone)]
 pub(super) struct Pending {
@@ -127,10 +116,6 @@ impl Transactions {
 
     pub(super) fn len(&self) -> usize {
         self.requests.len()
-    }
-
-    pub(super) fn values(&self) -> impl Iterator<Item = &Pending> {
-        self.requests.values()
     }
 
     /// A transaction ID not in use: the next in sequence, skipping those in flight.
