@@ -112,6 +112,7 @@ impl Node {
             v6: from.is_ipv6(),
         });
         let k = self.config.k;
+        r.nodes_keys = want;
         // The requester is never told about itself.
         if want.v4 {
             r.nodes = self

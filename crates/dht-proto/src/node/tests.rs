@@ -113,6 +113,45 @@ fn malformed_queries_get_203_unknown_methods_204_and_garbage_nothing() {
     assert_eq!(n.stats().malformed, 3);
 }
 
+/// BEP 44: a put whose `v` is not canonical bencode (unsorted keys, a leading zero) is rejected
+/// with 203, not ignored.
+#[test]
+fn a_put_whose_value_is_not_canonical_bencode_is_answered_203() {
+    let mut n = node(Config::default());
+    for v in ["d1:bi1e1:ai2ee", "i012e"] {
+        let put =
+            format!("d1:ad2:id20:abcdefghij01234567895:token4:abcd1:v{v}e1:q3:put1:t2:nc1:y1:qe");
+        let m = ask(&mut n, put.as_bytes()).expect("an answer");
+        assert_eq!(error_code(&m), Some(203), "{v}");
+        assert_eq!(m.transaction_id, b"nc");
+    }
+}
+
+/// BEP 5: a find_node or get_peers reply carries `nodes` even when the table is empty.
+#[test]
+fn a_node_with_an_empty_table_answers_with_an_empty_nodes_key() {
+    let mut n = node(Config::default());
+    let target = Id([0x44; 20]);
+    for method in [
+        Method::FindNode { target, want: None },
+        Method::GetPeers {
+            info_hash: target,
+            want: None,
+        },
+    ] {
+        let m = ask(&mut n, &query(b"en", method, false)).unwrap();
+        let bytes = m.encode();
+        let r = response(m);
+        assert!(r.nodes.is_empty());
+        assert!(r.nodes_keys.v4, "the key is there");
+        assert!(
+            bytes.windows(8).any(|w| w == b"5:nodes0"),
+            "nodes is an empty string on the wire: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+}
+
 #[test]
 fn immutable_puts_need_a_token_and_at_most_1000_bytes() {
     let mut n = node(Config::default());
