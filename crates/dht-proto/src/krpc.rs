@@ -650,16 +650,16 @@ fn response(r: Field<'_>) -> Result<Response, Kind> {
             .filter_map(|v| v.as_bytes().and_then(addr))
             .collect(),
     };
-    let nodes = opt_bytes(nodes, "r.nodes")?;
-    let nodes6 = opt_bytes(nodes6, "r.nodes6")?;
+    let nodes = opt_bytes(nodes, "r.nodes")?.map(|b| compact_nodes(b, COMPACT_NODE_V4_LEN));
+    let nodes6 = opt_bytes(nodes6, "r.nodes6")?.map(|b| compact_nodes(b, COMPACT_NODE_V6_LEN));
     Ok(Response {
         sender_id: req_id(id, "r.id")?,
         nodes_keys: Want {
-            v4: nodes.is_some(),
-            v6: nodes6.is_some(),
+            v4: nodes.as_ref().is_some_and(Vec::is_empty),
+            v6: nodes6.as_ref().is_some_and(Vec::is_empty),
         },
-        nodes: nodes.map_or_else(Vec::new, |b| compact_nodes(b, COMPACT_NODE_V4_LEN)),
-        nodes6: nodes6.map_or_else(Vec::new, |b| compact_nodes(b, COMPACT_NODE_V6_LEN)),
+        nodes: nodes.unwrap_or_default(),
+        nodes6: nodes6.unwrap_or_default(),
         token,
         peers,
         value: v.map(|v| v.raw().to_vec()),

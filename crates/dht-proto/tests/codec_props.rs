@@ -285,11 +285,10 @@ fn response() -> impl Strategy<Value = Response> {
     )
         .prop_map(
             |(sender_id, nodes, nodes6, token, peers, value, public_key, signature, seq, keys)| {
-                // A non-empty list always has its key; an empty one may keep it (BEP 5's empty
-                // `nodes`).
+                // An empty list may keep its key (BEP 5's empty `nodes`).
                 let nodes_keys = Want {
-                    v4: keys.0 || !nodes.is_empty(),
-                    v6: keys.1 || !nodes6.is_empty(),
+                    v4: keys.0 && nodes.is_empty(),
+                    v6: keys.1 && nodes6.is_empty(),
                 };
                 Response {
                     sender_id,

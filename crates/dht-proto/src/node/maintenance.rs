@@ -34,10 +34,12 @@ impl Node {
         // it now enters the table or waits among the replacements of a full bucket. (Not every
         // stranger: two holders outside each other's full buckets would hand items back and
         // forth for ever.)
-        let newcomer = how != Heard::About
+        // Only one that answered us: a hand-off is a query of our own initiative, and the
+        // address of a node that only queried us is as good as its word.
+        let newcomer = how == Heard::Response
             && !self.config.read_only
             && self.storage.item_count() > 0
-            && !self.table.knows(&node.id);
+            && !self.table.verified_at(&node.id, node.addr);
         if let Insert::PingFirst(q) = self.table.heard_from(now, node, how) {
             self.ping(now, q);
         }

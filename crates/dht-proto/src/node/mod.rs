@@ -25,6 +25,7 @@
 
 mod client;
 mod config;
+mod guard;
 mod handoff;
 mod maintenance;
 mod server;
@@ -49,11 +50,13 @@ use crate::store::{ItemValue, Storage, StoreChange, StoredItem};
 use crate::time::Instant;
 use crate::token::Tokens;
 
-pub use config::Config;
+pub use config::{Config, UPLOAD_BYTES_PER_SECOND};
 
+pub use guard::{REPLY_BYTES_MAX, TRANSMITS_MAX, UPKEEP_IN_FLIGHT_PER_ADDRESS_MAX};
 pub use transactions::TRANSACTION_ID_LEN;
 
 use client::Command;
+use guard::{Cost, Guard};
 use transactions::{Pending, Purpose, Transactions};
 
 /// A command's handle.
@@ -150,6 +153,22 @@ pub struct NodeStats {
     pub resends: u64,
     /// Stored items put to a newcomer that became one of the k closest to their key.
     pub handoffs: u64,
+    /// Queries dropped because their source IP was over [`Config::rate_limit`].
+    pub rate_limited: u64,
+    /// Sources blocked for [`crate::ratelimit::RateLimit::block_for`] after going on over
+    /// their limit.
+    pub sources_blocked: u64,
+    /// Datagrams dropped because their source was blocked.
+    pub blocked_dropped: u64,
+    /// Answers and upkeep datagrams dropped over [`Config::upload_bytes_per_second`].
+    pub upload_dropped: u64,
+    /// Datagrams dropped because [`TRANSMITS_MAX`] were waiting to be sent.
+    pub queue_dropped: u64,
+    /// Queries of our own initiative not sent: the address never answered us, or had
+    /// [`UPKEEP_IN_FLIGHT_PER_ADDRESS_MAX`] such queries in flight.
+    pub upkeep_refused: u64,
+    /// Replies cut to fit in [`REPLY_BYTES_MAX`].
+    pub replies_trimmed: u64,
 }
 
 /// An item this node put itself, republished while it runs.
@@ -179,6 +198,8 @@ pub struct Node {
     next_maintenance: Instant,
     stats: NodeStats,
     external_ip: Option<SocketAddr>,
+    /// The rate limits' state, made when first needed.
+    guard: Option<Box<Guard>>,
 }
 
 impl Node {
@@ -205,6 +226,7 @@ impl Node {
             next_maintenance: now + Duration::from_micros(jitter),
             stats: NodeStats::default(),
             external_ip: None,
+            guard: None,
             id,
             rng,
             config,
@@ -307,10 +329,10 @@ impl Node {
             Ok(m) => m,
             Err(e) => {
                 self.stats.malformed += 1;
-                if e.should_answer() && !self.config.read_only {
+                if e.should_answer() && !self.config.read_only && self.admit(now, from) {
                     let tid = e.transaction_id.unwrap_or_default();
                     let code = crate::message::error_code::PROTOCOL;
-                    self.send_error(from, &tid, code, "malformed");
+                    self.send_error(now, from, &tid, code, "malformed");
                 }
                 return;
             }
@@ -382,17 +404,31 @@ impl Node {
 
     // ---- sending ----
 
-    /// Queues a datagram of ours: our version beside the given envelope fields.
-    fn send(
-        &mut self,
-        to: SocketAddr,
-        tid: &[u8],
-        requester_ip: Option<SocketAddr>,
-        read_only: bool,
-        body: &Body,
-    ) {
-        let data = self.encode(tid, requester_ip, read_only, body);
-        self.transmits.push_back(Transmit { to, data });
+    /// Answers a query from `to`: a response (with BEP 42's `ip`, cut to fit in
+    /// [`REPLY_BYTES_MAX`]) or an error, paid from the upload budget.
+    fn answer(&mut self, now: Instant, to: SocketAddr, tid: &[u8], body: Body) {
+        let requester_ip = matches!(body, Body::Response(_)).then_some(to);
+        let mut data = self.encode(tid, requester_ip, false, &body);
+        if data.len() > REPLY_BYTES_MAX {
+            if let Body::Response(mut r) = body {
+                let len = |r: &crate::message::Response| {
+                    let body = Body::Response(r.clone());
+                    self.encode(tid, requester_ip, false, &body).len()
+                };
+                if guard::trim_reply(&mut r, len) {
+                    self.stats.replies_trimmed += 1;
+                }
+                data = self.encode(tid, requester_ip, false, &Body::Response(r));
+            }
+        }
+        // Our largest reply, a mutable item of BEP 44's 1,000 bytes with its key, signature and
+        // token and no contacts, is far below the cap whatever `t` the asker sent.
+        debug_assert!(
+            data.len() <= REPLY_BYTES_MAX,
+            "reply of {} bytes",
+            data.len()
+        );
+        self.push_transmit(now, Transmit { to, data }, Cost::Budgeted);
     }
 
     fn encode(
@@ -413,13 +449,13 @@ impl Node {
         data
     }
 
-    fn send_error(&mut self, to: SocketAddr, tid: &[u8], code: i64, message: &str) {
+    fn send_error(&mut self, now: Instant, to: SocketAddr, tid: &[u8], code: i64, message: &str) {
         self.stats.errors_sent += 1;
         let body = Body::Error(crate::message::ErrorBody {
             code,
             message: message.to_string(),
         });
-        self.send(to, tid, None, false, &body);
+        self.answer(now, to, tid, body);
     }
 }
 

@@ -338,11 +338,28 @@ fn a_node_that_misses_a_request_and_its_resend_is_dropped_at_once() {
     );
 }
 
+/// Counts the datagrams waiting, by kind: (`get` queries, responses, anything else).
+fn drain_kinds(n: &mut Node) -> (usize, usize, usize) {
+    let (mut gets, mut replies, mut other) = (0, 0, 0);
+    while let Some(t) = n.poll_transmit() {
+        assert_eq!(t.to, PEER.parse::<SocketAddr>().unwrap());
+        match Message::decode(&t.data).unwrap().body {
+            Body::Query(Query {
+                method: Method::Get { .. },
+                ..
+            }) => gets += 1,
+            Body::Response(_) => replies += 1,
+            _ => other += 1,
+        }
+    }
+    (gets, replies, other)
+}
+
 #[test]
-fn a_stranger_next_to_many_stored_keys_is_sent_at_most_eight_hand_offs() {
+fn a_newcomer_next_to_many_stored_keys_is_sent_at_most_eight_hand_offs_and_a_stranger_none() {
     use crate::store::{ItemValue, StoredItem};
     let mut n = node(Config::default());
-    // 30 stored items whose keys sit right next to the querier's ID 0x22...22.
+    // 30 stored items whose keys sit right next to the peer's ID 0x22...22.
     for i in 0..30u8 {
         let mut target = Id([0x22; 20]);
         target.0[19] = i;
@@ -353,25 +370,32 @@ fn a_stranger_next_to_many_stored_keys_is_sent_at_most_eight_hand_offs() {
             source: "127.0.0.5".parse().unwrap(),
         });
     }
+    // A stranger's query proves nothing about its address: only the reply goes back.
     n.handle_datagram(
         Instant::ZERO,
         PEER.parse().unwrap(),
         &query(b"pq", Method::Ping, false),
     );
-    let mut gets = 0;
-    let mut replies = 0;
-    while let Some(t) = n.poll_transmit() {
-        assert_eq!(t.to, PEER.parse::<SocketAddr>().unwrap());
-        match Message::decode(&t.data).unwrap().body {
-            Body::Query(Query {
-                method: Method::Get { .. },
-                ..
-            }) => gets += 1,
-            Body::Response(_) => replies += 1,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    assert_eq!(replies, 1, "the ping is answered");
+    assert_eq!(
+        drain_kinds(&mut n),
+        (0, 1, 0),
+        "the ping is answered, nothing more"
+    );
+    // Once it answers a query of ours it is a newcomer with a proven address.
+    n.bootstrap(Instant::ZERO, &[], &[PEER.parse().unwrap()]);
+    let asked = Message::decode(&n.poll_transmit().unwrap().data).unwrap();
+    let answer = Message {
+        transaction_id: asked.transaction_id,
+        version: None,
+        requester_ip: None,
+        read_only: false,
+        body: Body::Response(Response {
+            sender_id: Id([0x22; 20]),
+            ..Response::default()
+        }),
+    };
+    n.handle_datagram(Instant::ZERO, PEER.parse().unwrap(), &answer.encode());
+    let (gets, _, _) = drain_kinds(&mut n);
     assert_eq!(gets, super::handoff::HANDOFF_ITEMS_PER_NEWCOMER_MAX);
     // The same node again is no newcomer: nothing more is handed off.
     n.handle_datagram(
@@ -379,11 +403,11 @@ fn a_stranger_next_to_many_stored_keys_is_sent_at_most_eight_hand_offs() {
         PEER.parse().unwrap(),
         &query(b"pr", Method::Ping, false),
     );
-    let mut again = 0;
-    while n.poll_transmit().is_some() {
-        again += 1;
-    }
-    assert_eq!(again, 1, "only the second ping's reply");
+    assert_eq!(
+        drain_kinds(&mut n),
+        (0, 1, 0),
+        "only the second ping's reply"
+    );
 }
 
 #[test]

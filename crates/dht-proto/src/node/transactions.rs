@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 
+use super::guard::Cost;
 use super::vecmap::VecMap;
 use super::{Node, QueryId, Transmit};
 use crate::id::Id;
@@ -31,6 +32,17 @@ pub(super) enum Purpose {
     HandoffToken(Id),
     /// The `put` of a hand-off; its answer needs nothing more.
     HandoffPut,
+}
+
+impl Purpose {
+    /// Whether the request is of the node's own initiative (upkeep and hand-offs) rather than
+    /// a step of a command that a user started.
+    pub(super) fn is_upkeep(self) -> bool {
+        matches!(
+            self,
+            Purpose::Ping | Purpose::HandoffToken(_) | Purpose::HandoffPut
+        )
+    }
 }
 
 /// One request in flight.
@@ -168,6 +180,14 @@ impl Transactions {
             .any(|p| p.purpose == Purpose::Ping && p.to == addr)
     }
 
+    /// Requests of the node's own initiative in flight to `addr`.
+    pub(super) fn upkeep_in_flight(&self, addr: SocketAddr) -> usize {
+        self.requests
+            .values()
+            .filter(|p| p.to == addr && p.purpose.is_upkeep())
+            .count()
+    }
+
     /// The earliest stall or deadline of a request in flight.
     pub(super) fn next_wake(&self) -> Option<Instant> {
         self.requests
@@ -184,6 +204,15 @@ impl Transactions {
     /// Approximate bytes of memory held.
     pub(super) fn memory_bytes(&self) -> usize {
         self.requests.len() * (core::mem::size_of::<(u32, Pending)>() + 16)
+    }
+}
+
+/// How a request's datagram is paid for: upkeep from the upload budget, a command's freely.
+fn cost_of(purpose: Purpose) -> Cost {
+    if purpose.is_upkeep() {
+        Cost::Budgeted
+    } else {
+        Cost::Free
     }
 }
 
@@ -210,6 +239,9 @@ impl Node {
             self.stats.transactions_refused += 1;
             return false;
         }
+        if purpose.is_upkeep() && !self.upkeep_allowed(to, id) {
+            return false;
+        }
         let tid = self.transactions.allocate();
         let again = Again::of(&method);
         let data = self.encode_query(tid, method);
@@ -217,6 +249,10 @@ impl Node {
             Some(again) => Resend::Encode(again),
             None => Resend::Datagram(data.clone()),
         };
+        // Queued before the request is recorded, so a dropped one leaves nothing in flight.
+        if !self.push_transmit(now, Transmit { to, data }, cost_of(purpose)) {
+            return false;
+        }
         self.transactions.requests.insert(
             tid,
             Pending {
@@ -228,7 +264,6 @@ impl Node {
                 resend,
             },
         );
-        self.transmits.push_back(Transmit { to, data });
         true
     }
 
@@ -245,6 +280,7 @@ impl Node {
             // one of the α slots no longer than that. A late answer to either copy still
             // counts until the deadline.
             let to = p.to;
+            let cost = cost_of(p.purpose);
             p.stall_at = Some(now + self.config.request_stall / 2);
             let data = match core::mem::replace(&mut p.resend, Resend::Spent) {
                 Resend::Encode(again) => self.encode_query(tid, again.method()),
@@ -258,7 +294,7 @@ impl Node {
                 }
             };
             self.stats.resends += 1;
-            self.transmits.push_back(Transmit { to, data });
+            self.push_transmit(now, Transmit { to, data }, cost);
         }
         for tid in expired {
             let Some(p) = self.transactions.remove(tid) else {
