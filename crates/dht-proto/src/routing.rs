@@ -929,6 +929,52 @@ mod tests {
     }
 
     #[test]
+    fn one_subnet_gets_one_place_per_bucket_and_four_in_the_table_but_local_ones_are_exempt() {
+        // Own ID zero: an ID whose first set bit is bit `b` falls in bucket `b`.
+        let in_bucket = |b: usize, last: u8| {
+            let mut id = Id([0; 20]);
+            id.0[b / 8] = 0x80 >> (b % 8);
+            id.0[19] |= last;
+            id
+        };
+        for (net, exempt) in [([203, 0, 113], false), ([10, 1, 2], true)] {
+            let mut t = RoutingTable::new(Id([0; 20]), RoutingConfig::default());
+            // One contact at each depth, each in a /24 of its own, splits the table into
+            // buckets with room.
+            for b in 0..24usize {
+                let node = info(in_bucket(b, 0x40), 1000 + b as u32);
+                assert_eq!(
+                    t.heard_from(Instant::ZERO, node, Heard::Response),
+                    Insert::Added
+                );
+            }
+            assert!(t.bucket_count() >= 16);
+            // Hosts of one /24 (ports and last octets differ) try every bucket, twice each.
+            let mut added = 0;
+            let mut per_bucket = [0usize; 16];
+            for b in 0..16usize {
+                for k in 0..2u8 {
+                    let addr = SocketAddr::from(([net[0], net[1], net[2], 2 * b as u8 + k], 6881));
+                    let node = NodeInfo {
+                        id: in_bucket(b, k + 1),
+                        addr,
+                    };
+                    if t.heard_from(Instant::ZERO, node, Heard::Response) == Insert::Added {
+                        added += 1;
+                        per_bucket[t.bucket_index(&node.id)] += 1;
+                    }
+                }
+            }
+            if exempt {
+                assert_eq!(added, 32, "private addresses are exempt");
+            } else {
+                assert_eq!(added, SUBNET_PER_TABLE_MAX, "{net:?}");
+                assert!(per_bucket.iter().all(|&c| c <= SUBNET_PER_BUCKET_MAX));
+            }
+        }
+    }
+
+    #[test]
     fn one_contact_per_public_ip_but_loopback_is_exempt() {
         let own = Id([0; 20]);
         let mut t = RoutingTable::new(own, RoutingConfig::default());
