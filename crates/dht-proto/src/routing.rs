@@ -358,7 +358,9 @@ impl RoutingTable {
 
     /// Where the bucket that `id` falls in lies in memory, and its size: for a simulator's
     /// cache hint, which asks for the bucket a datagram's sender will be looked up in while the
-    /// event before it runs. Nothing is read through the pointer.
+    /// event before it runs. Nothing is read through the pointer. Only with the `sim-hints`
+    /// feature: it is no part of the protocol.
+    #[cfg(feature = "sim-hints")]
     pub fn bucket_memory(&self, id: &Id) -> (*const u8, usize) {
         let b = &self.buckets[self.bucket_index(id)];
         (

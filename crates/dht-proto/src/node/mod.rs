@@ -273,6 +273,8 @@ impl Node {
     /// Where the node's in-flight requests lie in memory, and their size in bytes: for a
     /// simulator's cache hint, which asks for them while the event before a response runs
     /// (the response is matched against them first). Nothing is read through the pointer.
+    /// Only with the `sim-hints` feature: it is no part of the protocol.
+    #[cfg(feature = "sim-hints")]
     pub fn requests_memory(&self) -> (*const u8, usize) {
         self.transactions.memory()
     }
