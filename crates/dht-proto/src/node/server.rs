@@ -192,6 +192,7 @@ impl Node {
         let salt: &[u8] = args.mutable.as_ref().map_or(&[], |m| &m.salt);
         check_sizes(&args.value, salt).map_err(|e| (e.code(), "item refused"))?;
         let expires = now + ITEM_LIFETIME;
+        let claimed = args.target;
         let (target, value) = match args.mutable {
             None => (
                 immutable_target(&args.value),
@@ -232,6 +233,10 @@ impl Node {
                 (target, ItemValue::Mutable(item))
             }
         };
+        // The optional `target` (which the `mainline` crate sends) must name the item.
+        if claimed.is_some_and(|t| t != target) {
+            return Err((error_code::PROTOCOL, "target does not match the item"));
+        }
         if matches!(value, ItemValue::Immutable(_)) {
             if !self.tokens.check(&args.token, &from.ip(), &target) {
                 return Err((error_code::PROTOCOL, "bad token"));
