@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use dht_node::Dht as OurDht;
 use dht_proto::bep44::MutableItem as OurItem;
+use dht_proto::node::NodeStats;
 use dht_proto::Id as OurId;
 use futures_lite::StreamExt;
 use mainline::async_dht::AsyncDht;
@@ -27,6 +28,11 @@ use mainline::async_dht::AsyncDht;
 const MAINLINE_NODES: usize = 8;
 /// Our nodes in the network of direction B.
 const OUR_NODES: usize = 8;
+/// The node of a network that clients bootstrap from. Not node 0: a `mainline` node started
+/// without bootstrap nodes adds whoever sends it a `find_node` to its routing table, under
+/// the ID that `find_node` looks for, even a read-only client that will never answer; the
+/// network's lookups would then wait for clients that left.
+const CLIENT_BOOTSTRAP: usize = 1;
 /// Upper bound on one step: starting or bootstrapping a node, one put, get or announce.
 /// Either implementation ends a lookup about 2 s after its last unanswered request.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -224,6 +230,14 @@ impl Client {
         }
     }
 
+    /// Our node's counters; `None` for a `mainline` client.
+    async fn our_stats(&self) -> Option<NodeStats> {
+        match self {
+            Client::Ours(d) => Some(our_stats(d).await),
+            Client::Mainline(_) => None,
+        }
+    }
+
     /// Every peer of `info_hash` the lookup found.
     async fn get_peers(&self, info_hash: [u8; 20], label: &str) -> Vec<SocketAddr> {
         let what = format!("{label}: {} get_peers", self.name());
@@ -273,7 +287,10 @@ async fn our_client(bootstrap: SocketAddr, label: &str) -> Client {
 async fn mainline_client(bootstrap: SocketAddr, label: &str) -> Client {
     let d = mainline_node(false, &[bootstrap]);
     let ok = bounded("mainline client bootstrap", d.bootstrapped()).await;
-    assert!(ok, "{label}: mainline client learnt no node from {bootstrap}");
+    assert!(
+        ok,
+        "{label}: mainline client learnt no node from {bootstrap}"
+    );
     Client::Mainline(d)
 }
 
@@ -308,6 +325,24 @@ fn mainline_node(server: bool, bootstrap: &[SocketAddr]) -> AsyncDht {
 /// The UDP address of a `mainline` node.
 async fn mainline_addr(d: &AsyncDht) -> SocketAddr {
     SocketAddr::V4(bounded("mainline info", d.info()).await.local_addr())
+}
+
+/// The counters of one of our nodes.
+async fn our_stats(d: &OurDht) -> NodeStats {
+    bounded("our node status", d.status())
+        .await
+        .expect("our node status")
+        .stats
+}
+
+/// Fails the test if one of our nodes met a datagram it could not decode: an exchange can
+/// succeed through the other nodes while one kind of message from the other implementation
+/// is dropped.
+fn assert_all_decoded(who: &str, stats: &NodeStats) {
+    assert_eq!(
+        stats.malformed, 0,
+        "{who}: datagrams that did not decode: {stats:?}"
+    );
 }
 
 /// `MAINLINE_NODES` server nodes: the first alone, each other one bootstrapping from the
@@ -361,7 +396,7 @@ async fn our_network() -> Vec<OurDht> {
 /// cas 1) and one with salt, and announces a peer; `reader` must find each.
 async fn exchange(network: &str, writer: &Client, reader: &Client) {
     let label = format!("{network} network, {} -> {}", writer.name(), reader.name());
-    eprintln!("{label}");
+    let start = std::time::Instant::now();
 
     let value = format!("immutable item of {label}").into_bytes();
     let target = writer.put_immutable(&value, &label).await;
@@ -387,7 +422,9 @@ async fn exchange(network: &str, writer: &Client, reader: &Client) {
         assert_eq!(got, Some((1, v1)), "{label}: mutable item, salt {salt:?}");
 
         let v2 = format!("mutable seq 2 of {label}").into_bytes();
-        writer.put_mutable(&seed, salt, 2, &v2, Some(1), &label).await;
+        writer
+            .put_mutable(&seed, salt, 2, &v2, Some(1), &label)
+            .await;
         let got = reader.get_mutable(key, salt, &label).await;
         assert_eq!(
             got,
@@ -406,6 +443,7 @@ async fn exchange(network: &str, writer: &Client, reader: &Client) {
         peers.contains(&want),
         "{label}: get_peers found {peers:?}, not {want}"
     );
+    eprintln!("{label}: every item and peer found ({:?})", start.elapsed());
 }
 
 /// Sends a `ping` with a 2-byte and with a 4-byte transaction ID to `addr` and reports,
@@ -424,26 +462,41 @@ fn probe_transaction_ids(addr: SocketAddr) -> String {
         socket.send_to(&ping, addr).expect("send probe");
         let mut buf = [0u8; PROBE_DATAGRAM_MAX];
         let answer = match socket.recv_from(&mut buf) {
-            Ok((n, _)) => format!("answered {}", hex::encode(&buf[..n])),
+            Ok((n, _)) => format!("answered {}", dump(&buf[..n])),
             Err(e) => format!("no answer in {PROBE_TIMEOUT:?} ({e})"),
         };
         report += &format!(
-            "  ping with a {}-byte transaction ID {}: {answer}\n",
+            "  ping with a {}-byte transaction ID {}\n    {answer}\n",
             tid.len(),
-            hex::encode(&ping)
+            dump(&ping)
         );
     }
     report
+}
+
+/// A datagram in hex and as escaped ASCII.
+fn dump(datagram: &[u8]) -> String {
+    format!("{} ({})", hex::encode(datagram), datagram.escape_ascii())
+}
+
+/// Sends both implementations' logs to the test's output, filtered by `RUST_LOG` (e.g.
+/// `RUST_LOG=mainline=trace` shows every datagram `mainline` could not decode).
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
 }
 
 // --- tests ----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mainline_clients_exchange_on_a_mainline_network() {
+    init_logs();
     // Checks the harness itself, without our code: if this fails, the other tests' failures
     // say nothing about our node.
     let network = mainline_network().await;
-    let bootstrap = mainline_addr(&network[0]).await;
+    let bootstrap = mainline_addr(&network[CLIENT_BOOTSTRAP]).await;
     let writer = mainline_client(bootstrap, "harness").await;
     let reader = mainline_client(bootstrap, "harness").await;
     exchange("mainline", &writer, &reader).await;
@@ -451,24 +504,35 @@ async fn mainline_clients_exchange_on_a_mainline_network() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_client_exchanges_on_a_mainline_network() {
+    init_logs();
     let network = mainline_network().await;
-    let bootstrap = mainline_addr(&network[0]).await;
+    let bootstrap = mainline_addr(&network[CLIENT_BOOTSTRAP]).await;
     let ours = our_client(bootstrap, "direction A").await;
     let other_ours = our_client(bootstrap, "direction A").await;
     let theirs = mainline_client(bootstrap, "direction A").await;
     exchange("mainline", &ours, &other_ours).await;
     exchange("mainline", &ours, &theirs).await;
     exchange("mainline", &theirs, &ours).await;
+    for (who, c) in [("our client", &ours), ("our other client", &other_ours)] {
+        assert_all_decoded(who, &c.our_stats().await.expect("ours"));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mainline_clients_exchange_on_our_network() {
+    init_logs();
     let network = our_network().await;
-    let bootstrap = network[0].local_addr();
+    let bootstrap = network[CLIENT_BOOTSTRAP].local_addr();
     let theirs = mainline_client(bootstrap, "direction B").await;
     let other_theirs = mainline_client(bootstrap, "direction B").await;
     let ours = our_client(bootstrap, "direction B").await;
     exchange("our", &theirs, &other_theirs).await;
     exchange("our", &theirs, &ours).await;
     exchange("our", &ours, &theirs).await;
+    assert_all_decoded("our client", &ours.our_stats().await.expect("ours"));
+    for (i, d) in network.iter().enumerate() {
+        let stats = our_stats(d).await;
+        assert_all_decoded(&format!("our node {i}"), &stats);
+        eprintln!("our node {i}: {stats:?}");
+    }
 }
