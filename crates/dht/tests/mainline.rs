@@ -44,6 +44,11 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest datagram the probe reads.
 const PROBE_DATAGRAM_MAX: usize = 2048;
 
+/// Appended to the failures of our client's puts: a `mainline` node drops a query it cannot
+/// decode without a word, and its trace log names the field it wanted.
+const DROPPED_HINT: &str =
+    "(RUST_LOG=mainline=trace shows the datagrams mainline could not decode)";
+
 /// Awaits `f`, failing the test if it takes longer than [`STEP_TIMEOUT`].
 async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
     match tokio::time::timeout(STEP_TIMEOUT, f).await {
@@ -116,7 +121,10 @@ impl Client {
                 let r = bounded(&what, d.put_immutable(bencode_bytes(raw)))
                     .await
                     .unwrap_or_else(|e| panic!("{what}: {e}"));
-                assert!(r.stored_at > 0, "{what}: stored nowhere: {r:?}");
+                assert!(
+                    r.stored_at > 0,
+                    "{what}: stored nowhere: {r:?}\n{DROPPED_HINT}"
+                );
                 r.target.0
             }
             Client::Mainline(d) => {
@@ -167,7 +175,10 @@ impl Client {
                 let r = bounded(&what, d.put_mutable(item, cas))
                     .await
                     .unwrap_or_else(|e| panic!("{what}: {e}"));
-                assert!(r.stored_at > 0, "{what}: stored nowhere: {r:?}");
+                assert!(
+                    r.stored_at > 0,
+                    "{what}: stored nowhere: {r:?}\n{DROPPED_HINT}"
+                );
             }
             Client::Mainline(d) => {
                 let key = mainline::SigningKey::from_bytes(seed);
@@ -217,7 +228,10 @@ impl Client {
                 let r = bounded(&what, d.announce(OurId(info_hash), Some(port)))
                     .await
                     .unwrap_or_else(|e| panic!("{what}: {e}"));
-                assert!(r.stored_at > 0, "{what}: stored nowhere: {r:?}");
+                assert!(
+                    r.stored_at > 0,
+                    "{what}: stored nowhere: {r:?}\n{DROPPED_HINT}"
+                );
             }
             Client::Mainline(d) => {
                 bounded(
@@ -280,6 +294,7 @@ async fn our_client(bootstrap: SocketAddr, label: &str) -> Client {
         "{label}: our client learnt no node from {bootstrap}\n{}",
         probe_transaction_ids(bootstrap)
     );
+    eprintln!("{label}: our client {} at {}", d.id(), d.local_addr());
     Client::Ours(d)
 }
 
