@@ -245,6 +245,14 @@ impl Default for Bucket {
 impl Bucket {
     /// Recomputes the summary; called after every change to the contacts.
     fn summarize(&mut self) {
+        debug_assert!(self.replacements.len() <= REPLACEMENTS_PER_BUCKET);
+        debug_assert!(
+            self.contacts
+                .iter()
+                .enumerate()
+                .all(|(i, c)| self.contacts[..i].iter().all(|d| d.id != c.id)),
+            "an ID appears once in a bucket"
+        );
         let (mut verified, mut unverified, mut bad) = (NONE_S, NONE_S, 0);
         for c in &self.contacts {
             if c.failures >= FAILURES_BAD {
@@ -358,7 +366,9 @@ impl RoutingTable {
 
     /// Where the bucket that `id` falls in lies in memory, and its size: for a simulator's
     /// cache hint, which asks for the bucket a datagram's sender will be looked up in while the
-    /// event before it runs. Nothing is read through the pointer.
+    /// event before it runs. Nothing is read through the pointer. Only with the `sim-hints`
+    /// feature: it is no part of the protocol.
+    #[cfg(feature = "sim-hints")]
     pub fn bucket_memory(&self, id: &Id) -> (*const u8, usize) {
         let b = &self.buckets[self.bucket_index(id)];
         (
@@ -457,6 +467,7 @@ impl RoutingTable {
                 if self.ip_blocked(&contact, index) {
                     return Insert::Ignored;
                 }
+                debug_assert_eq!(index, self.bucket_index(&contact.id));
                 let bucket = &mut self.buckets[index];
                 bucket.contacts.push(contact);
                 bucket.last_changed_s = seconds(now);
@@ -561,6 +572,13 @@ impl RoutingTable {
         }
         self.buckets[depth].summarize();
         self.buckets[depth + 1].summarize();
+        debug_assert!(
+            (depth..=depth + 1).all(|i| self.buckets[i]
+                .contacts
+                .iter()
+                .all(|c| self.bucket_index(&c.id) == i)),
+            "a split leaves every contact in the bucket of its prefix"
+        );
     }
 
     /// Records that a query to `id` at `addr` went unanswered, sent `tries` times (a request

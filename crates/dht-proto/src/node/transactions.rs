@@ -197,6 +197,7 @@ impl Transactions {
     }
 
     /// Where the requests lie in memory, and their size in bytes (for a cache hint).
+    #[cfg(feature = "sim-hints")]
     pub(super) fn memory(&self) -> (*const u8, usize) {
         self.requests.memory()
     }
