@@ -79,6 +79,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
         upload_bytes_per_second: args.upload_limit,
         ..Default::default()
     };
+    let stop = shutdown_signal()?;
     let dht = Dht::builder()
         .bind(args.bind)
         .data_dir(&data_dir)
@@ -100,7 +101,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     }
     tracing::info!(data_dir = %data_dir.display(), "serving; stop with Ctrl-C or SIGTERM");
     tokio::select! {
-        r = wait_for_signal() => r?,
+        r = stop => r?,
         _ = report_drops(&dht) => {}
     }
     tracing::info!("stopping");
@@ -136,18 +137,23 @@ async fn report_drops(dht: &Dht) {
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
-pub async fn wait_for_signal() -> anyhow::Result<()> {
+/// Installs the SIGINT and SIGTERM handlers now (so a signal that comes before the returned
+/// future is first polled still stops the program cleanly), and returns a future that ends at
+/// the first of them.
+pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r?,
-            _ = term.recv() => {}
-        }
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            Ok(())
+        })
     }
     #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+    Ok(async { Ok(tokio::signal::ctrl_c().await?) })
 }
