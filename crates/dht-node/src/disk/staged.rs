@@ -10,6 +10,10 @@
 //! (so the file passes through the same states, and is as crash-safe, as if redb had written it
 //! directly), and the backend passes everything through from then on. When the check fails, the
 //! log is dropped and the file is exactly as it was found.
+//!
+//! The backend underneath is a [`FileBackend`] in production; tests put a fault-injecting one
+//! there (through `DataDir::open_with_backend`), so that the replay's writes and syncs are crash
+//! points like redb's own.
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -52,33 +56,33 @@ enum Mode {
 
 /// The switch shared between the backend (owned by redb) and the code that opened it.
 #[derive(Debug, Clone)]
-pub(crate) struct StagingHandle {
-    shared: Arc<Shared>,
+pub(crate) struct StagingHandle<B: StorageBackend = FileBackend> {
+    shared: Arc<Shared<B>>,
 }
 
 #[derive(Debug)]
-struct Shared {
-    file: FileBackend,
+struct Shared<B> {
+    file: B,
     mode: Mutex<Mode>,
 }
 
-/// The backend given to redb.
+/// The backend given to redb, over the file's own backend `B`.
 #[derive(Debug)]
-pub(crate) struct StagedFile {
-    shared: Arc<Shared>,
+pub(crate) struct StagedFile<B: StorageBackend = FileBackend> {
+    shared: Arc<Shared<B>>,
 }
 
-fn lock(shared: &Shared) -> MutexGuard<'_, Mode> {
+fn lock<B>(shared: &Shared<B>) -> MutexGuard<'_, Mode> {
     // A panic while the lock is held (redb panicking on a damaged file, which the opener
     // catches) leaves the mode itself consistent: every update below is a single assignment or
     // push after the checks.
     shared.mode.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl StagedFile {
+impl<B: StorageBackend> StagedFile<B> {
     /// A backend over `file` (already locked by [`FileBackend::new`]) that stages its writes,
     /// and the handle that commits or drops them.
-    pub(crate) fn staging(file: FileBackend) -> io::Result<(StagedFile, StagingHandle)> {
+    pub(crate) fn staging(file: B) -> io::Result<(StagedFile<B>, StagingHandle<B>)> {
         let file_len = file.len()?;
         let shared = Arc::new(Shared {
             file,
@@ -98,7 +102,7 @@ impl StagedFile {
     }
 
     /// A backend over `file` that writes through from the start (for a store being created).
-    pub(crate) fn pass_through(file: FileBackend) -> StagedFile {
+    pub(crate) fn pass_through(file: B) -> StagedFile<B> {
         StagedFile {
             shared: Arc::new(Shared {
                 file,
@@ -108,7 +112,7 @@ impl StagedFile {
     }
 }
 
-impl StagingHandle {
+impl<B: StorageBackend> StagingHandle<B> {
     /// Replays the staged operations onto the file in order, syncs it, and passes everything
     /// through from now on. On an error the file holds a prefix of the log, which is a state redb
     /// itself could have left by crashing at that point; the staging is kept (and never replayed
@@ -161,7 +165,7 @@ impl Staging {
     }
 
     /// The file's bytes at `offset..offset + len` as the log would leave them.
-    fn read(&self, file: &FileBackend, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    fn read(&self, file: &impl StorageBackend, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         let end = offset
             .checked_add(len as u64)
             .filter(|&end| end <= self.len)
@@ -204,7 +208,7 @@ impl Staging {
     }
 }
 
-impl StorageBackend for StagedFile {
+impl<B: StorageBackend> StorageBackend for StagedFile<B> {
     fn len(&self) -> Result<u64, io::Error> {
         match &*lock(&self.shared) {
             Mode::Staging(s) => Ok(s.len),
@@ -219,14 +223,24 @@ impl StorageBackend for StagedFile {
         }
     }
 
+    /// Resizes the file and syncs the new length before anything else is written. redb grows
+    /// the file before it writes a commit's pages and then the header that records the larger
+    /// size, and syncs once at the end; nothing orders a file's length against an overwrite
+    /// of its first page, so a power loss during that sync could leave the new header on a
+    /// file too short for it, which redb refuses to open (it asserts on it). Growth comes in
+    /// large steps, so this costs an fsync only now and then.
     fn set_len(&self, len: u64) -> Result<(), io::Error> {
         match &mut *lock(&self.shared) {
             Mode::Staging(s) => {
                 s.push(Op::SetLen(len))?;
+                s.push(Op::Sync)?;
                 s.len = len;
                 Ok(())
             }
-            Mode::PassThrough => self.shared.file.set_len(len),
+            Mode::PassThrough => {
+                self.shared.file.set_len(len)?;
+                self.shared.file.sync_data(false)
+            }
         }
     }
 
@@ -311,7 +325,6 @@ mod tests {
         let (_dir, path, b, h) = backend(b"0123456789");
         b.write(2, b"ab").unwrap();
         b.set_len(6).unwrap();
-        b.sync_data(false).unwrap();
         h.commit().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"01ab45");
         b.write(0, b"Z").unwrap();
