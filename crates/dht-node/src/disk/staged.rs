@@ -6,10 +6,9 @@
 //! make a later repair throw away what the damage left. So [`DataDir`](super::DataDir) opens an
 //! existing store through this backend in staging mode: reads see the file as redb's writes would
 //! have left it, but the writes are only logged in memory. When every record has been read back
-//! and decoded, the log is replayed onto the file in the order redb issued it, syncs included
-//! (so the file passes through the same states, and is as crash-safe, as if redb had written it
-//! directly), and the backend passes everything through from then on. When the check fails, the
-//! log is dropped and the file is exactly as it was found.
+//! and decoded, the log is put on the file in an order that a crash at any point leaves
+//! recoverable (see [`StagingHandle::commit`]), and the backend passes everything through from
+//! then on. When the check fails, the log is dropped and the file is exactly as it was found.
 //!
 //! The backend underneath is a [`FileBackend`] in production; tests put a fault-injecting one
 //! there (through `DataDir::open_with_backend`), so that the replay's writes and syncs are crash
@@ -113,10 +112,18 @@ impl<B: StorageBackend> StagedFile<B> {
 }
 
 impl<B: StorageBackend> StagingHandle<B> {
-    /// Replays the staged operations onto the file in order, syncs it, and passes everything
-    /// through from now on. On an error the file holds a prefix of the log, which is a state redb
-    /// itself could have left by crashing at that point; the staging is kept (and never replayed
-    /// again), so that nothing more reaches the file.
+    /// Puts the staged changes on the file, syncs it, and passes everything through from now on.
+    ///
+    /// The log is not replayed op by op: redb's repair of a crashed store commits once with the
+    /// header marked clean, syncs, and only then shrinks the file, so a crash in between would
+    /// leave a clean header on a file longer than it names, which redb refuses to open (it
+    /// asserts). Instead the file is brought to the log's end state in an order that every crash
+    /// point leaves recoverable: (1) a growth, synced; (2) every changed byte outside the header
+    /// with its final contents, synced: pages the header on the file does not reference, as in
+    /// any redb commit; (3) the final header, synced (it is marked "in use", since redb wrote
+    /// that last while staging, so the next open repairs whatever follows); (4) a shrink,
+    /// synced. On an error the file is in one of those states; the staging is kept (and never
+    /// replayed again), so that nothing more reaches the file.
     pub(crate) fn commit(&self) -> io::Result<()> {
         let mut mode = lock(&self.shared);
         let Mode::Staging(staging) = &mut *mode else {
@@ -125,14 +132,28 @@ impl<B: StorageBackend> StagingHandle<B> {
         let ops = std::mem::take(&mut staging.ops);
         staging.bytes = 0;
         let file = &self.shared.file;
-        for op in &ops {
-            match op {
-                Op::Write { offset, data } => file.write(*offset, data)?,
-                Op::SetLen(len) => file.set_len(*len)?,
-                Op::Sync => file.sync_data(false)?,
-            }
+        let end_len = staging.len;
+        if end_len > staging.file_len {
+            file.set_len(end_len)?;
+            file.sync_data(false)?;
         }
-        file.sync_data(false)?;
+        // The staged reads below still apply the log over what is on the file, so the ranges
+        // already written read back the same; `ranges` are disjoint, so no range reads another's
+        // new bytes as old.
+        let (header, body) = changed_ranges(&ops, end_len);
+        let replay = |ranges: &[Range]| -> io::Result<()> {
+            for &(start, end) in ranges {
+                let data = Staging::read_with(file, &ops, staging.file_len, end_len, start, end)?;
+                file.write(start, &data)?;
+            }
+            file.sync_data(false)
+        };
+        replay(&body)?;
+        replay(&header)?;
+        if end_len < staging.file_len {
+            file.set_len(end_len)?;
+            file.sync_data(false)?;
+        }
         *mode = Mode::PassThrough;
         Ok(())
     }
@@ -145,6 +166,46 @@ impl<B: StorageBackend> StagingHandle<B> {
             Mode::PassThrough => 0,
         }
     }
+}
+
+/// Bytes at the start of the file that hold redb's header (its super-header and two commit
+/// slots: 320 bytes in redb 2), written last when the log is put on the file.
+const HEADER_BYTES: u64 = 512;
+
+/// A byte range of the file, start inclusive, end exclusive.
+type Range = (u64, u64);
+
+/// The byte ranges the log's writes cover, clipped to the file's final length `len`, merged,
+/// and split into those within the header and the rest; each list sorted and disjoint. Bounded
+/// by the log's length.
+fn changed_ranges(ops: &[Op], len: u64) -> (Vec<Range>, Vec<Range>) {
+    let mut ranges: Vec<Range> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Write { offset, data } => Some((*offset, (offset + data.len() as u64).min(len))),
+            _ => None,
+        })
+        .filter(|(start, end)| start < end)
+        .collect();
+    ranges.sort_unstable();
+    let mut merged: Vec<Range> = Vec::with_capacity(ranges.len());
+    for (start, end) in ranges {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    let mut header = Vec::new();
+    let mut body = Vec::new();
+    for (start, end) in merged {
+        if start < HEADER_BYTES {
+            header.push((start, end.min(HEADER_BYTES)));
+        }
+        if end > HEADER_BYTES {
+            body.push((start.max(HEADER_BYTES), end));
+        }
+    }
+    (header, body)
 }
 
 impl Staging {
@@ -170,20 +231,35 @@ impl Staging {
             .checked_add(len as u64)
             .filter(|&end| end <= self.len)
             .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
-        let mut buf = if end <= self.file_len {
+        Staging::read_with(file, &self.ops, self.file_len, self.len, offset, end)
+    }
+
+    /// The bytes at `offset..end` of a file whose real length is `file_len`, as `ops` leave
+    /// them (the file's length then is `len`, at least `end`).
+    fn read_with(
+        file: &impl StorageBackend,
+        ops: &[Op],
+        file_len: u64,
+        len: u64,
+        offset: u64,
+        end: u64,
+    ) -> io::Result<Vec<u8>> {
+        debug_assert!(offset <= end && end <= len);
+        let len = (end - offset) as usize;
+        let mut buf = if end <= file_len {
             file.read(offset, len)?
         } else {
             // Past the real end of file the log's resizes extended it with zeros.
             let mut buf = vec![0u8; len];
-            if offset < self.file_len {
-                let on_file = (self.file_len - offset) as usize;
+            if offset < file_len {
+                let on_file = (file_len - offset) as usize;
                 buf[..on_file].copy_from_slice(&file.read(offset, on_file)?);
             }
             buf
         };
         // Apply the log in order: later writes win, and a shrink zeroes what it cut off (a later
         // extension then reads zeros there, as a real file would).
-        for op in &self.ops {
+        for op in ops {
             match op {
                 Op::Write { offset: at, data } => {
                     let w_end = at + data.len() as u64;
@@ -233,7 +309,6 @@ impl<B: StorageBackend> StorageBackend for StagedFile<B> {
         match &mut *lock(&self.shared) {
             Mode::Staging(s) => {
                 s.push(Op::SetLen(len))?;
-                s.push(Op::Sync)?;
                 s.len = len;
                 Ok(())
             }
