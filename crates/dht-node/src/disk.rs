@@ -19,7 +19,7 @@
 //! # Layout
 //!
 //! The directory holds a marker file ([`MARKER_FILE`], with the format version) and the database
-//! ([`STORE_FILE`]). The database has five tables: `meta` (the format version), `identity` (one
+//! ([`STORE_FILE`]; made as [`STORE_TMP_FILE`] and linked into place once complete). The database has five tables: `meta` (the format version), `identity` (one
 //! row), `items` (keyed by the 20-byte target), `peers` (keyed by info-hash and compact peer
 //! address) and `contacts` (keyed by position). Values use the encoding of the private `codec`
 //! module, each with a version byte and a CRC-32C over key and value. Expiry times are stored in

@@ -134,7 +134,8 @@ fn every_put_that_printed_a_key_survives_sigkill_and_restart() {
         }
         let printed = std::mem::take(&mut *stream.printed.lock().unwrap());
         eprintln!(
-            "round {round}: {} puts printed a key ({} after the kill began)",
+            "round {round}: {} puts printed a key ({} of them after the first \
+             {KEYS_BEFORE_KILL}, before the kill)",
             printed.len(),
             printed.len() - printed_before
         );
