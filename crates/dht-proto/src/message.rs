@@ -176,6 +176,11 @@ pub struct Response {
     pub nodes: Vec<NodeInfo>,
     /// Compact IPv6 node infos (`nodes6`, BEP 32).
     pub nodes6: Vec<NodeInfo>,
+    /// Which of `nodes` (`v4`) and `nodes6` (`v6`) the message carries even when empty (a list
+    /// with contacts is always written; decoding sets a flag only for a key present and
+    /// empty). BEP 5 expects `nodes` in every `find_node` reply and in a `get_peers` reply
+    /// without peers, so a node with an empty table answers with an empty string.
+    pub nodes_keys: Want,
     /// Write token (`token`).
     pub token: Option<Vec<u8>>,
     /// Peers for an info-hash (`values`), IPv4 and IPv6 compact forms.

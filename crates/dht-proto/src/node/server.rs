@@ -26,6 +26,10 @@ impl Node {
         if self.config.read_only {
             return;
         }
+        // Before anything else is done for it, the table included.
+        if !self.admit(now, from) {
+            return;
+        }
         // BEP 43: a read-only sender is not added to our table.
         if !sender_read_only {
             self.heard_from(
@@ -57,15 +61,15 @@ impl Node {
                 token,
             } => {
                 if !self.tokens.check(&token, &from.ip(), &info_hash) {
-                    return self.send_error(from, tid, error_code::PROTOCOL, "bad token");
+                    return self.send_error(now, from, tid, error_code::PROTOCOL, "bad token");
                 }
                 let port = if implied_port { from.port() } else { port };
                 if port == 0 {
-                    return self.send_error(from, tid, error_code::PROTOCOL, "bad port");
+                    return self.send_error(now, from, tid, error_code::PROTOCOL, "bad port");
                 }
                 let peer = SocketAddr::new(from.ip(), port);
                 if !self.storage.add_peer(info_hash, peer, now + PEER_LIFETIME) {
-                    return self.send_error(from, tid, error_code::SERVER, "peer store full");
+                    return self.send_error(now, from, tid, error_code::SERVER, "peer store full");
                 }
             }
             Method::Get { target, seq } => {
@@ -87,14 +91,20 @@ impl Node {
             }
             Method::Put(args) => {
                 if let Err((code, text)) = self.handle_put(now, from, args) {
-                    return self.send_error(from, tid, code, text);
+                    return self.send_error(now, from, tid, code, text);
                 }
             }
             Method::Unknown { .. } => {
-                return self.send_error(from, tid, error_code::METHOD_UNKNOWN, "method unknown");
+                return self.send_error(
+                    now,
+                    from,
+                    tid,
+                    error_code::METHOD_UNKNOWN,
+                    "method unknown",
+                );
             }
         }
-        self.send(from, tid, Some(from), false, &Body::Response(r));
+        self.answer(now, from, tid, Body::Response(r));
     }
 
     /// Fills `nodes` / `nodes6` with our closest contacts to `target`: the requester's family
@@ -112,16 +122,19 @@ impl Node {
             v6: from.is_ipv6(),
         });
         let k = self.config.k;
+        r.nodes_keys = want;
         // The requester is never told about itself.
         if want.v4 {
-            r.nodes = self
-                .table
-                .closest_where(now, target, k, |a| a.is_ipv4() && *a != from);
+            r.nodes = self.table.closest_where(now, target, k, |c| {
+                let a = c.addr();
+                a.is_ipv4() && a != from
+            });
         }
         if want.v6 {
-            r.nodes6 = self
-                .table
-                .closest_where(now, target, k, |a| a.is_ipv6() && *a != from);
+            r.nodes6 = self.table.closest_where(now, target, k, |c| {
+                let a = c.addr();
+                a.is_ipv6() && a != from
+            });
         }
     }
 
