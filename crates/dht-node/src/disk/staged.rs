@@ -406,4 +406,72 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"Z1ab45");
         assert_eq!(h.staged_ops(), 0);
     }
+
+    /// A file in memory that records the order of what reaches it (shared with the test).
+    #[derive(Debug, Default, Clone)]
+    struct Recorder {
+        bytes: Arc<Mutex<Vec<u8>>>,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl StorageBackend for Recorder {
+        fn len(&self) -> io::Result<u64> {
+            Ok(self.bytes.lock().unwrap().len() as u64)
+        }
+        fn read(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+            let b = self.bytes.lock().unwrap();
+            Ok(b[offset as usize..offset as usize + len].to_vec())
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.log.lock().unwrap().push(format!("len {len}"));
+            self.bytes.lock().unwrap().resize(len as usize, 0);
+            Ok(())
+        }
+        fn sync_data(&self, _: bool) -> io::Result<()> {
+            self.log.lock().unwrap().push("sync".into());
+            Ok(())
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("write {offset}+{}", data.len()));
+            let mut b = self.bytes.lock().unwrap();
+            b[offset as usize..offset as usize + data.len()].copy_from_slice(data);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn commit_writes_the_body_then_the_header_then_shrinks() {
+        let file = Recorder::default();
+        file.bytes.lock().unwrap().resize(8192, b'.');
+        let (b, h) = StagedFile::staging(file.clone()).unwrap();
+        // As redb's repair does it: a header marked clean, a sync, the shrink; then more pages
+        // and the header marked in use.
+        b.write(0, b"clean").unwrap();
+        b.write(1000, b"page").unwrap();
+        b.sync_data(false).unwrap();
+        b.set_len(6000).unwrap();
+        b.write(2000, b"more").unwrap();
+        b.write(0, b"inuse").unwrap();
+        b.sync_data(false).unwrap();
+        h.commit().unwrap();
+        assert_eq!(
+            *file.log.lock().unwrap(),
+            [
+                "write 1000+4",
+                "write 2000+4",
+                "sync",
+                "write 0+5",
+                "sync",
+                "len 6000",
+                "sync"
+            ]
+        );
+        let bytes = file.bytes.lock().unwrap();
+        assert_eq!(bytes.len(), 6000);
+        assert_eq!(&bytes[0..5], b"inuse");
+        assert_eq!(&bytes[1000..1004], b"page");
+    }
 }
