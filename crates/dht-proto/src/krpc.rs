@@ -346,7 +346,7 @@ fn query_args(a: &mut DictEncoder<'_>, q: &Query) {
             a.bytes(b"target", target.as_bytes());
         }
         Method::Put(p) => {
-            // Sorted: cas, id, k, salt, seq, sig, token, v.
+            // Sorted: cas, id, k, salt, seq, sig, target, token, v.
             let m = p.mutable.as_ref();
             if let Some(cas) = m.and_then(|m| m.cas) {
                 a.int(b"cas", cas);
@@ -359,6 +359,9 @@ fn query_args(a: &mut DictEncoder<'_>, q: &Query) {
                 }
                 a.int(b"seq", m.seq);
                 a.bytes(b"sig", &m.signature);
+            }
+            if let Some(target) = &p.target {
+                a.bytes(b"target", target.as_bytes());
             }
             a.bytes(b"token", &p.token);
             a.raw(b"v", &p.value);
@@ -622,6 +625,7 @@ fn query(q: Field<'_>, a: Field<'_>) -> Result<Query, Kind> {
                 token,
                 value,
                 mutable,
+                target: opt_array::<ID_LEN>(target, "a.target")?.map(Id),
             })
         }
         _ => Method::Unknown {

@@ -123,6 +123,9 @@ pub struct PutArgs {
     pub value: Vec<u8>,
     /// Present for a mutable put.
     pub mutable: Option<MutableArgs>,
+    /// The item's target (`target`). BEP 44 has none in `put`, but the `mainline` crate drops a
+    /// `put` without it; our puts carry it, and one that came with it keeps it.
+    pub target: Option<Id>,
 }
 
 impl PutArgs {
@@ -130,6 +133,7 @@ impl PutArgs {
     pub fn mutable(item: &crate::bep44::MutableItem, token: Vec<u8>, cas: Option<i64>) -> Self {
         PutArgs {
             token,
+            target: Some(item.target()),
             value: item.value.clone(),
             mutable: Some(MutableArgs {
                 public_key: item.public_key,

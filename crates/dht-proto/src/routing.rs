@@ -243,6 +243,14 @@ impl Default for Bucket {
 }
 
 impl Bucket {
+    /// Puts `contact` in place `pos` (whose contact leaves), and out of the replacements.
+    fn put_at(&mut self, pos: usize, contact: Contact, now: Instant) {
+        self.contacts[pos] = contact;
+        self.replacements.retain(|r| r.id != contact.id);
+        self.last_changed_s = seconds(now);
+        self.summarize();
+    }
+
     /// Recomputes the summary; called after every change to the contacts.
     fn summarize(&mut self) {
         debug_assert!(self.replacements.len() <= REPLACEMENTS_PER_BUCKET);
@@ -493,10 +501,7 @@ impl RoutingTable {
                 if self.ip_blocked(&contact, index) {
                     return Insert::Ignored;
                 }
-                let bucket = &mut self.buckets[index];
-                bucket.contacts[pos] = contact;
-                bucket.last_changed_s = seconds(now);
-                bucket.summarize();
+                self.buckets[index].put_at(pos, contact, now);
                 return Insert::Added;
             }
             if !may_displace {
@@ -516,10 +521,7 @@ impl RoutingTable {
                 if self.ip_blocked(&contact, index) {
                     return Insert::Ignored;
                 }
-                let bucket = &mut self.buckets[index];
-                bucket.contacts[pos] = contact;
-                bucket.last_changed_s = seconds(now);
-                bucket.summarize();
+                self.buckets[index].put_at(pos, contact, now);
                 return Insert::Added;
             }
             // A replacement is checked against the address rules when it is promoted.
@@ -608,11 +610,10 @@ impl RoutingTable {
         bucket.next_ping_first_s = 0;
         // The freshest replacement that the one-per-IP rule lets in takes the place.
         while let Some(r) = self.buckets[index].replacements.pop() {
-            if !self.ip_blocked(&r, index) {
-                let bucket = &mut self.buckets[index];
-                bucket.contacts[pos] = r;
-                bucket.last_changed_s = seconds(now);
-                bucket.summarize();
+            // A replacement that entered the bucket by another way since it waited is spent.
+            let present = self.buckets[index].contacts.iter().any(|c| c.id == r.id);
+            if !present && !self.ip_blocked(&r, index) {
+                self.buckets[index].put_at(pos, r, now);
                 return;
             }
         }

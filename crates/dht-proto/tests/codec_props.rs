@@ -236,6 +236,7 @@ fn method() -> impl Strategy<Value = Method> {
             proptest::option::of(mutable_args())
         )
             .prop_map(|(token, value, mutable)| Method::Put(PutArgs {
+                target: None,
                 token,
                 value,
                 mutable

@@ -342,6 +342,7 @@ mod bep44 {
             query(
                 b"abcdefghij0123456789",
                 Method::Put(PutArgs {
+                    target: None,
                     token: b"tok1".to_vec(),
                     value: b"12:Hello World!".to_vec(),
                     mutable: Some(MutableArgs {
@@ -400,6 +401,7 @@ mod bep44 {
                 query(
                     b"abcdefghij0123456789",
                     Method::Put(PutArgs {
+                        target: None,
                         token: b"tok1".to_vec(),
                         value: b"12:Hello World!".to_vec(),
                         mutable: None,

@@ -229,6 +229,7 @@ fn a_victim_that_never_sends_anything_gets_at_most_one_datagram_per_forged_one()
                     want: Some(Want { v4: true, v6: true }),
                 },
                 _ => Method::Put(PutArgs {
+                    target: None,
                     token: b"forged".to_vec(),
                     value: b"3:bad".to_vec(),
                     mutable: None,

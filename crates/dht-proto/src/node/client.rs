@@ -685,6 +685,7 @@ fn store_method(kind: &Kind, target: Id, token: Vec<u8>) -> Method {
             token,
             value: value.clone(),
             mutable: None,
+            target: Some(target),
         }),
         Kind::PutMutable { item, cas } => Method::Put(PutArgs::mutable(item, token, *cas)),
         _ => Method::Ping,

@@ -56,7 +56,7 @@ pub use guard::{REPLY_BYTES_MAX, TRANSMITS_MAX, UPKEEP_IN_FLIGHT_PER_ADDRESS_MAX
 pub use transactions::TRANSACTION_ID_LEN;
 
 use client::Command;
-use guard::{Cost, Guard};
+use guard::Guard;
 use transactions::{Pending, Purpose, Transactions};
 
 /// A command's handle.
@@ -406,34 +406,7 @@ impl Node {
 
     // ---- sending ----
 
-    /// Answers a query from `to`: a response (with BEP 42's `ip`, cut to fit in
-    /// [`REPLY_BYTES_MAX`]) or an error, paid from the upload budget.
-    fn answer(&mut self, now: Instant, to: SocketAddr, tid: &[u8], body: Body) {
-        let requester_ip = matches!(body, Body::Response(_)).then_some(to);
-        let mut data = self.encode(tid, requester_ip, false, &body);
-        if data.len() > REPLY_BYTES_MAX {
-            if let Body::Response(mut r) = body {
-                let len = |r: &crate::message::Response| {
-                    let body = Body::Response(r.clone());
-                    self.encode(tid, requester_ip, false, &body).len()
-                };
-                if guard::trim_reply(&mut r, len) {
-                    self.stats.replies_trimmed += 1;
-                }
-                data = self.encode(tid, requester_ip, false, &Body::Response(r));
-            }
-        }
-        // Our largest reply, a mutable item of BEP 44's 1,000 bytes with its key, signature and
-        // token and no contacts, is far below the cap whatever `t` the asker sent.
-        debug_assert!(
-            data.len() <= REPLY_BYTES_MAX,
-            "reply of {} bytes",
-            data.len()
-        );
-        self.push_transmit(now, Transmit { to, data }, Cost::Budgeted);
-    }
-
-    fn encode(
+    pub(super) fn encode(
         &self,
         tid: &[u8],
         requester_ip: Option<SocketAddr>,
@@ -449,15 +422,6 @@ impl Node {
         let mut data = Vec::new();
         crate::krpc::encode_parts(&mut data, &envelope, body);
         data
-    }
-
-    fn send_error(&mut self, now: Instant, to: SocketAddr, tid: &[u8], code: i64, message: &str) {
-        self.stats.errors_sent += 1;
-        let body = Body::Error(crate::message::ErrorBody {
-            code,
-            message: message.to_string(),
-        });
-        self.answer(now, to, tid, body);
     }
 }
 

@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 
-use super::Node;
+use super::guard::{Cost, REPLY_BYTES_MAX};
+use super::{Node, Transmit};
 use crate::bep44::{check_sizes, immutable_target, mutable_target, MutableItem};
 use crate::id::Id;
 use crate::message::{error_code, Body, Method, NodeInfo, PutArgs, Query, Response, Want};
@@ -107,6 +108,49 @@ impl Node {
         self.answer(now, from, tid, Body::Response(r));
     }
 
+    /// Answers a query from `to`: a response (with BEP 42's `ip`, cut to fit in
+    /// [`REPLY_BYTES_MAX`]) or an error, paid from the upload budget.
+    fn answer(&mut self, now: Instant, to: SocketAddr, tid: &[u8], body: Body) {
+        let requester_ip = matches!(body, Body::Response(_)).then_some(to);
+        let mut data = self.encode(tid, requester_ip, false, &body);
+        if data.len() > REPLY_BYTES_MAX {
+            if let Body::Response(mut r) = body {
+                let len = |r: &crate::message::Response| {
+                    let body = Body::Response(r.clone());
+                    self.encode(tid, requester_ip, false, &body).len()
+                };
+                if super::guard::trim_reply(&mut r, len) {
+                    self.stats.replies_trimmed += 1;
+                }
+                data = self.encode(tid, requester_ip, false, &Body::Response(r));
+            }
+        }
+        // Our largest reply, a mutable item of BEP 44's 1,000 bytes with its key, signature and
+        // token and no contacts, is far below the cap whatever `t` the asker sent.
+        debug_assert!(
+            data.len() <= REPLY_BYTES_MAX,
+            "reply of {} bytes",
+            data.len()
+        );
+        self.push_transmit(now, Transmit { to, data }, Cost::Budgeted);
+    }
+
+    pub(super) fn send_error(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        tid: &[u8],
+        code: i64,
+        message: &str,
+    ) {
+        self.stats.errors_sent += 1;
+        let body = Body::Error(crate::message::ErrorBody {
+            code,
+            message: message.to_string(),
+        });
+        self.answer(now, to, tid, body);
+    }
+
     /// Fills `nodes` / `nodes6` with our closest contacts to `target`: the requester's family
     /// unless BEP 32 `want` asks otherwise.
     fn add_nodes(
@@ -148,6 +192,7 @@ impl Node {
         let salt: &[u8] = args.mutable.as_ref().map_or(&[], |m| &m.salt);
         check_sizes(&args.value, salt).map_err(|e| (e.code(), "item refused"))?;
         let expires = now + ITEM_LIFETIME;
+        let claimed = args.target;
         let (target, value) = match args.mutable {
             None => (
                 immutable_target(&args.value),
@@ -188,6 +233,10 @@ impl Node {
                 (target, ItemValue::Mutable(item))
             }
         };
+        // The optional `target` (which the `mainline` crate sends) must name the item.
+        if claimed.is_some_and(|t| t != target) {
+            return Err((error_code::PROTOCOL, "target does not match the item"));
+        }
         if matches!(value, ItemValue::Immutable(_)) {
             if !self.tokens.check(&args.token, &from.ip(), &target) {
                 return Err((error_code::PROTOCOL, "bad token"));

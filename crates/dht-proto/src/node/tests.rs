@@ -159,6 +159,7 @@ fn immutable_puts_need_a_token_and_at_most_1000_bytes() {
     let target = Id::sha1(&value);
     let put = |token: Vec<u8>, value: Vec<u8>| {
         Method::Put(PutArgs {
+            target: None,
             token,
             value,
             mutable: None,
@@ -181,7 +182,20 @@ fn immutable_puts_need_a_token_and_at_most_1000_bytes() {
         )
         .unwrap(),
     );
-    assert_eq!(r.value, Some(value));
+    assert_eq!(r.value, Some(value.clone()));
+    // The optional `target` of the mainline crate's puts: accepted when it names the item,
+    // refused with 203 when it does not.
+    for (claimed, code) in [(target, None), (Id([9; 20]), Some(203))] {
+        let token = token_for(&mut n, target);
+        let method = Method::Put(PutArgs {
+            target: Some(claimed),
+            token,
+            value: value.clone(),
+            mutable: None,
+        });
+        let m = ask(&mut n, &query(b"p3", method, false)).unwrap();
+        assert_eq!(error_code(&m), code, "claimed {claimed:?}");
+    }
 
     let mut big = format!("{}:", VALUE_LEN_MAX).into_bytes();
     big.extend(std::iter::repeat_n(b'x', VALUE_LEN_MAX));
