@@ -174,6 +174,8 @@ impl Op {
                         token,
                         value: v.clone(),
                         mutable: None,
+                        // As BEP 44 writes it; our own client's puts add the target.
+                        target: None,
                     }),
                     Some(ItemValue::Immutable(v)),
                 )
