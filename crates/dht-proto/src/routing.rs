@@ -60,6 +60,9 @@ const VERIFIED: u8 = 1;
 /// [`Contact::flags`]: its address is IPv6 (otherwise `ip` holds an IPv4 address in its first
 /// four bytes).
 const IPV6: u8 = 2;
+/// [`Contact::flags`]: known only from its own query: it has not answered us, and no node that
+/// answered us named it, so its address is only as good as its word (it may be forged).
+const QUERIED_ONLY: u8 = 4;
 
 /// One entry of the table: 44 bytes. The address is packed with the flags (16 bytes of IP, 2 of
 /// port, a family bit) instead of a `SocketAddr`'s 32, since a table holds a few hundred
@@ -72,7 +75,7 @@ pub struct Contact {
     port: u16,
     /// Whole seconds from the time origin to when we last received a message from it.
     last_seen_s: u32,
-    /// [`VERIFIED`] and [`IPV6`].
+    /// [`VERIFIED`], [`IPV6`] and [`QUERIED_ONLY`].
     flags: u8,
     /// Queries in a row it failed to answer.
     failures: u8,
@@ -97,14 +100,19 @@ fn pack(addr: SocketAddr) -> ([u8; 16], u16, u8) {
 }
 
 impl Contact {
-    fn new(node: NodeInfo, now: Instant, verified: bool) -> Self {
+    fn new(node: NodeInfo, now: Instant, how: Heard) -> Self {
         let (ip, port, family) = pack(node.addr);
+        let flags = match how {
+            Heard::Response => VERIFIED,
+            Heard::Query => QUERIED_ONLY,
+            Heard::About => 0,
+        };
         Contact {
             id: node.id,
             ip,
             port,
             last_seen_s: seconds(now),
-            flags: family | if verified { VERIFIED } else { 0 },
+            flags: family | flags,
             failures: 0,
         }
     }
@@ -139,6 +147,13 @@ impl Contact {
     /// Whether it has ever answered one of our queries.
     pub fn verified(&self) -> bool {
         self.flags & VERIFIED != 0
+    }
+
+    /// Whether its address is vouched for: it answered one of our queries, or a node that did
+    /// named it. Only such contacts get queries of our own initiative (pings, refreshes) and
+    /// are passed on in our replies; one known only from its own query may be a forged source.
+    pub fn vouched(&self) -> bool {
+        self.flags & QUERIED_ONLY == 0
     }
 
     /// Queries in a row it failed to answer.
@@ -219,8 +234,9 @@ struct Bucket {
     next_ping_first_s: u32,
     /// `last_seen_s` of the stalest verified contact that is not bad, or [`NONE_S`].
     stalest_verified_s: u32,
-    /// `last_seen_s` of the stalest unverified contact that is not bad, or [`NONE_S`].
-    stalest_unverified_s: u32,
+    /// `last_seen_s` of the stalest unverified but vouched contact (heard about from a node
+    /// that answered us) that is not bad, or [`NONE_S`].
+    stalest_hearsay_s: u32,
     /// Contacts that are bad.
     bad: u8,
 }
@@ -236,7 +252,7 @@ impl Default for Bucket {
             last_changed_s: 0,
             next_ping_first_s: 0,
             stalest_verified_s: NONE_S,
-            stalest_unverified_s: NONE_S,
+            stalest_hearsay_s: NONE_S,
             bad: 0,
         }
     }
@@ -261,29 +277,34 @@ impl Bucket {
                 .all(|(i, c)| self.contacts[..i].iter().all(|d| d.id != c.id)),
             "an ID appears once in a bucket"
         );
-        let (mut verified, mut unverified, mut bad) = (NONE_S, NONE_S, 0);
+        let (mut verified, mut hearsay, mut bad) = (NONE_S, NONE_S, 0);
         for c in &self.contacts {
             if c.failures >= FAILURES_BAD {
                 bad += 1;
             } else if c.verified() {
                 verified = verified.min(c.last_seen_s);
-            } else {
-                unverified = unverified.min(c.last_seen_s);
+            } else if c.vouched() {
+                hearsay = hearsay.min(c.last_seen_s);
             }
         }
         self.stalest_verified_s = verified;
-        self.stalest_unverified_s = unverified;
+        self.stalest_hearsay_s = hearsay;
         self.bad = bad;
     }
 
-    /// When the bucket's stalest questionable contact that has answered us before was last
-    /// seen, if it has one at `now_s` (a verified contact is questionable once [`GOOD_FOR`]
-    /// passed). Unverified contacts are never pinged, so they are not counted.
+    /// When the bucket's stalest questionable contact that may be pinged was last seen, if it
+    /// has one at `now_s`: a vouched contact that never answered us is always questionable, a
+    /// verified one once [`GOOD_FOR`] passed. One known only from its own query is never
+    /// pinged, so it is not counted.
     fn stalest_questionable_s(&self, now_s: u32) -> Option<u32> {
         let good_for = GOOD_FOR.as_secs() as u32;
         // With no verified contact `stalest_verified_s` is NONE_S, never GOOD_FOR old.
-        let stale = now_s.saturating_sub(self.stalest_verified_s) >= good_for;
-        (stale && self.stalest_verified_s != NONE_S).then_some(self.stalest_verified_s)
+        let stalest = if now_s.saturating_sub(self.stalest_verified_s) >= good_for {
+            self.stalest_verified_s.min(self.stalest_hearsay_s)
+        } else {
+            self.stalest_hearsay_s
+        };
+        (stalest != NONE_S).then_some(stalest)
     }
 }
 
@@ -425,13 +446,23 @@ impl RoutingTable {
     }
 
     /// Whether `id` is in the table at `addr`, as a contact or a replacement, and has answered
-    /// one of our queries there: an address we may send queries of our own initiative to.
+    /// one of our queries there.
     pub fn verified_at(&self, id: &Id, addr: SocketAddr) -> bool {
+        self.known_at(id, addr).is_some_and(|c| c.verified())
+    }
+
+    /// Whether `id` is in the table at `addr` and its address is vouched for
+    /// ([`Contact::vouched`]): an address we may send queries of our own initiative to.
+    pub fn vouched_at(&self, id: &Id, addr: SocketAddr) -> bool {
+        self.known_at(id, addr).is_some_and(|c| c.vouched())
+    }
+
+    fn known_at(&self, id: &Id, addr: SocketAddr) -> Option<&Contact> {
         let b = &self.buckets[self.bucket_index(id)];
         b.contacts
             .iter()
             .chain(b.replacements.iter())
-            .any(|c| c.id == *id && c.verified() && c.is_at(addr))
+            .find(|c| c.id == *id && c.is_at(addr))
     }
 
     /// Records that we heard from `node` directly, and adds it if there is room.
@@ -449,13 +480,21 @@ impl RoutingTable {
         }
         if let Some(c) = bucket.contacts.iter_mut().find(|c| c.id == node.id) {
             // A known ID never moves to another address: the newcomer may be an impostor.
-            // Nor does a third party's word make a contact look alive.
-            if !c.is_at(node.addr) || how == Heard::About {
+            // Nor does a third party's word make a contact look alive, though it vouches for
+            // the address of one known only from its own query.
+            if !c.is_at(node.addr) {
+                return Insert::Ignored;
+            }
+            if how == Heard::About {
+                if !c.vouched() {
+                    c.flags &= !QUERIED_ONLY;
+                    bucket.summarize();
+                }
                 return Insert::Ignored;
             }
             c.last_seen_s = seconds(now);
             if how == Heard::Response {
-                c.flags |= VERIFIED;
+                c.flags = (c.flags | VERIFIED) & !QUERIED_ONLY;
                 c.failures = 0;
                 // BEP 5: a bucket is fresh when one of its nodes answered us.
                 bucket.last_changed_s = seconds(now);
@@ -463,7 +502,7 @@ impl RoutingTable {
             bucket.summarize();
             return Insert::Refreshed;
         }
-        let contact = Contact::new(node, now, how == Heard::Response);
+        let contact = Contact::new(node, now, how);
         self.insert(now, contact, how != Heard::About)
     }
 
@@ -510,13 +549,18 @@ impl RoutingTable {
             // A newcomer that answered us takes the place of the stalest contact that never
             // did: we may not ping that one to find out (it may be a spoofed address that
             // queried us once), and a proven contact is worth more.
-            let unproven = match (contact.verified(), bucket.stalest_unverified_s) {
-                (true, s) if s != NONE_S => bucket
-                    .contacts
-                    .iter()
-                    .position(|c| !c.verified() && c.last_seen_s == s),
-                _ => None,
-            };
+            let unproven = contact
+                .verified()
+                .then(|| {
+                    bucket
+                        .contacts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| !c.verified())
+                        .min_by_key(|(_, c)| c.last_seen_s)
+                        .map(|(pos, _)| pos)
+                })
+                .flatten();
             if let Some(pos) = unproven {
                 if self.ip_blocked(&contact, index) {
                     return Insert::Ignored;
@@ -537,8 +581,8 @@ impl RoutingTable {
                     bucket
                         .contacts
                         .iter()
-                        .filter(|c| c.verified() && c.standing(now) == Standing::Questionable)
-                        .min_by_key(|c| c.last_seen_s)
+                        .filter(|c| c.vouched() && c.standing(now) == Standing::Questionable)
+                        .min_by_key(|c| (c.verified(), c.last_seen_s))
                         .map(Contact::info)
                 })
                 .flatten();
@@ -700,8 +744,8 @@ impl RoutingTable {
     }
 
     /// Buckets that saw no change for [`BUCKET_REFRESH_AFTER`]: for each, a random target in
-    /// its range and the contact of the bucket heard from longest ago among those that have
-    /// answered us (if any), to ask for it.
+    /// its range and the vouched contact of the bucket heard from longest ago (if any), to ask
+    /// for it; `None` for an empty bucket.
     /// Marks them as refreshed now, so each is returned once per period.
     pub fn take_refresh_targets(
         &mut self,
@@ -717,18 +761,23 @@ impl RoutingTable {
                 let oldest = b
                     .contacts
                     .iter()
-                    .filter(|c| c.verified())
+                    .filter(|c| c.vouched())
                     .min_by_key(|c| c.last_seen_s)
                     .map(Contact::info);
+                // A bucket of contacts known only from their own queries gets no query of ours
+                // (and no lookup either: it is not empty).
+                if oldest.is_none() && !b.contacts.is_empty() {
+                    continue;
+                }
                 targets.push((own.random_in_bucket(i, rng), oldest));
             }
         }
         targets
     }
 
-    /// Questionable contacts to ping, at most `count`, the longest unheard first: only those
-    /// that have answered one of our queries before (a query of our own initiative never goes
-    /// to an address that has not proved itself).
+    /// Questionable contacts to ping, at most `count`, the longest unheard first: only vouched
+    /// ones ([`Contact::vouched`]; a query of our own initiative never goes to an address known
+    /// only from its own query).
     ///
     /// Buckets are read in the order of their stalest questionable contact, and only until no
     /// unread bucket can hold one of the `count` stalest; ties go to the earlier bucket, then
@@ -755,7 +804,7 @@ impl RoutingTable {
                 break;
             }
             for (pos, c) in self.buckets[i].contacts.iter().enumerate() {
-                if c.verified() && c.standing(now) == Standing::Questionable {
+                if c.vouched() && c.standing(now) == Standing::Questionable {
                     found.push((c.last_seen_s, i, pos));
                 }
             }
@@ -807,7 +856,7 @@ mod tests {
     fn questionable_by_scan(t: &RoutingTable, now: Instant, count: usize) -> Vec<NodeInfo> {
         let mut q: Vec<&Contact> = t
             .contacts()
-            .filter(|c| c.verified() && c.standing(now) == Standing::Questionable)
+            .filter(|c| c.vouched() && c.standing(now) == Standing::Questionable)
             .collect();
         q.sort_by_key(|c| c.last_seen_s);
         q.into_iter().take(count).map(Contact::info).collect()
@@ -847,8 +896,8 @@ mod tests {
                     let mut fresh = bucket.clone();
                     fresh.summarize();
                     proptest::prop_assert_eq!(
-                        (bucket.stalest_verified_s, bucket.stalest_unverified_s, bucket.bad),
-                        (fresh.stalest_verified_s, fresh.stalest_unverified_s, fresh.bad),
+                        (bucket.stalest_verified_s, bucket.stalest_hearsay_s, bucket.bad),
+                        (fresh.stalest_verified_s, fresh.stalest_hearsay_s, fresh.bad),
                         "step {} bucket {}", step, b
                     );
                 }
@@ -877,7 +926,7 @@ mod tests {
                 addr: v4,
             },
             now,
-            true,
+            Heard::Response,
         );
         let b = Contact::new(
             NodeInfo {
@@ -885,7 +934,7 @@ mod tests {
                 addr: v6,
             },
             now,
-            false,
+            Heard::Query,
         );
         let c = Contact::new(
             NodeInfo {
@@ -893,7 +942,7 @@ mod tests {
                 addr: full,
             },
             now,
-            false,
+            Heard::About,
         );
         assert_eq!((a.addr(), b.addr(), c.addr()), (v4, v6, full));
         assert!(a.is_at(v4) && !a.is_at(v6) && !b.is_at(v4));

@@ -254,18 +254,16 @@ impl Node {
             let target = self.id.random_in_bucket(i, &mut self.rng);
             // A bucket that has a contact asks it once (its reply fills the bucket's range);
             // only an empty bucket costs a whole lookup.
-            let contact = self
-                .table
-                .bucket(i)
-                .iter()
-                .find(|c| c.verified())
-                .map(|c| c.info());
+            let bucket = self.table.bucket(i);
+            let contact = bucket.iter().find(|c| c.vouched()).map(|c| c.info());
             match contact {
                 Some(c) => {
                     let method = Method::FindNode { target, want: None };
                     self.send_query(now, c.addr, Some(c.id), Purpose::Ping, method);
                 }
-                None => self.start_refresh(now, target),
+                None if bucket.is_empty() => self.start_refresh(now, target),
+                // Contacts known only from their own queries get no query of ours.
+                None => {}
             }
         }
     }
@@ -326,7 +324,7 @@ impl Node {
         // address. A user's command may start from any contact.
         let mut seeds = if internal {
             self.table
-                .closest_where(now, &target, self.config.k * 2, |c| c.verified())
+                .closest_where(now, &target, self.config.k * 2, |c| c.vouched())
         } else {
             self.table.closest(now, &target, self.config.k * 2)
         };

@@ -104,7 +104,7 @@ impl Node {
     /// Whether a query of our own initiative may go to `id` at `to`: it has answered us there,
     /// and has fewer than [`UPKEEP_IN_FLIGHT_PER_ADDRESS_MAX`] such queries in flight.
     pub(super) fn upkeep_allowed(&mut self, to: SocketAddr, id: Option<Id>) -> bool {
-        let proven = id.is_some_and(|id| self.table.verified_at(&id, to));
+        let proven = id.is_some_and(|id| self.table.vouched_at(&id, to));
         let allowed =
             proven && self.transactions.upkeep_in_flight(to) < UPKEEP_IN_FLIGHT_PER_ADDRESS_MAX;
         if !allowed {

@@ -167,7 +167,9 @@ impl Node {
         });
         let k = self.config.k;
         r.nodes_keys = want;
-        // The requester is never told about itself.
+        // The requester is never told about itself. A contact known only from its own query
+        // is passed on: that is how a newcomer becomes known (the askers who query it prove
+        // its address for themselves).
         if want.v4 {
             r.nodes = self.table.closest_where(now, target, k, |c| {
                 let a = c.addr();
