@@ -15,7 +15,7 @@
 mod bencode;
 mod disk_record;
 mod krpc;
-mod node;
+pub mod node;
 pub mod seeds;
 
 pub use bencode::bencode;
@@ -23,9 +23,12 @@ pub use disk_record::disk_record;
 pub use krpc::krpc;
 pub use node::node;
 
+/// A fuzz target: runs one input, panics if an invariant fails.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets by name, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/` call
 /// them.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [(&str, Target); 4] = [
     ("bencode", bencode),
     ("krpc", krpc),
     ("node", node),

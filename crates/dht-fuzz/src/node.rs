@@ -138,7 +138,8 @@ pub fn contact(i: usize) -> NodeInfo {
     id.0[19] = i as u8;
     id.0[18] = (i >> 8) as u8;
     let n = i as u16;
-    let addr = if i % 2 == 0 {
+    // Even contacts get IPv4 addresses, odd ones IPv6.
+    let addr = if i & 1 == 0 {
         SocketAddr::new(
             IpAddr::V4(Ipv4Addr::new(82, 10, (n >> 8) as u8, n as u8)),
             6881 + n,
@@ -200,6 +201,11 @@ struct Seen {
 
 /// Runs one input; see the module documentation for its format.
 pub fn node(data: &[u8]) {
+    run(data);
+}
+
+/// Runs one input and returns the node as it ended, for tests that check what a seed reached.
+pub fn run(data: &[u8]) -> Node {
     let mut node = fresh_node();
     let mut now = START;
     let mut seen = Seen::default();
@@ -258,6 +264,7 @@ pub fn node(data: &[u8]) {
         }
         drain(&mut node, after_timeout, &mut seen);
     }
+    node
 }
 
 /// Starts command `which` (0 to 15) on a target from [`info_hash`].

@@ -44,6 +44,13 @@ fn bencode() -> Vec<Seed> {
         named("nested", "d1:ad1:bl1:ci-1eee1:c0:e"),
         named("depth_32", deep),
         named("empty_containers", "ldelee"),
+        // Near misses the decoder must refuse: each has a canonical twin it would re-encode to.
+        named("reject_length_leading_zero", "01:a"),
+        named("reject_int_leading_zero", "i01e"),
+        named("reject_negative_zero", "i-0e"),
+        named("reject_unsorted_keys", "d1:b0:1:a0:e"),
+        named("reject_repeated_key", "d1:a0:1:a0:e"),
+        named("reject_trailing", "i1ei2e"),
     ]
 }
 
@@ -272,10 +279,16 @@ fn node() -> Vec<Seed> {
     mutable.extend(datagram(0x09, &m["reply_immutable"]));
     mutable.push(0xFF);
     seeds.push(named("get_item_lookups", mutable));
-    let mut maintenance = vec![0xFF];
-    maintenance.extend(datagram(0x09, &m["reply_nodes"]));
-    maintenance.extend([0xD6, 0xD4, 0xD2, 0xD7, 0xF0, 0xFF]);
-    seeds.push(named("maintenance_and_commands", maintenance));
+    let mut commands = vec![0xD0];
+    commands.extend(datagram(0x09, &m["reply_nodes"]));
+    commands.extend([0xD6, 0xD4, 0xD2, 0xD7, 0xF0, 0xFF]);
+    commands.extend(datagram(0x09, &m["reply_nodes"]));
+    seeds.push(named("commands_and_replies", commands));
+    // Twenty minutes on, the contacts are questionable and maintenance pings them.
+    let mut pings = vec![0xFF; 12];
+    pings.extend(datagram(0x09, &m["reply_nodes"]));
+    pings.push(0xFF);
+    seeds.push(named("maintenance_pings", pings));
     // Past the items' two hours: everything expires.
     seeds.push(named("expire_all", vec![0xFF; 80]));
     seeds
