@@ -14,7 +14,7 @@ use dht_proto::bencode::{
 /// - a value that decodes encodes back to exactly `data` (the decoder accepts only the
 ///   canonical form), and the lazy view reads the same tree as the eager one, raw spans
 ///   included;
-/// - a value built from `data` (see [`Model`]) and written with [`Encoder`] decodes back to
+/// - a value built from `data` (see `Model` below) and written with [`Encoder`] decodes back to
 ///   itself: `decode(encode(x)) == x` for every `x` within the decoder's bounds, and an `x`
 ///   past them is refused with the bound's error rather than misread.
 pub fn bencode(data: &[u8]) {

@@ -7,7 +7,7 @@
 //!
 //! - `c >= 0xE0`: time passes, `((c & 0x1f) + 1)²` × 100 ms (100 ms to 102.4 s), then
 //!   [`Node::handle_timeout`];
-//! - `0xD0 <= c < 0xE0`: the node starts command `c & 0x0f` (see [`command`]);
+//! - `0xD0 <= c < 0xE0`: the node starts command `c & 0x0f` (the `command` function);
 //! - otherwise a datagram arrives from the source `c % 16` (see [`Source`]), then a 2-byte
 //!   big-endian length and that many bytes (fewer if the input ends first).
 //!
@@ -17,7 +17,7 @@
 //! to answer that query), and `4:TOKN` becomes the last write token the node handed out.
 //!
 //! After every step the outputs are drained in the documented order, and the invariants in
-//! [`drain`] are checked. Reply sizes are deliberately not checked here.
+//! `drain` are checked. Reply sizes are deliberately not checked here.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::OnceLock;
@@ -120,7 +120,7 @@ pub fn mutable_items() -> &'static [MutableItem] {
 /// Immutable values the store starts with.
 pub const IMMUTABLE_VALUES: [&[u8]; 3] = [b"5:hello", b"i42e", b"d1:ai1e1:b2:xye"];
 
-/// Info-hashes the store holds peers for; also the targets of [`command`].
+/// Info-hashes the store holds peers for; also the targets of the commands the input starts.
 pub fn info_hash(i: u8) -> Id {
     Id(std::array::from_fn(|j| {
         0x5a ^ (i.wrapping_mul(31).wrapping_add(j as u8))
