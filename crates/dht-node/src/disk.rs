@@ -19,7 +19,7 @@
 //! # Layout
 //!
 //! The directory holds a marker file ([`MARKER_FILE`], with the format version) and the database
-//! ([`STORE_FILE`]). The database has five tables: `meta` (the format version), `identity` (one
+//! ([`STORE_FILE`]; made as [`STORE_TMP_FILE`] and linked into place once complete). The database has five tables: `meta` (the format version), `identity` (one
 //! row), `items` (keyed by the 20-byte target), `peers` (keyed by info-hash and compact peer
 //! address) and `contacts` (keyed by position). Values use the encoding of the private `codec`
 //! module, each with a version byte and a CRC-32C over key and value. Expiry times are stored in
@@ -50,8 +50,8 @@ use dht_proto::message::NodeInfo;
 use dht_proto::store::{StoreChange, StoredItem};
 use dht_proto::{Id, Instant};
 use redb::{
-    backends::FileBackend, Database, ReadableTable, ReadableTableMetadata, TableDefinition,
-    TableError,
+    backends::FileBackend, Database, ReadableTable, ReadableTableMetadata, StorageBackend,
+    TableDefinition, TableError,
 };
 
 use crate::clock::Clock;
@@ -71,6 +71,9 @@ pub const FORMAT_VERSION: u32 = 1;
 /// The marker is written here first and renamed into place, so that it appears whole or not at
 /// all.
 const MARKER_TMP_FILE: &str = "DHT-DATA-DIR.tmp";
+
+/// A new store is made here and linked to [`STORE_FILE`] once its tables are committed.
+pub const STORE_TMP_FILE: &str = "store.redb.tmp";
 
 /// Bytes of the marker file read; ours is under 200 bytes, a longer one is not ours.
 const MARKER_BYTES_MAX: u64 = 4096;
@@ -412,6 +415,65 @@ fn panic_detail(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
+/// How the store file is opened: read and write, private to its owner.
+fn store_options(create: bool) -> fs::OpenOptions {
+    let mut options = fs::OpenOptions::new();
+    options
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+/// Creates the store whole or not at all: under [`STORE_TMP_FILE`], with its tables committed
+/// durably, then linked to [`STORE_FILE`] (a link never replaces a store another process made
+/// meanwhile) and the link synced through the directory. A crash on the way leaves no
+/// [`STORE_FILE`], or one that is complete; redb's first writes to a new file are not a
+/// database until its first commit, and would otherwise be refused as damaged at every later
+/// start.
+fn create_store<B: StorageBackend>(
+    dir: &Path,
+    wrap: impl FnOnce(FileBackend) -> B,
+) -> Result<Database, OpenError> {
+    let store = dir.join(STORE_FILE);
+    let tmp = dir.join(STORE_TMP_FILE);
+    let file = store_options(true).open(&tmp).map_err(io_err(&tmp))?;
+    // Locked before it is emptied: another process creating the store at the same moment
+    // holds this lock, and its half-made file is not ours to cut.
+    let backend = FileBackend::new(file).map_err(|e| match open_err(&tmp, e) {
+        OpenError::Locked { .. } => OpenError::Locked {
+            path: store.clone(),
+        },
+        other => other,
+    })?;
+    // What an earlier crash left here was never linked into place: it holds no data.
+    backend.set_len(0).map_err(io_err(&tmp))?;
+    let db = builder()
+        .create_with_backend(StagedFile::pass_through(wrap(backend)))
+        .map_err(|e| open_err(&tmp, e))?;
+    init_tables(&db, &tmp)?;
+    match fs::hard_link(&tmp, &store) {
+        Ok(()) => {
+            sync_dir(dir)?;
+            fs::remove_file(&tmp).map_err(io_err(&tmp))?;
+        }
+        // Another process made a store meanwhile and has it open (or a crashed one left it,
+        // and the next start opens it).
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(OpenError::Locked { path: store });
+        }
+        // A file system without hard links: a rename is as atomic, only not exclusive.
+        Err(_) => {
+            fs::rename(&tmp, &store).map_err(io_err(&store))?;
+            sync_dir(dir)?;
+        }
+    }
+    Ok(db)
+}
+
 impl DataDir {
     /// Opens or creates the data directory `dir` (creates it and its parents if missing; a new
     /// or empty directory gets the marker file [`MARKER_FILE`] and the database [`STORE_FILE`]).
@@ -420,10 +482,24 @@ impl DataDir {
     /// the tables, the format version and every record are read back while redb's own writes are
     /// held in memory, and the file is left untouched if any check fails. redb repairs a store
     /// that was not closed cleanly (a crash), as it is built to. A marked directory without
-    /// [`STORE_FILE`], or with an empty one, gets a new store (there is no data to lose).
+    /// [`STORE_FILE`], or with an empty one, gets a new store (there is no data to lose), made
+    /// under [`STORE_TMP_FILE`] and linked into place once complete, so that a crash while
+    /// making it never leaves a store that cannot be opened.
     ///
     /// Opening reads the whole store once, so it takes time in proportion to its size.
     pub fn open(dir: &Path) -> Result<DataDir, OpenError> {
+        DataDir::open_with_backend(dir, |file| file)
+    }
+
+    /// [`DataDir::open`], with redb's file I/O going through `wrap(file)` instead of the file's
+    /// own backend: the seam for the crash tests' fault-injecting backend
+    /// (`crates/dht-node/tests/crash_points.rs`). Every check of [`DataDir::open`] still runs;
+    /// only the bytes' way to the file changes. Not part of the supported API.
+    #[doc(hidden)]
+    pub fn open_with_backend<B: StorageBackend>(
+        dir: &Path,
+        wrap: impl FnOnce(FileBackend) -> B,
+    ) -> Result<DataDir, OpenError> {
         match fs::metadata(dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => create_dir(dir)?,
             Err(e) => return Err(io_err(dir)(e)),
@@ -449,46 +525,67 @@ impl DataDir {
         }
 
         let store = dir.join(STORE_FILE);
-        let mut options = fs::OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(&store).map_err(io_err(&store))?;
-        let len = file.metadata().map_err(io_err(&store))?.len();
-        // FileBackend takes redb's exclusive lock on the file, so a second opener stops here.
-        let backend = FileBackend::new(file).map_err(|e| open_err(&store, e))?;
-
-        let db = if len == 0 {
-            let db = builder()
-                .create_with_backend(StagedFile::pass_through(backend))
-                .map_err(|e| open_err(&store, e))?;
-            init_tables(&db, &store)?;
-            db
-        } else {
-            let (backend, staging) = StagedFile::staging(backend).map_err(io_err(&store))?;
-            // redb asserts on some kinds of damage (a truncated file, for one) instead of
-            // returning an error. A damaged file is an operating error, not a bug of ours, so the
-            // panic is caught and reported as corruption. The database is dropped inside the
-            // closure, so redb's own drop never runs on a poisoned instance outside it.
-            let checked = catch_unwind(AssertUnwindSafe(|| {
-                let mut db = builder()
-                    .create_with_backend(backend)
-                    .map_err(|e| open_err(&store, e))?;
-                verify(&mut db, &store)?;
-                Ok(db)
-            }));
-            let db = match checked {
-                Ok(Ok(db)) => db,
-                Ok(Err(e)) => return Err(e),
-                Err(payload) => {
-                    return Err(corrupt(
-                        &store,
-                        format!("redb failed reading it: {}", panic_detail(&*payload)),
-                    ))
+        let file = match store_options(false).open(&store) {
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(&store)(e)),
+        };
+        let existing = match file {
+            Some(file) => {
+                let len = file.metadata().map_err(io_err(&store))?.len();
+                // FileBackend takes redb's exclusive lock on the file, so a second opener stops
+                // here.
+                let backend = FileBackend::new(file).map_err(|e| open_err(&store, e))?;
+                if len == 0 {
+                    // An empty store holds no data (a crash while an older build created it in
+                    // place): make a new one as for a missing file.
+                    drop(backend);
+                    fs::remove_file(&store).map_err(io_err(&store))?;
+                    None
+                } else {
+                    Some(backend)
                 }
-            };
-            staging.commit().map_err(io_err(&store))?;
-            db
+            }
+            None => None,
+        };
+        let db = match existing {
+            None => create_store(dir, wrap)?,
+            Some(backend) => {
+                let (backend, staging) =
+                    StagedFile::staging(wrap(backend)).map_err(io_err(&store))?;
+                // redb asserts on some kinds of damage (a truncated file, for one) instead of
+                // returning an error. A damaged file is an operating error, not a bug of ours,
+                // so the panic is caught and reported as corruption. The database is dropped
+                // inside the closure, so redb's own drop never runs on a poisoned instance
+                // outside it.
+                let checked = catch_unwind(AssertUnwindSafe(|| {
+                    let mut db = builder()
+                        .create_with_backend(backend)
+                        .map_err(|e| open_err(&store, e))?;
+                    verify(&mut db, &store)?;
+                    Ok(db)
+                }));
+                let db = match checked {
+                    Ok(Ok(db)) => db,
+                    Ok(Err(e)) => return Err(e),
+                    Err(payload) => {
+                        return Err(corrupt(
+                            &store,
+                            format!("redb failed reading it: {}", panic_detail(&*payload)),
+                        ))
+                    }
+                };
+                staging.commit().map_err(io_err(&store))?;
+                // A crash between linking a new store into place and removing its temporary
+                // name leaves that name behind.
+                match fs::remove_file(dir.join(STORE_TMP_FILE)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        tracing::warn!(error = %e, "removing a leftover {STORE_TMP_FILE} failed");
+                    }
+                    _ => {}
+                }
+                db
+            }
         };
         Ok(DataDir {
             db,

@@ -77,6 +77,7 @@ fn samples() -> Vec<(&'static str, Message)> {
             envelope(Body::Query(Query {
                 sender_id: id(5),
                 method: Method::Put(PutArgs {
+                    target: None,
                     token: b"\x01\x02\x03\x04".to_vec(),
                     value: b"d5:itemsli1ei2ei3ee4:name5:alicee".to_vec(),
                     mutable: Some(MutableArgs {

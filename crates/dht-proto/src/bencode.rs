@@ -43,8 +43,8 @@ const LEN_DIGITS_MAX: usize = 5;
 /// Most decimal digits in an integer, sign excluded: `i64::MIN` has 19.
 const INT_DIGITS_MAX: usize = 19;
 
-/// Why an input is not strict bencode. Network input that fails here is dropped (KRPC has no
-/// transaction ID to answer to until the message decodes).
+/// Why an input is not strict bencode. A KRPC query that fails here is answered with 203 if its
+/// transaction ID can still be read ([`lenient_top_level_get`]); anything else is dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum BencodeError {
     /// The input is longer than [`INPUT_LEN_MAX`].
@@ -447,6 +447,68 @@ fn skip(input: &[u8], mut pos: usize) -> Option<usize> {
     loop {
         match *input.get(pos)? {
             b'i' => pos = parse_int(input, pos).ok()?.1,
+            b'0'..=b'9' => pos = parse_bytes(input, pos).ok()?.1,
+            b'l' | b'd' => {
+                open += 1;
+                pos += 1;
+            }
+            b'e' => {
+                open = open.checked_sub(1)?;
+                pos += 1;
+            }
+            _ => return None,
+        }
+        if open == 0 {
+            return Some(pos);
+        }
+    }
+}
+
+/// The value under `key` in the top-level dictionary of `input`, read leniently: keys in any
+/// order and integers with leading zeros are passed over (nothing else is). Only for answering
+/// a datagram that failed the strict decode: KRPC must reply error 203 to a query that carries
+/// non-canonical bencode (BEP 44 rejects such a `v`), and that reply needs the query's `t`.
+/// Returns the raw bytes of the first entry with that key; `None` if there is none, or if the
+/// input is not one dictionary from its first byte to its last (truncated, trailing bytes,
+/// a byte that starts no value). Bounded by the input: every step advances through it.
+pub fn lenient_top_level_get<'a>(input: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    if input.len() > INPUT_LEN_MAX || input.first() != Some(&b'd') {
+        return None;
+    }
+    let mut pos = 1;
+    let mut found = None;
+    while input.get(pos)? != &b'e' {
+        let (k, value_start) = parse_bytes(input, pos).ok()?;
+        let end = skip_lenient(input, value_start)?;
+        if k == key && found.is_none() {
+            found = Some(&input[value_start..end]);
+        }
+        pos = end;
+    }
+    if pos + 1 != input.len() {
+        return None;
+    }
+    found
+}
+
+/// Like [`skip`], but an integer may have leading zeros.
+fn skip_lenient(input: &[u8], mut pos: usize) -> Option<usize> {
+    let mut open: usize = 0;
+    // Bounded: every iteration advances `pos` by at least one byte of `input`.
+    loop {
+        match *input.get(pos)? {
+            b'i' => {
+                let digits = input.get(pos + 1..)?;
+                let sign = usize::from(digits.first() == Some(&b'-'));
+                let len = digits[sign..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                if len == 0 || digits.get(sign + len) != Some(&b'e') {
+                    return None;
+                }
+                pos += 1 + sign + len + 1;
+            }
             b'0'..=b'9' => pos = parse_bytes(input, pos).ok()?.1,
             b'l' | b'd' => {
                 open += 1;

@@ -19,7 +19,8 @@
 //!   is the node's decision, so the codec must not turn them into a 203.
 //!
 //! Encoding writes canonical bencode with keys in sorted order, leaving out what is empty or
-//! absent (an empty `nodes`, `nodes6` or `values`, a `false` `implied_port` or `ro`, an empty
+//! absent (an empty `nodes` or `nodes6` unless [`Response::nodes_keys`] asks for it, an empty
+//! `values`, a `false` `implied_port` or `ro`, an empty
 //! salt). So `encode(decode(x)) == x` for every `x` that this encoder could have written,
 //! including every example message of BEP 5 that has no placeholder in it.
 
@@ -94,6 +95,31 @@ pub enum DecodeErrorKind {
 
 type Kind = DecodeErrorKind;
 
+/// The error for a datagram that is not strict bencode. A top-level dictionary whose `y` is
+/// `q` (or that has a `q`) and whose `t` can still be read, say one with a non-canonical BEP 44
+/// `v`, is a query to answer with 203; anything else is dropped unanswered.
+fn not_canonical(bytes: &[u8], e: BencodeError) -> DecodeError {
+    let bytes_of = |key: &[u8]| {
+        bencode::lenient_top_level_get(bytes, key)
+            .and_then(|raw| bencode::decode_raw(raw).ok())
+            .and_then(|v| v.as_bytes())
+    };
+    let is_query = match bytes_of(b"y") {
+        Some(y) => y == b"q",
+        None => bencode::lenient_top_level_get(bytes, b"q").is_some(),
+    };
+    let transaction_id = is_query
+        .then(|| bytes_of(b"t"))
+        .flatten()
+        .filter(|t| t.len() <= TRANSACTION_ID_LEN_MAX)
+        .map(<[u8]>::to_vec);
+    DecodeError {
+        kind: Kind::Bencode(e),
+        transaction_id,
+        is_query,
+    }
+}
+
 impl Message {
     /// Decodes one datagram.
     ///
@@ -113,11 +139,7 @@ impl Message {
     /// `bytes` rather than copied: the node's path, which so allocates nothing for it.
     pub fn decode_parts(bytes: &[u8]) -> Result<(Envelope<'_>, Body), DecodeError> {
         let top = bencode::decode_raw(bytes)
-            .map_err(|e| DecodeError {
-                kind: Kind::Bencode(e),
-                transaction_id: None,
-                is_query: false,
-            })?
+            .map_err(|e| not_canonical(bytes, e))?
             .as_dict()
             .ok_or(DecodeError {
                 kind: Kind::NotADict,
@@ -324,7 +346,7 @@ fn query_args(a: &mut DictEncoder<'_>, q: &Query) {
             a.bytes(b"target", target.as_bytes());
         }
         Method::Put(p) => {
-            // Sorted: cas, id, k, salt, seq, sig, token, v.
+            // Sorted: cas, id, k, salt, seq, sig, target, token, v.
             let m = p.mutable.as_ref();
             if let Some(cas) = m.and_then(|m| m.cas) {
                 a.int(b"cas", cas);
@@ -337,6 +359,9 @@ fn query_args(a: &mut DictEncoder<'_>, q: &Query) {
                 }
                 a.int(b"seq", m.seq);
                 a.bytes(b"sig", &m.signature);
+            }
+            if let Some(target) = &p.target {
+                a.bytes(b"target", target.as_bytes());
             }
             a.bytes(b"token", &p.token);
             a.raw(b"v", &p.value);
@@ -364,12 +389,12 @@ fn response_fields(d: &mut DictEncoder<'_>, r: &Response) {
     if let Some(k) = &r.public_key {
         d.bytes(b"k", k);
     }
-    if !r.nodes.is_empty() {
+    if !r.nodes.is_empty() || r.nodes_keys.v4 {
         d.bytes_with(b"nodes", compact_nodes_len(&r.nodes, false), |out| {
             write_compact_nodes(out, &r.nodes, false)
         });
     }
-    if !r.nodes6.is_empty() {
+    if !r.nodes6.is_empty() || r.nodes_keys.v6 {
         d.bytes_with(b"nodes6", compact_nodes_len(&r.nodes6, true), |out| {
             write_compact_nodes(out, &r.nodes6, true)
         });
@@ -600,6 +625,7 @@ fn query(q: Field<'_>, a: Field<'_>) -> Result<Query, Kind> {
                 token,
                 value,
                 mutable,
+                target: opt_array::<ID_LEN>(target, "a.target")?.map(Id),
             })
         }
         _ => Method::Unknown {
@@ -628,12 +654,16 @@ fn response(r: Field<'_>) -> Result<Response, Kind> {
             .filter_map(|v| v.as_bytes().and_then(addr))
             .collect(),
     };
+    let nodes = opt_bytes(nodes, "r.nodes")?.map(|b| compact_nodes(b, COMPACT_NODE_V4_LEN));
+    let nodes6 = opt_bytes(nodes6, "r.nodes6")?.map(|b| compact_nodes(b, COMPACT_NODE_V6_LEN));
     Ok(Response {
         sender_id: req_id(id, "r.id")?,
-        nodes: opt_bytes(nodes, "r.nodes")?
-            .map_or_else(Vec::new, |b| compact_nodes(b, COMPACT_NODE_V4_LEN)),
-        nodes6: opt_bytes(nodes6, "r.nodes6")?
-            .map_or_else(Vec::new, |b| compact_nodes(b, COMPACT_NODE_V6_LEN)),
+        nodes_keys: Want {
+            v4: nodes.as_ref().is_some_and(Vec::is_empty),
+            v6: nodes6.as_ref().is_some_and(Vec::is_empty),
+        },
+        nodes: nodes.unwrap_or_default(),
+        nodes6: nodes6.unwrap_or_default(),
         token,
         peers,
         value: v.map(|v| v.raw().to_vec()),

@@ -19,6 +19,7 @@ pub mod krpc;
 pub mod lookup;
 pub mod message;
 pub mod node;
+pub mod ratelimit;
 pub mod routing;
 pub mod store;
 pub mod time;

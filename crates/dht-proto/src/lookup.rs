@@ -175,6 +175,12 @@ impl Lookup {
                 if self.candidates.iter().any(|c| c.node.addr == node.addr) {
                     return false;
                 }
+                debug_assert!(
+                    self.candidates
+                        .windows(2)
+                        .all(|w| w[0].distance < w[1].distance),
+                    "candidates sorted by distance, each distance once"
+                );
                 self.candidates.insert(
                     pos,
                     Candidate {
@@ -238,6 +244,7 @@ impl Lookup {
             }
         }
         let i = pick?;
+        debug_assert!(self.in_flight() < limit, "no more than the limit in flight");
         let c = &mut self.candidates[i];
         c.state = State::InFlight { stalled: false };
         self.messages += 1;

@@ -123,6 +123,9 @@ pub struct PutArgs {
     pub value: Vec<u8>,
     /// Present for a mutable put.
     pub mutable: Option<MutableArgs>,
+    /// The item's target (`target`). BEP 44 has none in `put`, but the `mainline` crate drops a
+    /// `put` without it; our puts carry it, and one that came with it keeps it.
+    pub target: Option<Id>,
 }
 
 impl PutArgs {
@@ -130,6 +133,7 @@ impl PutArgs {
     pub fn mutable(item: &crate::bep44::MutableItem, token: Vec<u8>, cas: Option<i64>) -> Self {
         PutArgs {
             token,
+            target: Some(item.target()),
             value: item.value.clone(),
             mutable: Some(MutableArgs {
                 public_key: item.public_key,
@@ -176,6 +180,11 @@ pub struct Response {
     pub nodes: Vec<NodeInfo>,
     /// Compact IPv6 node infos (`nodes6`, BEP 32).
     pub nodes6: Vec<NodeInfo>,
+    /// Which of `nodes` (`v4`) and `nodes6` (`v6`) the message carries even when empty (a list
+    /// with contacts is always written; decoding sets a flag only for a key present and
+    /// empty). BEP 5 expects `nodes` in every `find_node` reply and in a `get_peers` reply
+    /// without peers, so a node with an empty table answers with an empty string.
+    pub nodes_keys: Want,
     /// Write token (`token`).
     pub token: Option<Vec<u8>>,
     /// Peers for an info-hash (`values`), IPv4 and IPv6 compact forms.

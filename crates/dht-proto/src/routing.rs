@@ -60,6 +60,9 @@ const VERIFIED: u8 = 1;
 /// [`Contact::flags`]: its address is IPv6 (otherwise `ip` holds an IPv4 address in its first
 /// four bytes).
 const IPV6: u8 = 2;
+/// [`Contact::flags`]: known only from its own query: it has not answered us, and no node that
+/// answered us named it, so its address is only as good as its word (it may be forged).
+const QUERIED_ONLY: u8 = 4;
 
 /// One entry of the table: 44 bytes. The address is packed with the flags (16 bytes of IP, 2 of
 /// port, a family bit) instead of a `SocketAddr`'s 32, since a table holds a few hundred
@@ -72,7 +75,7 @@ pub struct Contact {
     port: u16,
     /// Whole seconds from the time origin to when we last received a message from it.
     last_seen_s: u32,
-    /// [`VERIFIED`] and [`IPV6`].
+    /// [`VERIFIED`], [`IPV6`] and [`QUERIED_ONLY`].
     flags: u8,
     /// Queries in a row it failed to answer.
     failures: u8,
@@ -97,14 +100,19 @@ fn pack(addr: SocketAddr) -> ([u8; 16], u16, u8) {
 }
 
 impl Contact {
-    fn new(node: NodeInfo, now: Instant, verified: bool) -> Self {
+    fn new(node: NodeInfo, now: Instant, how: Heard) -> Self {
         let (ip, port, family) = pack(node.addr);
+        let flags = match how {
+            Heard::Response => VERIFIED,
+            Heard::Query => QUERIED_ONLY,
+            Heard::About => 0,
+        };
         Contact {
             id: node.id,
             ip,
             port,
             last_seen_s: seconds(now),
-            flags: family | if verified { VERIFIED } else { 0 },
+            flags: family | flags,
             failures: 0,
         }
     }
@@ -130,9 +138,22 @@ impl Contact {
         self.ip == other.ip && self.flags & IPV6 == other.flags & IPV6
     }
 
+    /// Whether both contacts are in the same subnet: an IPv4 /24 or an IPv6 /64.
+    fn same_subnet(&self, other: &Contact) -> bool {
+        let prefix = if self.flags & IPV6 != 0 { 8 } else { 3 };
+        self.flags & IPV6 == other.flags & IPV6 && self.ip[..prefix] == other.ip[..prefix]
+    }
+
     /// Whether it has ever answered one of our queries.
     pub fn verified(&self) -> bool {
         self.flags & VERIFIED != 0
+    }
+
+    /// Whether its address is vouched for: it answered one of our queries, or a node that did
+    /// named it. Only such contacts get queries of our own initiative (pings, refreshes) and
+    /// are passed on in our replies; one known only from its own query may be a forged source.
+    pub fn vouched(&self) -> bool {
+        self.flags & QUERIED_ONLY == 0
     }
 
     /// Queries in a row it failed to answer.
@@ -213,8 +234,9 @@ struct Bucket {
     next_ping_first_s: u32,
     /// `last_seen_s` of the stalest verified contact that is not bad, or [`NONE_S`].
     stalest_verified_s: u32,
-    /// `last_seen_s` of the stalest unverified contact that is not bad, or [`NONE_S`].
-    stalest_unverified_s: u32,
+    /// `last_seen_s` of the stalest unverified but vouched contact (heard about from a node
+    /// that answered us) that is not bad, or [`NONE_S`].
+    stalest_hearsay_s: u32,
     /// Contacts that are bad.
     bad: u8,
 }
@@ -230,54 +252,91 @@ impl Default for Bucket {
             last_changed_s: 0,
             next_ping_first_s: 0,
             stalest_verified_s: NONE_S,
-            stalest_unverified_s: NONE_S,
+            stalest_hearsay_s: NONE_S,
             bad: 0,
         }
     }
 }
 
 impl Bucket {
+    /// Puts `contact` in place `pos` (whose contact leaves), and out of the replacements.
+    fn put_at(&mut self, pos: usize, contact: Contact, now: Instant) {
+        self.contacts[pos] = contact;
+        self.replacements.retain(|r| r.id != contact.id);
+        self.last_changed_s = seconds(now);
+        self.summarize();
+    }
+
     /// Recomputes the summary; called after every change to the contacts.
     fn summarize(&mut self) {
-        let (mut verified, mut unverified, mut bad) = (NONE_S, NONE_S, 0);
+        debug_assert!(self.replacements.len() <= REPLACEMENTS_PER_BUCKET);
+        debug_assert!(
+            self.contacts
+                .iter()
+                .enumerate()
+                .all(|(i, c)| self.contacts[..i].iter().all(|d| d.id != c.id)),
+            "an ID appears once in a bucket"
+        );
+        let (mut verified, mut hearsay, mut bad) = (NONE_S, NONE_S, 0);
         for c in &self.contacts {
             if c.failures >= FAILURES_BAD {
                 bad += 1;
             } else if c.verified() {
                 verified = verified.min(c.last_seen_s);
-            } else {
-                unverified = unverified.min(c.last_seen_s);
+            } else if c.vouched() {
+                hearsay = hearsay.min(c.last_seen_s);
             }
         }
         self.stalest_verified_s = verified;
-        self.stalest_unverified_s = unverified;
+        self.stalest_hearsay_s = hearsay;
         self.bad = bad;
     }
 
-    /// When the bucket's stalest questionable contact was last seen, if it has one at `now_s`:
-    /// an unverified contact is always questionable, a verified one once [`GOOD_FOR`] passed.
+    /// When the bucket's stalest questionable contact that may be pinged was last seen, if it
+    /// has one at `now_s`: a vouched contact that never answered us is always questionable, a
+    /// verified one once [`GOOD_FOR`] passed. One known only from its own query is never
+    /// pinged, so it is not counted.
     fn stalest_questionable_s(&self, now_s: u32) -> Option<u32> {
         let good_for = GOOD_FOR.as_secs() as u32;
         // With no verified contact `stalest_verified_s` is NONE_S, never GOOD_FOR old.
         let stalest = if now_s.saturating_sub(self.stalest_verified_s) >= good_for {
-            self.stalest_verified_s.min(self.stalest_unverified_s)
+            self.stalest_verified_s.min(self.stalest_hearsay_s)
         } else {
-            self.stalest_unverified_s
+            self.stalest_hearsay_s
         };
         (stalest != NONE_S).then_some(stalest)
     }
 }
 
-/// Settings of the routing table.
+/// Settings of the routing table. Loopback and private addresses are exempt from the address
+/// rules, so that local networks work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoutingConfig {
-    /// At most one contact per public IP address (loopback and private addresses exempt).
+    /// At most one contact per public IP address.
     pub one_per_ip: bool,
+    /// At most this many contacts per subnet (an IPv4 /24 or an IPv6 /64) in one bucket, as
+    /// libtorrent's `restrict_routing_ips` (which allows one).
+    pub subnet_per_bucket_max: usize,
+    /// At most this many contacts per subnet in the whole table.
+    pub subnet_per_table_max: usize,
 }
+
+/// Default of [`RoutingConfig::subnet_per_bucket_max`]: libtorrent's one.
+pub const SUBNET_PER_BUCKET_MAX: usize = 1;
+
+/// Default of [`RoutingConfig::subnet_per_table_max`]. A table holds about 8 log2(N) contacts
+/// (about 190 on Mainline's ten million nodes), drawn from millions of /24s, so honest nodes
+/// almost never share one; an attacker whose hosts sit in one /24 gets at most this many
+/// places instead of a bucket's worth in every bucket.
+pub const SUBNET_PER_TABLE_MAX: usize = 4;
 
 impl Default for RoutingConfig {
     fn default() -> Self {
-        RoutingConfig { one_per_ip: true }
+        RoutingConfig {
+            one_per_ip: true,
+            subnet_per_bucket_max: SUBNET_PER_BUCKET_MAX,
+            subnet_per_table_max: SUBNET_PER_TABLE_MAX,
+        }
     }
 }
 
@@ -336,7 +395,9 @@ impl RoutingTable {
 
     /// Where the bucket that `id` falls in lies in memory, and its size: for a simulator's
     /// cache hint, which asks for the bucket a datagram's sender will be looked up in while the
-    /// event before it runs. Nothing is read through the pointer.
+    /// event before it runs. Nothing is read through the pointer. Only with the `sim-hints`
+    /// feature: it is no part of the protocol.
+    #[cfg(feature = "sim-hints")]
     pub fn bucket_memory(&self, id: &Id) -> (*const u8, usize) {
         let b = &self.buckets[self.bucket_index(id)];
         (
@@ -360,17 +421,48 @@ impl RoutingTable {
             .any(|c| c.id == *id)
     }
 
-    /// Whether the one-contact-per-IP rule keeps `contact` out: another ID already sits in
-    /// the table at its public IP. Loopback and private addresses are exempt, so that local
+    /// Whether the address rules keep `contact` out of bucket `index`: another ID already sits
+    /// in the table at its public IP, or its subnet has its share of the bucket or the table
+    /// (see [`RoutingConfig`]). Loopback and private addresses are exempt, so that local
     /// networks work. A scan of the whole table, so it runs only when a contact would enter.
-    fn ip_blocked(&self, contact: &Contact) -> bool {
-        if !self.config.one_per_ip || is_local_address(&contact.addr().ip()) {
+    fn ip_blocked(&self, contact: &Contact, index: usize) -> bool {
+        if is_local_address(&contact.addr().ip()) {
             return false;
         }
-        self.buckets
+        let (mut in_bucket, mut in_table) = (0, 0);
+        for (i, b) in self.buckets.iter().enumerate() {
+            for c in b.contacts.iter().filter(|c| c.id != contact.id) {
+                if self.config.one_per_ip && c.same_ip(contact) {
+                    return true;
+                }
+                if c.same_subnet(contact) {
+                    in_table += 1;
+                    in_bucket += usize::from(i == index);
+                }
+            }
+        }
+        in_bucket >= self.config.subnet_per_bucket_max
+            || in_table >= self.config.subnet_per_table_max
+    }
+
+    /// Whether `id` is in the table at `addr`, as a contact or a replacement, and has answered
+    /// one of our queries there.
+    pub fn verified_at(&self, id: &Id, addr: SocketAddr) -> bool {
+        self.known_at(id, addr).is_some_and(|c| c.verified())
+    }
+
+    /// Whether `id` is in the table at `addr` and its address is vouched for
+    /// ([`Contact::vouched`]): an address we may send queries of our own initiative to.
+    pub fn vouched_at(&self, id: &Id, addr: SocketAddr) -> bool {
+        self.known_at(id, addr).is_some_and(|c| c.vouched())
+    }
+
+    fn known_at(&self, id: &Id, addr: SocketAddr) -> Option<&Contact> {
+        let b = &self.buckets[self.bucket_index(id)];
+        b.contacts
             .iter()
-            .flat_map(|b| b.contacts.iter())
-            .any(|c| c.same_ip(contact) && c.id != contact.id)
+            .chain(b.replacements.iter())
+            .find(|c| c.id == *id && c.is_at(addr))
     }
 
     /// Records that we heard from `node` directly, and adds it if there is room.
@@ -388,13 +480,21 @@ impl RoutingTable {
         }
         if let Some(c) = bucket.contacts.iter_mut().find(|c| c.id == node.id) {
             // A known ID never moves to another address: the newcomer may be an impostor.
-            // Nor does a third party's word make a contact look alive.
-            if !c.is_at(node.addr) || how == Heard::About {
+            // Nor does a third party's word make a contact look alive, though it vouches for
+            // the address of one known only from its own query.
+            if !c.is_at(node.addr) {
+                return Insert::Ignored;
+            }
+            if how == Heard::About {
+                if !c.vouched() {
+                    c.flags &= !QUERIED_ONLY;
+                    bucket.summarize();
+                }
                 return Insert::Ignored;
             }
             c.last_seen_s = seconds(now);
             if how == Heard::Response {
-                c.flags |= VERIFIED;
+                c.flags = (c.flags | VERIFIED) & !QUERIED_ONLY;
                 c.failures = 0;
                 // BEP 5: a bucket is fresh when one of its nodes answered us.
                 bucket.last_changed_s = seconds(now);
@@ -402,7 +502,7 @@ impl RoutingTable {
             bucket.summarize();
             return Insert::Refreshed;
         }
-        let contact = Contact::new(node, now, how == Heard::Response);
+        let contact = Contact::new(node, now, how);
         self.insert(now, contact, how != Heard::About)
     }
 
@@ -411,9 +511,10 @@ impl RoutingTable {
             let index = self.bucket_index(&contact.id);
             let count = self.buckets.len();
             if self.buckets[index].contacts.len() < K {
-                if self.ip_blocked(&contact) {
+                if self.ip_blocked(&contact, index) {
                     return Insert::Ignored;
                 }
+                debug_assert_eq!(index, self.bucket_index(&contact.id));
                 let bucket = &mut self.buckets[index];
                 bucket.contacts.push(contact);
                 bucket.last_changed_s = seconds(now);
@@ -436,22 +537,43 @@ impl RoutingTable {
                     .position(|c| c.standing(now) == Standing::Bad),
             };
             if let Some(pos) = bad {
-                if self.ip_blocked(&contact) {
+                if self.ip_blocked(&contact, index) {
                     return Insert::Ignored;
                 }
-                let bucket = &mut self.buckets[index];
-                bucket.contacts[pos] = contact;
-                bucket.last_changed_s = seconds(now);
-                bucket.summarize();
+                self.buckets[index].put_at(pos, contact, now);
                 return Insert::Added;
             }
             if !may_displace {
                 return Insert::Ignored;
             }
-            // A replacement is checked against the one-per-IP rule when it is promoted.
+            // A newcomer that answered us takes the place of the stalest contact that never
+            // did: we may not ping that one to find out (it may be a spoofed address that
+            // queried us once), and a proven contact is worth more.
+            let unproven = contact
+                .verified()
+                .then(|| {
+                    bucket
+                        .contacts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| !c.verified())
+                        .min_by_key(|(_, c)| c.last_seen_s)
+                        .map(|(pos, _)| pos)
+                })
+                .flatten();
+            if let Some(pos) = unproven {
+                if self.ip_blocked(&contact, index) {
+                    return Insert::Ignored;
+                }
+                self.buckets[index].put_at(pos, contact, now);
+                return Insert::Added;
+            }
+            // A replacement is checked against the address rules when it is promoted.
             let bucket = &mut self.buckets[index];
             // BEP 5: a newcomer heard from directly (it answered us, or queried us and so is
             // alive now) waits while the least recently seen questionable contact is pinged.
+            // Only a contact that has answered us before is pinged: a query of our own
+            // initiative never goes to an address that has not proved itself.
             push_replacement(&mut bucket.replacements, contact);
             let now_s = seconds(now);
             let questionable = (now_s >= bucket.next_ping_first_s)
@@ -459,7 +581,7 @@ impl RoutingTable {
                     bucket
                         .contacts
                         .iter()
-                        .filter(|c| c.standing(now) == Standing::Questionable)
+                        .filter(|c| c.vouched() && c.standing(now) == Standing::Questionable)
                         .min_by_key(|c| (c.verified(), c.last_seen_s))
                         .map(Contact::info)
                 })
@@ -496,6 +618,13 @@ impl RoutingTable {
         }
         self.buckets[depth].summarize();
         self.buckets[depth + 1].summarize();
+        debug_assert!(
+            (depth..=depth + 1).all(|i| self.buckets[i]
+                .contacts
+                .iter()
+                .all(|c| self.bucket_index(&c.id) == i)),
+            "a split leaves every contact in the bucket of its prefix"
+        );
     }
 
     /// Records that a query to `id` at `addr` went unanswered, sent `tries` times (a request
@@ -525,11 +654,10 @@ impl RoutingTable {
         bucket.next_ping_first_s = 0;
         // The freshest replacement that the one-per-IP rule lets in takes the place.
         while let Some(r) = self.buckets[index].replacements.pop() {
-            if !self.ip_blocked(&r) {
-                let bucket = &mut self.buckets[index];
-                bucket.contacts[pos] = r;
-                bucket.last_changed_s = seconds(now);
-                bucket.summarize();
+            // A replacement that entered the bucket by another way since it waited is spent.
+            let present = self.buckets[index].contacts.iter().any(|c| c.id == r.id);
+            if !present && !self.ip_blocked(&r, index) {
+                self.buckets[index].put_at(pos, r, now);
                 return;
             }
         }
@@ -560,14 +688,14 @@ impl RoutingTable {
         self.closest_where(now, target, count, |_| true)
     }
 
-    /// Like [`RoutingTable::closest`], counting only contacts whose address `keep` accepts
-    /// (for example one address family).
+    /// Like [`RoutingTable::closest`], counting only contacts that `keep` accepts (for
+    /// example one address family, or only those that have answered us).
     pub fn closest_where(
         &self,
         now: Instant,
         target: &Id,
         count: usize,
-        keep: impl Fn(&SocketAddr) -> bool,
+        keep: impl Fn(&Contact) -> bool,
     ) -> Vec<NodeInfo> {
         let mut out: Vec<NodeInfo> = Vec::with_capacity(count);
         let mut tier: Vec<(crate::id::Distance, NodeInfo)> = Vec::with_capacity(K * 2);
@@ -591,7 +719,7 @@ impl RoutingTable {
         };
         let add = |tier: &mut Vec<(crate::id::Distance, NodeInfo)>, b: &Bucket| {
             for c in &b.contacts {
-                if c.standing(now) != Standing::Bad && keep(&c.addr()) {
+                if c.standing(now) != Standing::Bad && keep(c) {
                     tier.push((c.id.distance(target), c.info()));
                 }
             }
@@ -616,7 +744,8 @@ impl RoutingTable {
     }
 
     /// Buckets that saw no change for [`BUCKET_REFRESH_AFTER`]: for each, a random target in
-    /// its range and the contact of the bucket heard from longest ago (if any), to ask for it.
+    /// its range and the vouched contact of the bucket heard from longest ago (if any), to ask
+    /// for it; `None` for an empty bucket.
     /// Marks them as refreshed now, so each is returned once per period.
     pub fn take_refresh_targets(
         &mut self,
@@ -632,15 +761,23 @@ impl RoutingTable {
                 let oldest = b
                     .contacts
                     .iter()
+                    .filter(|c| c.vouched())
                     .min_by_key(|c| c.last_seen_s)
                     .map(Contact::info);
+                // A bucket of contacts known only from their own queries gets no query of ours
+                // (and no lookup either: it is not empty).
+                if oldest.is_none() && !b.contacts.is_empty() {
+                    continue;
+                }
                 targets.push((own.random_in_bucket(i, rng), oldest));
             }
         }
         targets
     }
 
-    /// Questionable contacts to ping, at most `count`, the longest unheard first.
+    /// Questionable contacts to ping, at most `count`, the longest unheard first: only vouched
+    /// ones ([`Contact::vouched`]; a query of our own initiative never goes to an address known
+    /// only from its own query).
     ///
     /// Buckets are read in the order of their stalest questionable contact, and only until no
     /// unread bucket can hold one of the `count` stalest; ties go to the earlier bucket, then
@@ -667,7 +804,7 @@ impl RoutingTable {
                 break;
             }
             for (pos, c) in self.buckets[i].contacts.iter().enumerate() {
-                if c.standing(now) == Standing::Questionable {
+                if c.vouched() && c.standing(now) == Standing::Questionable {
                     found.push((c.last_seen_s, i, pos));
                 }
             }
@@ -709,8 +846,9 @@ mod tests {
     use super::*;
     use rand::{rngs::SmallRng, RngCore, SeedableRng};
 
+    /// A public address in a /24 of its own for each `i` (below 2^24).
     fn addr(i: u32) -> SocketAddr {
-        SocketAddr::from(([1, (i >> 16) as u8, (i >> 8) as u8, i as u8], 6881))
+        SocketAddr::from(([(i >> 16) as u8 + 1, (i >> 8) as u8, i as u8, 7], 6881))
     }
 
     /// The stalest questionable contacts by the definition: every contact, in table order,
@@ -718,7 +856,7 @@ mod tests {
     fn questionable_by_scan(t: &RoutingTable, now: Instant, count: usize) -> Vec<NodeInfo> {
         let mut q: Vec<&Contact> = t
             .contacts()
-            .filter(|c| c.standing(now) == Standing::Questionable)
+            .filter(|c| c.vouched() && c.standing(now) == Standing::Questionable)
             .collect();
         q.sort_by_key(|c| c.last_seen_s);
         q.into_iter().take(count).map(Contact::info).collect()
@@ -732,7 +870,14 @@ mod tests {
             // a table whose IDs repeat, checked after every step against a scan of all.
             let mut rng = SmallRng::seed_from_u64(seed);
             let own = Id::random(&mut rng);
-            let mut t = RoutingTable::new(own, RoutingConfig { one_per_ip: false });
+            let mut t = RoutingTable::new(
+                own,
+                RoutingConfig {
+                    one_per_ip: false,
+                    subnet_per_bucket_max: usize::MAX,
+                    subnet_per_table_max: usize::MAX,
+                },
+            );
             let pool: Vec<Id> = (0..300).map(|_| Id::random(&mut rng)).collect();
             let mut now_s = 0u64;
             for step in 0..400 {
@@ -751,8 +896,8 @@ mod tests {
                     let mut fresh = bucket.clone();
                     fresh.summarize();
                     proptest::prop_assert_eq!(
-                        (bucket.stalest_verified_s, bucket.stalest_unverified_s, bucket.bad),
-                        (fresh.stalest_verified_s, fresh.stalest_unverified_s, fresh.bad),
+                        (bucket.stalest_verified_s, bucket.stalest_hearsay_s, bucket.bad),
+                        (fresh.stalest_verified_s, fresh.stalest_hearsay_s, fresh.bad),
                         "step {} bucket {}", step, b
                     );
                 }
@@ -781,7 +926,7 @@ mod tests {
                 addr: v4,
             },
             now,
-            true,
+            Heard::Response,
         );
         let b = Contact::new(
             NodeInfo {
@@ -789,7 +934,7 @@ mod tests {
                 addr: v6,
             },
             now,
-            false,
+            Heard::Query,
         );
         let c = Contact::new(
             NodeInfo {
@@ -797,7 +942,7 @@ mod tests {
                 addr: full,
             },
             now,
-            false,
+            Heard::About,
         );
         assert_eq!((a.addr(), b.addr(), c.addr()), (v4, v6, full));
         assert!(a.is_at(v4) && !a.is_at(v6) && !b.is_at(v4));
@@ -849,6 +994,52 @@ mod tests {
             Insert::Ignored
         );
         assert_eq!(t.get(&id).unwrap().addr(), addr(1));
+    }
+
+    #[test]
+    fn one_subnet_gets_one_place_per_bucket_and_four_in_the_table_but_local_ones_are_exempt() {
+        // Own ID zero: an ID whose first set bit is bit `b` falls in bucket `b`.
+        let in_bucket = |b: usize, last: u8| {
+            let mut id = Id([0; 20]);
+            id.0[b / 8] = 0x80 >> (b % 8);
+            id.0[19] |= last;
+            id
+        };
+        for (net, exempt) in [([203, 0, 113], false), ([10, 1, 2], true)] {
+            let mut t = RoutingTable::new(Id([0; 20]), RoutingConfig::default());
+            // One contact at each depth, each in a /24 of its own, splits the table into
+            // buckets with room.
+            for b in 0..24usize {
+                let node = info(in_bucket(b, 0x40), 1000 + b as u32);
+                assert_eq!(
+                    t.heard_from(Instant::ZERO, node, Heard::Response),
+                    Insert::Added
+                );
+            }
+            assert!(t.bucket_count() >= 16);
+            // Hosts of one /24 (ports and last octets differ) try every bucket, twice each.
+            let mut added = 0;
+            let mut per_bucket = [0usize; 16];
+            for b in 0..16usize {
+                for k in 0..2u8 {
+                    let addr = SocketAddr::from(([net[0], net[1], net[2], 2 * b as u8 + k], 6881));
+                    let node = NodeInfo {
+                        id: in_bucket(b, k + 1),
+                        addr,
+                    };
+                    if t.heard_from(Instant::ZERO, node, Heard::Response) == Insert::Added {
+                        added += 1;
+                        per_bucket[t.bucket_index(&node.id)] += 1;
+                    }
+                }
+            }
+            if exempt {
+                assert_eq!(added, 32, "private addresses are exempt");
+            } else {
+                assert_eq!(added, SUBNET_PER_TABLE_MAX, "{net:?}");
+                assert!(per_bucket.iter().all(|&c| c <= SUBNET_PER_BUCKET_MAX));
+            }
+        }
     }
 
     #[test]
@@ -915,11 +1106,11 @@ mod tests {
 
     #[test]
     fn a_full_bucket_asks_to_ping_a_questionable_contact_then_replaces_it_when_it_fails() {
-        // Bucket 0 full of unverified contacts, split off once so it no longer splits.
-        let (mut t, _) = table_with_full_far_bucket(Heard::Query, addr(100));
+        // Bucket 0 full of contacts that answered us, 20 minutes ago: all questionable now.
+        let (mut t, _) = table_with_full_far_bucket(Heard::Response, addr(100));
         assert!(t.bucket_count() >= 2);
         let newcomer = far_id(0xee);
-        let later = Instant::ZERO + Duration::from_secs(60);
+        let later = Instant::ZERO + Duration::from_secs(20 * 60);
         let outcome = t.heard_from(later, info(newcomer, 200), Heard::Response);
         let Insert::PingFirst(q) = outcome else {
             panic!("expected PingFirst, got {outcome:?}");
@@ -931,9 +1122,36 @@ mod tests {
     }
 
     #[test]
-    fn a_full_bucket_asks_for_one_ping_first_per_period_unless_it_just_lost_a_contact() {
+    fn a_contact_that_only_queried_us_is_never_pinged_and_yields_to_one_that_answered() {
+        // Bucket 0 full of contacts that only queried us: their addresses are unproven.
         let (mut t, ids) = table_with_full_far_bucket(Heard::Query, addr(100));
-        let at = |s: u64| Instant::ZERO + Duration::from_secs(60 + s);
+        let later = Instant::ZERO + Duration::from_secs(20 * 60);
+        let to_ping = t.questionable(later, 100);
+        assert!(
+            to_ping.iter().all(|q| !ids.contains(&q.id)),
+            "none of them is pinged: {to_ping:?}"
+        );
+        let querier = far_id(0xd0);
+        assert_eq!(
+            t.heard_from(later, info(querier, 400), Heard::Query),
+            Insert::Ignored,
+            "another querier waits, and no one is pinged for it"
+        );
+        assert!(!t.verified_at(&ids[0], addr(0)));
+        // One that answered us takes the stalest unproven place at once.
+        let newcomer = far_id(0xd1);
+        assert_eq!(
+            t.heard_from(later, info(newcomer, 401), Heard::Response),
+            Insert::Added
+        );
+        assert!(t.verified_at(&newcomer, addr(401)));
+        assert_eq!(ids.iter().filter(|id| t.get(id).is_some()).count(), K - 1);
+    }
+
+    #[test]
+    fn a_full_bucket_asks_for_one_ping_first_per_period_unless_it_just_lost_a_contact() {
+        let (mut t, ids) = table_with_full_far_bucket(Heard::Response, addr(100));
+        let at = |s: u64| Instant::ZERO + Duration::from_secs(20 * 60 + s);
         let ask = |t: &mut RoutingTable, s: u64, last: u8| {
             t.heard_from(at(s), info(far_id(last), 300 + last as u32), Heard::Query)
         };

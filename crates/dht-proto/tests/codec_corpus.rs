@@ -230,6 +230,7 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
             lt(
                 9,
                 q(Method::Put(PutArgs {
+                    target: None,
                     token: b"tok".to_vec(),
                     value: b"12:Hello World!".to_vec(),
                     mutable: None,
@@ -241,6 +242,7 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
             lt(
                 10,
                 q(Method::Put(PutArgs {
+                    target: None,
                     token: b"tok".to_vec(),
                     value: b"l5:hello5:worlde".to_vec(),
                     mutable: Some(mutable(b"foobar", Some(6))),

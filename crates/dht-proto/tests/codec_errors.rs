@@ -204,6 +204,39 @@ fn invalid_bencode_carries_no_transaction_id() {
     assert!(!e.should_answer());
 }
 
+/// BEP 44 rejects a put whose `v` is not canonical bencode; the query is whole and its `t`
+/// readable, so it is answered with 203 rather than dropped.
+#[test]
+fn a_query_with_non_canonical_bencode_inside_is_answerable() {
+    let put = |v: &str| {
+        format!("d1:ad2:id20:abcdefghij01234567895:token2:tk1:v{v}e1:q3:put1:t2:aa1:y1:qe")
+            .into_bytes()
+    };
+    assert!(
+        Message::decode(&put("d1:ai1e1:bi2ee")).is_ok(),
+        "the canonical form decodes"
+    );
+    // Unsorted keys, a leading zero, a negative zero.
+    for bad in ["d1:bi1e1:ai2ee", "i01e", "li-0ee"] {
+        let e = decode_err(&put(bad));
+        assert!(
+            matches!(e.kind, DecodeErrorKind::Bencode(_)),
+            "{bad}: {e:?}"
+        );
+        assert_eq!(e.transaction_id.as_deref(), Some(&b"aa"[..]), "{bad}");
+        assert!(e.should_answer(), "{bad}");
+    }
+    // A non-canonical response is still never answered, and neither is a query with bytes
+    // after its end or one that is cut short.
+    let e = decode_err(b"d1:rd2:id20:abcdefghij01234567891:vi01ee1:t2:aa1:y1:re");
+    assert!(!e.should_answer());
+    let mut trailing = put("i01e");
+    trailing.extend_from_slice(b"xx");
+    assert!(!decode_err(&trailing).should_answer());
+    let cut = put("i01e");
+    assert!(!decode_err(&cut[..cut.len() - 1]).should_answer());
+}
+
 #[test]
 fn over_long_transaction_id_is_not_echoed() {
     let t = "t".repeat(dht_proto::message::TRANSACTION_ID_LEN_MAX + 1);

@@ -236,6 +236,7 @@ fn method() -> impl Strategy<Value = Method> {
             proptest::option::of(mutable_args())
         )
             .prop_map(|(token, value, mutable)| Method::Put(PutArgs {
+                target: None,
                 token,
                 value,
                 mutable
@@ -281,11 +282,18 @@ fn response() -> impl Strategy<Value = Response> {
         proptest::option::of(any::<[u8; 32]>()),
         proptest::option::of(signature()),
         proptest::option::of(any::<i64>()),
+        any::<(bool, bool)>(),
     )
         .prop_map(
-            |(sender_id, nodes, nodes6, token, peers, value, public_key, signature, seq)| {
+            |(sender_id, nodes, nodes6, token, peers, value, public_key, signature, seq, keys)| {
+                // An empty list may keep its key (BEP 5's empty `nodes`).
+                let nodes_keys = Want {
+                    v4: keys.0 && nodes.is_empty(),
+                    v6: keys.1 && nodes6.is_empty(),
+                };
                 Response {
                     sender_id,
+                    nodes_keys,
                     nodes,
                     nodes6,
                     token,

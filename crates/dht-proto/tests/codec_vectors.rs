@@ -94,8 +94,8 @@ fn bep5_find_node_query_round_trips() {
 
 /// BEP 5's responses carry `nodes` as the placeholder "def456..." (9 bytes, less than one
 /// 26-byte entry). The decoder drops a trailing partial entry, so the placeholder reads as no
-/// nodes and the re-encoding leaves `nodes` out: this is the one documented exception to
-/// byte-identical re-encoding.
+/// nodes, with the key kept, and the re-encoding writes `nodes` as an empty string: this is the
+/// one documented exception to byte-identical re-encoding.
 #[test]
 fn bep5_find_node_response_placeholder_nodes_read_as_no_nodes() {
     let wire = b"d1:rd2:id20:0123456789abcdefghij5:nodes9:def456...e1:t2:aa1:y1:re";
@@ -104,13 +104,17 @@ fn bep5_find_node_response_placeholder_nodes_read_as_no_nodes() {
         b"aa",
         Body::Response(Response {
             sender_id: id(b"0123456789abcdefghij"),
+            nodes_keys: Want {
+                v4: true,
+                v6: false,
+            },
             ..Response::default()
         }),
     );
     assert_eq!(decoded, expected);
     assert_eq!(
         decoded.encode(),
-        b"d1:rd2:id20:0123456789abcdefghije1:t2:aa1:y1:re"
+        b"d1:rd2:id20:0123456789abcdefghij5:nodes0:e1:t2:aa1:y1:re"
     );
 }
 
@@ -194,7 +198,7 @@ fn bep5_get_peers_response_with_placeholder_nodes_keeps_the_token() {
     assert!(r.nodes.is_empty());
     assert_eq!(
         decoded.encode(),
-        b"d1:rd2:id20:abcdefghij01234567895:token8:aoeusnthe1:t2:aa1:y1:re"
+        b"d1:rd2:id20:abcdefghij01234567895:nodes0:5:token8:aoeusnthe1:t2:aa1:y1:re"
     );
 }
 
@@ -338,6 +342,7 @@ mod bep44 {
             query(
                 b"abcdefghij0123456789",
                 Method::Put(PutArgs {
+                    target: None,
                     token: b"tok1".to_vec(),
                     value: b"12:Hello World!".to_vec(),
                     mutable: Some(MutableArgs {
@@ -396,6 +401,7 @@ mod bep44 {
                 query(
                     b"abcdefghij0123456789",
                     Method::Put(PutArgs {
+                        target: None,
                         token: b"tok1".to_vec(),
                         value: b"12:Hello World!".to_vec(),
                         mutable: None,

@@ -363,6 +363,34 @@ fn a_newcomer_closest_to_stored_keys_is_handed_their_items() {
     }
     let t = net.now + Duration::from_secs(30);
     net.run_until(t);
+    // A newcomer that only queried the holders has not proved its address, so nothing is
+    // handed to it yet (a hand-off is a query of our own initiative).
+    for &(i, target) in &newcomers {
+        let node = net.nodes[i].as_ref().unwrap();
+        assert!(
+            node.storage().item(&target).is_none(),
+            "newcomer {i} got {target:?} early"
+        );
+    }
+    // Once a holder's lookup of the key reaches the newcomer and it answers, it is handed the
+    // item.
+    for &(_, target) in &newcomers {
+        let holder = (0..n)
+            .filter(|&h| {
+                net.nodes[h]
+                    .as_ref()
+                    .unwrap()
+                    .storage()
+                    .item(&target)
+                    .is_some()
+            })
+            .min_by_key(|&h| net.nodes[h].as_ref().unwrap().id().distance(&target))
+            .expect("a holder");
+        let q = net.command(holder, |node, now| node.find_node(now, target));
+        net.wait(holder, q);
+    }
+    let t = net.now + Duration::from_secs(30);
+    net.run_until(t);
     for (i, target) in newcomers {
         let node = net.nodes[i].as_ref().unwrap();
         let stored = node.storage().item(&target);

@@ -6,10 +6,13 @@
 //! make a later repair throw away what the damage left. So [`DataDir`](super::DataDir) opens an
 //! existing store through this backend in staging mode: reads see the file as redb's writes would
 //! have left it, but the writes are only logged in memory. When every record has been read back
-//! and decoded, the log is replayed onto the file in the order redb issued it, syncs included
-//! (so the file passes through the same states, and is as crash-safe, as if redb had written it
-//! directly), and the backend passes everything through from then on. When the check fails, the
-//! log is dropped and the file is exactly as it was found.
+//! and decoded, the log is put on the file in an order that a crash at any point leaves
+//! recoverable (see [`StagingHandle::commit`]), and the backend passes everything through from
+//! then on. When the check fails, the log is dropped and the file is exactly as it was found.
+//!
+//! The backend underneath is a [`FileBackend`] in production; tests put a fault-injecting one
+//! there (through `DataDir::open_with_backend`), so that the replay's writes and syncs are crash
+//! points like redb's own.
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -52,33 +55,33 @@ enum Mode {
 
 /// The switch shared between the backend (owned by redb) and the code that opened it.
 #[derive(Debug, Clone)]
-pub(crate) struct StagingHandle {
-    shared: Arc<Shared>,
+pub(crate) struct StagingHandle<B: StorageBackend = FileBackend> {
+    shared: Arc<Shared<B>>,
 }
 
 #[derive(Debug)]
-struct Shared {
-    file: FileBackend,
+struct Shared<B> {
+    file: B,
     mode: Mutex<Mode>,
 }
 
-/// The backend given to redb.
+/// The backend given to redb, over the file's own backend `B`.
 #[derive(Debug)]
-pub(crate) struct StagedFile {
-    shared: Arc<Shared>,
+pub(crate) struct StagedFile<B: StorageBackend = FileBackend> {
+    shared: Arc<Shared<B>>,
 }
 
-fn lock(shared: &Shared) -> MutexGuard<'_, Mode> {
+fn lock<B>(shared: &Shared<B>) -> MutexGuard<'_, Mode> {
     // A panic while the lock is held (redb panicking on a damaged file, which the opener
     // catches) leaves the mode itself consistent: every update below is a single assignment or
     // push after the checks.
     shared.mode.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl StagedFile {
+impl<B: StorageBackend> StagedFile<B> {
     /// A backend over `file` (already locked by [`FileBackend::new`]) that stages its writes,
     /// and the handle that commits or drops them.
-    pub(crate) fn staging(file: FileBackend) -> io::Result<(StagedFile, StagingHandle)> {
+    pub(crate) fn staging(file: B) -> io::Result<(StagedFile<B>, StagingHandle<B>)> {
         let file_len = file.len()?;
         let shared = Arc::new(Shared {
             file,
@@ -98,7 +101,7 @@ impl StagedFile {
     }
 
     /// A backend over `file` that writes through from the start (for a store being created).
-    pub(crate) fn pass_through(file: FileBackend) -> StagedFile {
+    pub(crate) fn pass_through(file: B) -> StagedFile<B> {
         StagedFile {
             shared: Arc::new(Shared {
                 file,
@@ -108,11 +111,19 @@ impl StagedFile {
     }
 }
 
-impl StagingHandle {
-    /// Replays the staged operations onto the file in order, syncs it, and passes everything
-    /// through from now on. On an error the file holds a prefix of the log, which is a state redb
-    /// itself could have left by crashing at that point; the staging is kept (and never replayed
-    /// again), so that nothing more reaches the file.
+impl<B: StorageBackend> StagingHandle<B> {
+    /// Puts the staged changes on the file, syncs it, and passes everything through from now on.
+    ///
+    /// The log is not replayed op by op: redb's repair of a crashed store commits once with the
+    /// header marked clean, syncs, and only then shrinks the file, so a crash in between would
+    /// leave a clean header on a file longer than it names, which redb refuses to open (it
+    /// asserts). Instead the file is brought to the log's end state in an order that every crash
+    /// point leaves recoverable: (1) a growth, synced; (2) every changed byte outside the header
+    /// with its final contents, synced: pages the header on the file does not reference, as in
+    /// any redb commit; (3) the final header, synced (it is marked "in use", since redb wrote
+    /// that last while staging, so the next open repairs whatever follows); (4) a shrink,
+    /// synced. On an error the file is in one of those states; the staging is kept (and never
+    /// replayed again), so that nothing more reaches the file.
     pub(crate) fn commit(&self) -> io::Result<()> {
         let mut mode = lock(&self.shared);
         let Mode::Staging(staging) = &mut *mode else {
@@ -121,14 +132,28 @@ impl StagingHandle {
         let ops = std::mem::take(&mut staging.ops);
         staging.bytes = 0;
         let file = &self.shared.file;
-        for op in &ops {
-            match op {
-                Op::Write { offset, data } => file.write(*offset, data)?,
-                Op::SetLen(len) => file.set_len(*len)?,
-                Op::Sync => file.sync_data(false)?,
-            }
+        let end_len = staging.len;
+        if end_len > staging.file_len {
+            file.set_len(end_len)?;
+            file.sync_data(false)?;
         }
-        file.sync_data(false)?;
+        // The staged reads below still apply the log over what is on the file, so the ranges
+        // already written read back the same; `ranges` are disjoint, so no range reads another's
+        // new bytes as old.
+        let (header, body) = changed_ranges(&ops, end_len);
+        let replay = |ranges: &[Range]| -> io::Result<()> {
+            for &(start, end) in ranges {
+                let data = Staging::read_with(file, &ops, staging.file_len, end_len, start, end)?;
+                file.write(start, &data)?;
+            }
+            file.sync_data(false)
+        };
+        replay(&body)?;
+        replay(&header)?;
+        if end_len < staging.file_len {
+            file.set_len(end_len)?;
+            file.sync_data(false)?;
+        }
         *mode = Mode::PassThrough;
         Ok(())
     }
@@ -141,6 +166,46 @@ impl StagingHandle {
             Mode::PassThrough => 0,
         }
     }
+}
+
+/// Bytes at the start of the file that hold redb's header (its super-header and two commit
+/// slots: 320 bytes in redb 2), written last when the log is put on the file.
+const HEADER_BYTES: u64 = 512;
+
+/// A byte range of the file, start inclusive, end exclusive.
+type Range = (u64, u64);
+
+/// The byte ranges the log's writes cover, clipped to the file's final length `len`, merged,
+/// and split into those within the header and the rest; each list sorted and disjoint. Bounded
+/// by the log's length.
+fn changed_ranges(ops: &[Op], len: u64) -> (Vec<Range>, Vec<Range>) {
+    let mut ranges: Vec<Range> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Write { offset, data } => Some((*offset, (offset + data.len() as u64).min(len))),
+            _ => None,
+        })
+        .filter(|(start, end)| start < end)
+        .collect();
+    ranges.sort_unstable();
+    let mut merged: Vec<Range> = Vec::with_capacity(ranges.len());
+    for (start, end) in ranges {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    let mut header = Vec::new();
+    let mut body = Vec::new();
+    for (start, end) in merged {
+        if start < HEADER_BYTES {
+            header.push((start, end.min(HEADER_BYTES)));
+        }
+        if end > HEADER_BYTES {
+            body.push((start.max(HEADER_BYTES), end));
+        }
+    }
+    (header, body)
 }
 
 impl Staging {
@@ -161,25 +226,40 @@ impl Staging {
     }
 
     /// The file's bytes at `offset..offset + len` as the log would leave them.
-    fn read(&self, file: &FileBackend, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    fn read(&self, file: &impl StorageBackend, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         let end = offset
             .checked_add(len as u64)
             .filter(|&end| end <= self.len)
             .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
-        let mut buf = if end <= self.file_len {
+        Staging::read_with(file, &self.ops, self.file_len, self.len, offset, end)
+    }
+
+    /// The bytes at `offset..end` of a file whose real length is `file_len`, as `ops` leave
+    /// them (the file's length then is `len`, at least `end`).
+    fn read_with(
+        file: &impl StorageBackend,
+        ops: &[Op],
+        file_len: u64,
+        len: u64,
+        offset: u64,
+        end: u64,
+    ) -> io::Result<Vec<u8>> {
+        debug_assert!(offset <= end && end <= len);
+        let len = (end - offset) as usize;
+        let mut buf = if end <= file_len {
             file.read(offset, len)?
         } else {
             // Past the real end of file the log's resizes extended it with zeros.
             let mut buf = vec![0u8; len];
-            if offset < self.file_len {
-                let on_file = (self.file_len - offset) as usize;
+            if offset < file_len {
+                let on_file = (file_len - offset) as usize;
                 buf[..on_file].copy_from_slice(&file.read(offset, on_file)?);
             }
             buf
         };
         // Apply the log in order: later writes win, and a shrink zeroes what it cut off (a later
         // extension then reads zeros there, as a real file would).
-        for op in &self.ops {
+        for op in ops {
             match op {
                 Op::Write { offset: at, data } => {
                     let w_end = at + data.len() as u64;
@@ -204,7 +284,7 @@ impl Staging {
     }
 }
 
-impl StorageBackend for StagedFile {
+impl<B: StorageBackend> StorageBackend for StagedFile<B> {
     fn len(&self) -> Result<u64, io::Error> {
         match &*lock(&self.shared) {
             Mode::Staging(s) => Ok(s.len),
@@ -219,6 +299,12 @@ impl StorageBackend for StagedFile {
         }
     }
 
+    /// Resizes the file and syncs the new length before anything else is written. redb grows
+    /// the file before it writes a commit's pages and then the header that records the larger
+    /// size, and syncs once at the end; nothing orders a file's length against an overwrite
+    /// of its first page, so a power loss during that sync could leave the new header on a
+    /// file too short for it, which redb refuses to open (it asserts on it). Growth comes in
+    /// large steps, so this costs an fsync only now and then.
     fn set_len(&self, len: u64) -> Result<(), io::Error> {
         match &mut *lock(&self.shared) {
             Mode::Staging(s) => {
@@ -226,7 +312,10 @@ impl StorageBackend for StagedFile {
                 s.len = len;
                 Ok(())
             }
-            Mode::PassThrough => self.shared.file.set_len(len),
+            Mode::PassThrough => {
+                self.shared.file.set_len(len)?;
+                self.shared.file.sync_data(false)
+            }
         }
     }
 
@@ -311,11 +400,78 @@ mod tests {
         let (_dir, path, b, h) = backend(b"0123456789");
         b.write(2, b"ab").unwrap();
         b.set_len(6).unwrap();
-        b.sync_data(false).unwrap();
         h.commit().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"01ab45");
         b.write(0, b"Z").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"Z1ab45");
         assert_eq!(h.staged_ops(), 0);
+    }
+
+    /// A file in memory that records the order of what reaches it (shared with the test).
+    #[derive(Debug, Default, Clone)]
+    struct Recorder {
+        bytes: Arc<Mutex<Vec<u8>>>,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl StorageBackend for Recorder {
+        fn len(&self) -> io::Result<u64> {
+            Ok(self.bytes.lock().unwrap().len() as u64)
+        }
+        fn read(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+            let b = self.bytes.lock().unwrap();
+            Ok(b[offset as usize..offset as usize + len].to_vec())
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.log.lock().unwrap().push(format!("len {len}"));
+            self.bytes.lock().unwrap().resize(len as usize, 0);
+            Ok(())
+        }
+        fn sync_data(&self, _: bool) -> io::Result<()> {
+            self.log.lock().unwrap().push("sync".into());
+            Ok(())
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("write {offset}+{}", data.len()));
+            let mut b = self.bytes.lock().unwrap();
+            b[offset as usize..offset as usize + data.len()].copy_from_slice(data);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn commit_writes_the_body_then_the_header_then_shrinks() {
+        let file = Recorder::default();
+        file.bytes.lock().unwrap().resize(8192, b'.');
+        let (b, h) = StagedFile::staging(file.clone()).unwrap();
+        // As redb's repair does it: a header marked clean, a sync, the shrink; then more pages
+        // and the header marked in use.
+        b.write(0, b"clean").unwrap();
+        b.write(1000, b"page").unwrap();
+        b.sync_data(false).unwrap();
+        b.set_len(6000).unwrap();
+        b.write(2000, b"more").unwrap();
+        b.write(0, b"inuse").unwrap();
+        b.sync_data(false).unwrap();
+        h.commit().unwrap();
+        assert_eq!(
+            *file.log.lock().unwrap(),
+            [
+                "write 1000+4",
+                "write 2000+4",
+                "sync",
+                "write 0+5",
+                "sync",
+                "len 6000",
+                "sync"
+            ]
+        );
+        let bytes = file.bytes.lock().unwrap();
+        assert_eq!(bytes.len(), 6000);
+        assert_eq!(&bytes[0..5], b"inuse");
+        assert_eq!(&bytes[1000..1004], b"page");
     }
 }

@@ -254,13 +254,16 @@ impl Node {
             let target = self.id.random_in_bucket(i, &mut self.rng);
             // A bucket that has a contact asks it once (its reply fills the bucket's range);
             // only an empty bucket costs a whole lookup.
-            let contact = self.table.bucket(i).first().map(|c| c.info());
+            let bucket = self.table.bucket(i);
+            let contact = bucket.iter().find(|c| c.vouched()).map(|c| c.info());
             match contact {
                 Some(c) => {
                     let method = Method::FindNode { target, want: None };
                     self.send_query(now, c.addr, Some(c.id), Purpose::Ping, method);
                 }
-                None => self.start_refresh(now, target),
+                None if bucket.is_empty() => self.start_refresh(now, target),
+                // Contacts known only from their own queries get no query of ours.
+                None => {}
             }
         }
     }
@@ -316,7 +319,15 @@ impl Node {
             }
             return q;
         }
-        let mut seeds = self.table.closest(now, &target, self.config.k * 2);
+        // A lookup of the node's own initiative (a refresh, a republish) starts only from
+        // contacts that have answered us: a stranger's query alone must not make us query its
+        // address. A user's command may start from any contact.
+        let mut seeds = if internal {
+            self.table
+                .closest_where(now, &target, self.config.k * 2, |c| c.vouched())
+        } else {
+            self.table.closest(now, &target, self.config.k * 2)
+        };
         seeds.extend_from_slice(extra_seeds);
         let mut lookup = Lookup::new(
             now,
@@ -478,12 +489,7 @@ impl Node {
     // ---- replies ----
 
     fn take_pending(&mut self, from: SocketAddr, tid: &[u8]) -> Option<Pending> {
-        let tid = u16::from_be_bytes(<[u8; 2]>::try_from(tid).ok()?);
-        if self.transactions.get(&tid)?.to != from {
-            // A reply from another address than we asked is spoofed or misrouted.
-            return None;
-        }
-        let p = self.transactions.remove(&tid);
+        let p = self.transactions.take(from, tid);
         self.release_empty_maps();
         p
     }
@@ -677,6 +683,7 @@ fn store_method(kind: &Kind, target: Id, token: Vec<u8>) -> Method {
             token,
             value: value.clone(),
             mutable: None,
+            target: Some(target),
         }),
         Kind::PutMutable { item, cas } => Method::Put(PutArgs::mutable(item, token, *cas)),
         _ => Method::Ping,

@@ -2,6 +2,7 @@
 
 use core::time::Duration;
 
+use crate::ratelimit::RateLimit;
 use crate::routing::RoutingConfig;
 use crate::store::StoreLimits;
 
@@ -41,7 +42,20 @@ pub struct Config {
     pub commands_max: usize,
     /// Items this node put itself and republishes.
     pub own_items_max: usize,
+    /// The limit on queries from one source IP (see [`crate::ratelimit`]).
+    pub rate_limit: RateLimit,
+    /// Apply the per-source limit and the upload budget to loopback and private addresses too
+    /// (they are exempt otherwise, so that local networks and tests run unhindered).
+    pub limit_local: bool,
+    /// Bytes per second that answers and queries of the node's own initiative may take
+    /// together, to addresses the limits apply to; 0 = no cap. Commands a user started are
+    /// not counted. The default is libtorrent's `dht_upload_rate_limit`.
+    pub upload_bytes_per_second: u64,
 }
+
+/// Default of [`Config::upload_bytes_per_second`]: libtorrent's 8,000 bytes a second, about 30
+/// answers a second, which a home connection does not notice.
+pub const UPLOAD_BYTES_PER_SECOND: u64 = 8_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -61,6 +75,9 @@ impl Default for Config {
             transactions_max: 4096,
             commands_max: 512,
             own_items_max: 10_000,
+            rate_limit: RateLimit::default(),
+            limit_local: false,
+            upload_bytes_per_second: UPLOAD_BYTES_PER_SECOND,
         }
     }
 }

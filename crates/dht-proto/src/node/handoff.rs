@@ -96,6 +96,7 @@ impl Node {
                 token,
                 value: v.clone(),
                 mutable: None,
+                target: Some(target),
             },
             ItemValue::Mutable(m) => {
                 // The newcomer already holds this version or a newer one.

@@ -25,8 +25,11 @@
 
 mod client;
 mod config;
+mod guard;
 mod handoff;
+mod maintenance;
 mod server;
+mod transactions;
 mod vecmap;
 
 use core::time::Duration;
@@ -47,19 +50,17 @@ use crate::store::{ItemValue, Storage, StoreChange, StoredItem};
 use crate::time::Instant;
 use crate::token::Tokens;
 
-pub use config::Config;
+pub use config::{Config, UPLOAD_BYTES_PER_SECOND};
+
+pub use guard::{REPLY_BYTES_MAX, TRANSMITS_MAX, UPKEEP_IN_FLIGHT_PER_ADDRESS_MAX};
+pub use transactions::TRANSACTION_ID_LEN;
 
 use client::Command;
-use vecmap::VecMap;
+use guard::Guard;
+use transactions::{Pending, Purpose, Transactions};
 
 /// A command's handle.
 pub type QueryId = u64;
-
-/// Questionable contacts pinged per maintenance round.
-const PINGS_PER_MAINTENANCE: usize = 1;
-
-/// Lookups for empty buckets started per maintenance round.
-const REFRESHES_PER_MAINTENANCE: usize = 4;
 
 /// A datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,90 +153,22 @@ pub struct NodeStats {
     pub resends: u64,
     /// Stored items put to a newcomer that became one of the k closest to their key.
     pub handoffs: u64,
-}
-
-/// Why a request was sent, so its reply goes to the right place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Purpose {
-    /// A lookup step of a command.
-    Lookup(QueryId),
-    /// A bootstrap request to an address whose ID we do not know.
-    Seed(QueryId),
-    /// A put or announce of a command's store phase.
-    Store(QueryId),
-    /// A liveness check of a routing-table contact.
-    Ping,
-    /// A `get` to a newcomer for the write token of a hand-off of this stored item.
-    HandoffToken(Id),
-    /// The `put` of a hand-off; its answer needs nothing more.
-    HandoffPut,
-}
-
-#[derive(Debug, Clone)]
-struct Pending {
-    to: SocketAddr,
-    id: Option<Id>,
-    purpose: Purpose,
-    stall_at: Option<Instant>,
-    deadline: Instant,
-    /// How to send the request once more when the first try stalls: on a lossy path one
-    /// resend recovers most lost requests before the lookup gives up on the node.
-    resend: Resend,
-}
-
-/// What a request needs to be sent a second time, byte for byte as the first.
-///
-/// The common queries carry nothing but an ID and are encoded again from it, so a request in
-/// flight keeps no copy of its datagram: at a million simulated nodes that copy's allocation,
-/// and its free when the answer came, long after, were a cache miss per request.
-#[derive(Debug, Clone)]
-enum Resend {
-    /// Sent twice already.
-    Spent,
-    /// Encoded again from its ID.
-    Encode(Again),
-    /// Any other query (announces, puts, queries with `want` or `seq`) keeps its datagram.
-    Datagram(Vec<u8>),
-}
-
-/// A query encoded again for its resend: one of those that carry nothing but an ID.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Again {
-    Ping,
-    FindNode(Id),
-    GetPeers(Id),
-    Get(Id),
-}
-
-impl Again {
-    /// How to resend `method`, if it is one of those encoded again; `None` otherwise.
-    fn of(method: &crate::message::Method) -> Option<Again> {
-        use crate::message::Method;
-        match *method {
-            Method::Ping => Some(Again::Ping),
-            Method::FindNode { target, want: None } => Some(Again::FindNode(target)),
-            Method::GetPeers {
-                info_hash,
-                want: None,
-            } => Some(Again::GetPeers(info_hash)),
-            Method::Get { target, seq: None } => Some(Again::Get(target)),
-            _ => None,
-        }
-    }
-
-    /// The method to encode again.
-    fn method(self) -> crate::message::Method {
-        use crate::message::Method;
-        match self {
-            Again::Ping => Method::Ping,
-            Again::FindNode(target) => Method::FindNode { target, want: None },
-            Again::GetPeers(info_hash) => Method::GetPeers {
-                info_hash,
-                want: None,
-            },
-            Again::Get(target) => Method::Get { target, seq: None },
-        }
-    }
+    /// Queries dropped because their source IP was over [`Config::rate_limit`].
+    pub rate_limited: u64,
+    /// Sources blocked for [`crate::ratelimit::RateLimit::block_for`] after going on over
+    /// their limit.
+    pub sources_blocked: u64,
+    /// Datagrams dropped because their source was blocked.
+    pub blocked_dropped: u64,
+    /// Answers and upkeep datagrams dropped over [`Config::upload_bytes_per_second`].
+    pub upload_dropped: u64,
+    /// Datagrams dropped because [`TRANSMITS_MAX`] were waiting to be sent.
+    pub queue_dropped: u64,
+    /// Queries of our own initiative not sent: the address never answered us, or had
+    /// [`UPKEEP_IN_FLIGHT_PER_ADDRESS_MAX`] such queries in flight.
+    pub upkeep_refused: u64,
+    /// Replies cut to fit in [`REPLY_BYTES_MAX`].
+    pub replies_trimmed: u64,
 }
 
 /// An item this node put itself, republished while it runs.
@@ -255,8 +188,7 @@ pub struct Node {
     table: RoutingTable,
     storage: Storage,
     tokens: Tokens,
-    transactions: VecMap<u16, Pending>,
-    next_tid: u16,
+    transactions: Transactions,
     commands: BTreeMap<QueryId, Command>,
     next_query: QueryId,
     own_items: BTreeMap<Id, OwnItem>,
@@ -266,6 +198,8 @@ pub struct Node {
     next_maintenance: Instant,
     stats: NodeStats,
     external_ip: Option<SocketAddr>,
+    /// The rate limits' state, made when first needed.
+    guard: Option<Box<Guard>>,
 }
 
 impl Node {
@@ -275,15 +209,14 @@ impl Node {
         let config: Arc<Config> = config.into();
         let mut rng = SmallRng::seed_from_u64(seed);
         let tokens = Tokens::new(now, &mut rng);
-        let next_tid = rng.next_u32() as u16;
+        let first_tid = rng.next_u32();
         // Spread maintenance so that nodes started together do not wake together.
         let jitter = rng.next_u64() % config.maintenance_interval.as_micros().max(1) as u64;
         Node {
             table: RoutingTable::new(id, config.routing),
             storage: Storage::new(config.limits, config.journal),
             tokens,
-            transactions: VecMap::default(),
-            next_tid,
+            transactions: Transactions::new(first_tid),
             commands: BTreeMap::new(),
             next_query: 1,
             own_items: BTreeMap::new(),
@@ -293,6 +226,7 @@ impl Node {
             next_maintenance: now + Duration::from_micros(jitter),
             stats: NodeStats::default(),
             external_ip: None,
+            guard: None,
             id,
             rng,
             config,
@@ -339,6 +273,8 @@ impl Node {
     /// Where the node's in-flight requests lie in memory, and their size in bytes: for a
     /// simulator's cache hint, which asks for them while the event before a response runs
     /// (the response is matched against them first). Nothing is read through the pointer.
+    /// Only with the `sim-hints` feature: it is no part of the protocol.
+    #[cfg(feature = "sim-hints")]
     pub fn requests_memory(&self) -> (*const u8, usize) {
         self.transactions.memory()
     }
@@ -348,7 +284,7 @@ impl Node {
         core::mem::size_of::<Self>()
             + self.table.memory_bytes()
             + self.storage.memory_bytes()
-            + self.transactions.len() * (core::mem::size_of::<Pending>() + 16)
+            + self.transactions.memory_bytes()
             + self.commands.len() * 2048
             + self.own_items.len() * 128
     }
@@ -395,10 +331,10 @@ impl Node {
             Ok(m) => m,
             Err(e) => {
                 self.stats.malformed += 1;
-                if e.should_answer() && !self.config.read_only {
+                if e.should_answer() && !self.config.read_only && self.admit(now, from) {
                     let tid = e.transaction_id.unwrap_or_default();
                     let code = crate::message::error_code::PROTOCOL;
-                    self.send_error(from, &tid, code, "malformed");
+                    self.send_error(now, from, &tid, code, "malformed");
                 }
                 return;
             }
@@ -418,57 +354,7 @@ impl Node {
 
     /// Time has come: requests time out, housekeeping runs.
     pub fn handle_timeout(&mut self, now: Instant) {
-        // Stalled and timed-out requests.
-        let mut expired = Vec::new();
-        let mut stalled = Vec::new();
-        for (&tid, p) in self.transactions.iter() {
-            if p.deadline <= now {
-                expired.push(tid);
-            } else if p.stall_at.is_some_and(|s| s <= now) {
-                stalled.push(tid);
-            }
-        }
-        for tid in stalled {
-            let Some(p) = self.transactions.get_mut(&tid) else {
-                continue;
-            };
-            // Halfway through the stall time the request is sent once more (on a lossy path
-            // one datagram in a few is lost, and the second copy's answer usually comes before
-            // the stall); at the stall the lookup stops waiting for it, so a dead node holds
-            // one of the α slots no longer than that. A late answer to either copy still
-            // counts until the deadline.
-            let to = p.to;
-            p.stall_at = Some(now + self.config.request_stall / 2);
-            let data = match core::mem::replace(&mut p.resend, Resend::Spent) {
-                Resend::Encode(again) => self.encode_query(tid, again.method()),
-                Resend::Datagram(data) => data,
-                Resend::Spent => {
-                    p.stall_at = None;
-                    if let (Purpose::Lookup(q), Some(id)) = (p.purpose, p.id) {
-                        self.command_stalled(now, q, NodeInfo { id, addr: to });
-                    }
-                    continue;
-                }
-            };
-            self.stats.resends += 1;
-            self.transmits.push_back(Transmit { to, data });
-        }
-        for tid in expired {
-            let removed = self.transactions.remove(&tid);
-            self.release_empty_maps();
-            if let Some(p) = removed {
-                if let Some(id) = p.id {
-                    // The resend was spent unless the request timed out before its stall.
-                    let tries = if matches!(p.resend, Resend::Spent) {
-                        2
-                    } else {
-                        1
-                    };
-                    self.table.failed(now, &id, p.to, tries);
-                }
-                self.request_failed(now, p, None);
-            }
-        }
+        self.handle_request_timeouts(now);
         if now >= self.next_maintenance {
             self.maintain(now);
         }
@@ -480,7 +366,6 @@ impl Node {
     /// about 5 KB a node that is idle between commands. A million simulated nodes are
     /// idle most of the time, so the empty containers are given back.
     fn release_empty_maps(&mut self) {
-        self.transactions.release_if_empty();
         if self.commands.is_empty() {
             self.commands = BTreeMap::new();
         }
@@ -510,14 +395,8 @@ impl Node {
 
     /// When [`Node::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = self.next_maintenance;
-        for p in self.transactions.values() {
-            next = next.min(p.deadline);
-            if let Some(s) = p.stall_at {
-                next = next.min(s);
-            }
-        }
-        Some(next)
+        let requests = self.transactions.next_wake();
+        Some(requests.map_or(self.next_maintenance, |r| r.min(self.next_maintenance)))
     }
 
     /// The next store change to persist (with [`Config::journal`] on).
@@ -527,20 +406,7 @@ impl Node {
 
     // ---- sending ----
 
-    /// Queues a datagram of ours: our version beside the given envelope fields.
-    fn send(
-        &mut self,
-        to: SocketAddr,
-        tid: &[u8],
-        requester_ip: Option<SocketAddr>,
-        read_only: bool,
-        body: &Body,
-    ) {
-        let data = self.encode(tid, requester_ip, read_only, body);
-        self.transmits.push_back(Transmit { to, data });
-    }
-
-    fn encode(
+    pub(super) fn encode(
         &self,
         tid: &[u8],
         requester_ip: Option<SocketAddr>,
@@ -556,162 +422,6 @@ impl Node {
         let mut data = Vec::new();
         crate::krpc::encode_parts(&mut data, &envelope, body);
         data
-    }
-
-    /// Our query with transaction ID `tid`.
-    fn encode_query(&self, tid: u16, method: crate::message::Method) -> Vec<u8> {
-        let body = Body::Query(crate::message::Query {
-            sender_id: self.id,
-            method,
-        });
-        self.encode(&tid.to_be_bytes(), None, self.config.read_only, &body)
-    }
-
-    fn send_error(&mut self, to: SocketAddr, tid: &[u8], code: i64, message: &str) {
-        self.stats.errors_sent += 1;
-        let body = Body::Error(crate::message::ErrorBody {
-            code,
-            message: message.to_string(),
-        });
-        self.send(to, tid, None, false, &body);
-    }
-
-    /// Sends a query; returns false if too many requests are in flight.
-    fn send_query(
-        &mut self,
-        now: Instant,
-        to: SocketAddr,
-        id: Option<Id>,
-        purpose: Purpose,
-        method: crate::message::Method,
-    ) -> bool {
-        if self.transactions.len() >= self.config.transactions_max {
-            self.stats.transactions_refused += 1;
-            return false;
-        }
-        let mut tid = self.next_tid;
-        while self.transactions.contains_key(&tid) {
-            tid = tid.wrapping_add(1);
-        }
-        self.next_tid = tid.wrapping_add(1);
-        let stall_at = Some(now + self.config.request_stall / 2);
-        let again = Again::of(&method);
-        let data = self.encode_query(tid, method);
-        let resend = match again {
-            Some(again) => Resend::Encode(again),
-            None => Resend::Datagram(data.clone()),
-        };
-        self.transactions.insert(
-            tid,
-            Pending {
-                to,
-                id,
-                purpose,
-                stall_at,
-                deadline: now + self.config.request_timeout,
-                resend,
-            },
-        );
-        self.transmits.push_back(Transmit { to, data });
-        true
-    }
-
-    // ---- routing-table upkeep ----
-
-    /// Whether a contact may enter the routing table under the BEP 42 setting.
-    fn acceptable(&mut self, node: &NodeInfo) -> bool {
-        if node.addr.port() == 0 {
-            return false;
-        }
-        if self.config.enforce_bep42 && !crate::id::bep42_valid(&node.id, &node.addr.ip()) {
-            self.stats.bep42_refused += 1;
-            return false;
-        }
-        true
-    }
-
-    fn heard_from(&mut self, now: Instant, node: NodeInfo, how: Heard) {
-        if !self.acceptable(&node) {
-            return;
-        }
-        // A node heard from directly that the table did not know is a newcomer to us, whether
-        // it now enters the table or waits among the replacements of a full bucket. (Not every
-        // stranger: two holders outside each other's full buckets would hand items back and
-        // forth for ever.)
-        let newcomer = how != Heard::About
-            && !self.config.read_only
-            && self.storage.item_count() > 0
-            && !self.table.knows(&node.id);
-        if let Insert::PingFirst(q) = self.table.heard_from(now, node, how) {
-            self.ping(now, q);
-        }
-        if newcomer {
-            self.hand_off(now, node);
-        }
-    }
-
-    fn ping(&mut self, now: Instant, node: NodeInfo) {
-        let already = self
-            .transactions
-            .values()
-            .any(|p| p.purpose == Purpose::Ping && p.to == node.addr);
-        if !already {
-            self.send_query(
-                now,
-                node.addr,
-                Some(node.id),
-                Purpose::Ping,
-                crate::message::Method::Ping,
-            );
-        }
-    }
-
-    fn maintain(&mut self, now: Instant) {
-        self.next_maintenance = now + self.config.maintenance_interval;
-        self.tokens.maintain(now, &mut self.rng);
-        self.storage.expire(now);
-        if self.config.read_only {
-            // A read-only node keeps no table worth refreshing beyond its own commands.
-        }
-        for q in self.table.questionable(now, PINGS_PER_MAINTENANCE) {
-            self.ping(now, q);
-        }
-        // A quiet bucket is refreshed with one find_node to its stalest contact (the reply
-        // proves it alive and offers up to k contacts of that range); only an empty bucket
-        // costs a whole lookup. Full lookups for every quiet bucket every 15 minutes would be
-        // most of a large, lightly loaded network's traffic.
-        let targets = self.table.take_refresh_targets(now, &mut self.rng);
-        let mut lookups = 0;
-        for (target, contact) in targets {
-            match contact {
-                Some(c) => {
-                    let method = crate::message::Method::FindNode { target, want: None };
-                    self.send_query(now, c.addr, Some(c.id), Purpose::Ping, method);
-                }
-                None if lookups < REFRESHES_PER_MAINTENANCE => {
-                    lookups += 1;
-                    self.start_refresh(now, target);
-                }
-                None => {}
-            }
-        }
-        if self.table.len() < self.config.k && !self.routers.is_empty() {
-            let routers = self.routers.clone();
-            self.start_bootstrap(now, &[], &routers, true);
-        }
-        let due: Vec<Id> = self
-            .own_items
-            .iter()
-            .filter(|(_, o)| o.next_republish <= now)
-            .map(|(t, _)| *t)
-            .collect();
-        for target in due {
-            if let Some(o) = self.own_items.get_mut(&target) {
-                o.next_republish = now + self.config.republish_interval;
-                let value = o.value.clone();
-                self.start_republish(now, value);
-            }
-        }
     }
 }
 

@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 
-use super::Node;
+use super::guard::{Cost, REPLY_BYTES_MAX};
+use super::{Node, Transmit};
 use crate::bep44::{check_sizes, immutable_target, mutable_target, MutableItem};
 use crate::id::Id;
 use crate::message::{error_code, Body, Method, NodeInfo, PutArgs, Query, Response, Want};
@@ -24,6 +25,10 @@ impl Node {
     ) {
         // BEP 43: a read-only node answers no query.
         if self.config.read_only {
+            return;
+        }
+        // Before anything else is done for it, the table included.
+        if !self.admit(now, from) {
             return;
         }
         // BEP 43: a read-only sender is not added to our table.
@@ -57,15 +62,15 @@ impl Node {
                 token,
             } => {
                 if !self.tokens.check(&token, &from.ip(), &info_hash) {
-                    return self.send_error(from, tid, error_code::PROTOCOL, "bad token");
+                    return self.send_error(now, from, tid, error_code::PROTOCOL, "bad token");
                 }
                 let port = if implied_port { from.port() } else { port };
                 if port == 0 {
-                    return self.send_error(from, tid, error_code::PROTOCOL, "bad port");
+                    return self.send_error(now, from, tid, error_code::PROTOCOL, "bad port");
                 }
                 let peer = SocketAddr::new(from.ip(), port);
                 if !self.storage.add_peer(info_hash, peer, now + PEER_LIFETIME) {
-                    return self.send_error(from, tid, error_code::SERVER, "peer store full");
+                    return self.send_error(now, from, tid, error_code::SERVER, "peer store full");
                 }
             }
             Method::Get { target, seq } => {
@@ -87,14 +92,63 @@ impl Node {
             }
             Method::Put(args) => {
                 if let Err((code, text)) = self.handle_put(now, from, args) {
-                    return self.send_error(from, tid, code, text);
+                    return self.send_error(now, from, tid, code, text);
                 }
             }
             Method::Unknown { .. } => {
-                return self.send_error(from, tid, error_code::METHOD_UNKNOWN, "method unknown");
+                return self.send_error(
+                    now,
+                    from,
+                    tid,
+                    error_code::METHOD_UNKNOWN,
+                    "method unknown",
+                );
             }
         }
-        self.send(from, tid, Some(from), false, &Body::Response(r));
+        self.answer(now, from, tid, Body::Response(r));
+    }
+
+    /// Answers a query from `to`: a response (with BEP 42's `ip`, cut to fit in
+    /// [`REPLY_BYTES_MAX`]) or an error, paid from the upload budget.
+    fn answer(&mut self, now: Instant, to: SocketAddr, tid: &[u8], body: Body) {
+        let requester_ip = matches!(body, Body::Response(_)).then_some(to);
+        let mut data = self.encode(tid, requester_ip, false, &body);
+        if data.len() > REPLY_BYTES_MAX {
+            if let Body::Response(mut r) = body {
+                let len = |r: &crate::message::Response| {
+                    let body = Body::Response(r.clone());
+                    self.encode(tid, requester_ip, false, &body).len()
+                };
+                if super::guard::trim_reply(&mut r, len) {
+                    self.stats.replies_trimmed += 1;
+                }
+                data = self.encode(tid, requester_ip, false, &Body::Response(r));
+            }
+        }
+        // Our largest reply, a mutable item of BEP 44's 1,000 bytes with its key, signature and
+        // token and no contacts, is far below the cap whatever `t` the asker sent.
+        debug_assert!(
+            data.len() <= REPLY_BYTES_MAX,
+            "reply of {} bytes",
+            data.len()
+        );
+        self.push_transmit(now, Transmit { to, data }, Cost::Budgeted);
+    }
+
+    pub(super) fn send_error(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        tid: &[u8],
+        code: i64,
+        message: &str,
+    ) {
+        self.stats.errors_sent += 1;
+        let body = Body::Error(crate::message::ErrorBody {
+            code,
+            message: message.to_string(),
+        });
+        self.answer(now, to, tid, body);
     }
 
     /// Fills `nodes` / `nodes6` with our closest contacts to `target`: the requester's family
@@ -112,16 +166,21 @@ impl Node {
             v6: from.is_ipv6(),
         });
         let k = self.config.k;
-        // The requester is never told about itself.
+        r.nodes_keys = want;
+        // The requester is never told about itself. A contact known only from its own query
+        // is passed on: that is how a newcomer becomes known (the askers who query it prove
+        // its address for themselves).
         if want.v4 {
-            r.nodes = self
-                .table
-                .closest_where(now, target, k, |a| a.is_ipv4() && *a != from);
+            r.nodes = self.table.closest_where(now, target, k, |c| {
+                let a = c.addr();
+                a.is_ipv4() && a != from
+            });
         }
         if want.v6 {
-            r.nodes6 = self
-                .table
-                .closest_where(now, target, k, |a| a.is_ipv6() && *a != from);
+            r.nodes6 = self.table.closest_where(now, target, k, |c| {
+                let a = c.addr();
+                a.is_ipv6() && a != from
+            });
         }
     }
 
@@ -135,6 +194,7 @@ impl Node {
         let salt: &[u8] = args.mutable.as_ref().map_or(&[], |m| &m.salt);
         check_sizes(&args.value, salt).map_err(|e| (e.code(), "item refused"))?;
         let expires = now + ITEM_LIFETIME;
+        let claimed = args.target;
         let (target, value) = match args.mutable {
             None => (
                 immutable_target(&args.value),
@@ -175,6 +235,10 @@ impl Node {
                 (target, ItemValue::Mutable(item))
             }
         };
+        // The optional `target` (which the `mainline` crate sends) must name the item.
+        if claimed.is_some_and(|t| t != target) {
+            return Err((error_code::PROTOCOL, "target does not match the item"));
+        }
         if matches!(value, ItemValue::Immutable(_)) {
             if !self.tokens.check(&args.token, &from.ip(), &target) {
                 return Err((error_code::PROTOCOL, "bad token"));

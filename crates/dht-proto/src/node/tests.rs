@@ -113,6 +113,45 @@ fn malformed_queries_get_203_unknown_methods_204_and_garbage_nothing() {
     assert_eq!(n.stats().malformed, 3);
 }
 
+/// BEP 44: a put whose `v` is not canonical bencode (unsorted keys, a leading zero) is rejected
+/// with 203, not ignored.
+#[test]
+fn a_put_whose_value_is_not_canonical_bencode_is_answered_203() {
+    let mut n = node(Config::default());
+    for v in ["d1:bi1e1:ai2ee", "i012e"] {
+        let put =
+            format!("d1:ad2:id20:abcdefghij01234567895:token4:abcd1:v{v}e1:q3:put1:t2:nc1:y1:qe");
+        let m = ask(&mut n, put.as_bytes()).expect("an answer");
+        assert_eq!(error_code(&m), Some(203), "{v}");
+        assert_eq!(m.transaction_id, b"nc");
+    }
+}
+
+/// BEP 5: a find_node or get_peers reply carries `nodes` even when the table is empty.
+#[test]
+fn a_node_with_an_empty_table_answers_with_an_empty_nodes_key() {
+    let mut n = node(Config::default());
+    let target = Id([0x44; 20]);
+    for method in [
+        Method::FindNode { target, want: None },
+        Method::GetPeers {
+            info_hash: target,
+            want: None,
+        },
+    ] {
+        let m = ask(&mut n, &query(b"en", method, false)).unwrap();
+        let bytes = m.encode();
+        let r = response(m);
+        assert!(r.nodes.is_empty());
+        assert!(r.nodes_keys.v4, "the key is there");
+        assert!(
+            bytes.windows(8).any(|w| w == b"5:nodes0"),
+            "nodes is an empty string on the wire: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+}
+
 #[test]
 fn immutable_puts_need_a_token_and_at_most_1000_bytes() {
     let mut n = node(Config::default());
@@ -120,6 +159,7 @@ fn immutable_puts_need_a_token_and_at_most_1000_bytes() {
     let target = Id::sha1(&value);
     let put = |token: Vec<u8>, value: Vec<u8>| {
         Method::Put(PutArgs {
+            target: None,
             token,
             value,
             mutable: None,
@@ -142,7 +182,20 @@ fn immutable_puts_need_a_token_and_at_most_1000_bytes() {
         )
         .unwrap(),
     );
-    assert_eq!(r.value, Some(value));
+    assert_eq!(r.value, Some(value.clone()));
+    // The optional `target` of the mainline crate's puts: accepted when it names the item,
+    // refused with 203 when it does not.
+    for (claimed, code) in [(target, None), (Id([9; 20]), Some(203))] {
+        let token = token_for(&mut n, target);
+        let method = Method::Put(PutArgs {
+            target: Some(claimed),
+            token,
+            value: value.clone(),
+            mutable: None,
+        });
+        let m = ask(&mut n, &query(b"p3", method, false)).unwrap();
+        assert_eq!(error_code(&m), code, "claimed {claimed:?}");
+    }
 
     let mut big = format!("{}:", VALUE_LEN_MAX).into_bytes();
     big.extend(std::iter::repeat_n(b'x', VALUE_LEN_MAX));
@@ -299,11 +352,28 @@ fn a_node_that_misses_a_request_and_its_resend_is_dropped_at_once() {
     );
 }
 
+/// Counts the datagrams waiting, by kind: (`get` queries, responses, anything else).
+fn drain_kinds(n: &mut Node) -> (usize, usize, usize) {
+    let (mut gets, mut replies, mut other) = (0, 0, 0);
+    while let Some(t) = n.poll_transmit() {
+        assert_eq!(t.to, PEER.parse::<SocketAddr>().unwrap());
+        match Message::decode(&t.data).unwrap().body {
+            Body::Query(Query {
+                method: Method::Get { .. },
+                ..
+            }) => gets += 1,
+            Body::Response(_) => replies += 1,
+            _ => other += 1,
+        }
+    }
+    (gets, replies, other)
+}
+
 #[test]
-fn a_stranger_next_to_many_stored_keys_is_sent_at_most_eight_hand_offs() {
+fn a_newcomer_next_to_many_stored_keys_is_sent_at_most_eight_hand_offs_and_a_stranger_none() {
     use crate::store::{ItemValue, StoredItem};
     let mut n = node(Config::default());
-    // 30 stored items whose keys sit right next to the querier's ID 0x22...22.
+    // 30 stored items whose keys sit right next to the peer's ID 0x22...22.
     for i in 0..30u8 {
         let mut target = Id([0x22; 20]);
         target.0[19] = i;
@@ -314,25 +384,32 @@ fn a_stranger_next_to_many_stored_keys_is_sent_at_most_eight_hand_offs() {
             source: "127.0.0.5".parse().unwrap(),
         });
     }
+    // A stranger's query proves nothing about its address: only the reply goes back.
     n.handle_datagram(
         Instant::ZERO,
         PEER.parse().unwrap(),
         &query(b"pq", Method::Ping, false),
     );
-    let mut gets = 0;
-    let mut replies = 0;
-    while let Some(t) = n.poll_transmit() {
-        assert_eq!(t.to, PEER.parse::<SocketAddr>().unwrap());
-        match Message::decode(&t.data).unwrap().body {
-            Body::Query(Query {
-                method: Method::Get { .. },
-                ..
-            }) => gets += 1,
-            Body::Response(_) => replies += 1,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    assert_eq!(replies, 1, "the ping is answered");
+    assert_eq!(
+        drain_kinds(&mut n),
+        (0, 1, 0),
+        "the ping is answered, nothing more"
+    );
+    // Once it answers a query of ours it is a newcomer with a proven address.
+    n.bootstrap(Instant::ZERO, &[], &[PEER.parse().unwrap()]);
+    let asked = Message::decode(&n.poll_transmit().unwrap().data).unwrap();
+    let answer = Message {
+        transaction_id: asked.transaction_id,
+        version: None,
+        requester_ip: None,
+        read_only: false,
+        body: Body::Response(Response {
+            sender_id: Id([0x22; 20]),
+            ..Response::default()
+        }),
+    };
+    n.handle_datagram(Instant::ZERO, PEER.parse().unwrap(), &answer.encode());
+    let (gets, _, _) = drain_kinds(&mut n);
     assert_eq!(gets, super::handoff::HANDOFF_ITEMS_PER_NEWCOMER_MAX);
     // The same node again is no newcomer: nothing more is handed off.
     n.handle_datagram(
@@ -340,11 +417,11 @@ fn a_stranger_next_to_many_stored_keys_is_sent_at_most_eight_hand_offs() {
         PEER.parse().unwrap(),
         &query(b"pr", Method::Ping, false),
     );
-    let mut again = 0;
-    while n.poll_transmit().is_some() {
-        again += 1;
-    }
-    assert_eq!(again, 1, "only the second ping's reply");
+    assert_eq!(
+        drain_kinds(&mut n),
+        (0, 1, 0),
+        "only the second ping's reply"
+    );
 }
 
 #[test]
@@ -428,49 +505,4 @@ fn a_get_that_finds_nothing_among_the_k_closest_asks_the_next_k_before_it_ends()
         super::Outcome::GetImmutable { value: None }
     ));
     assert_eq!(asked.len(), 16, "the 8 closest, then the next 8: {asked:?}");
-}
-
-#[test]
-fn the_queries_resent_from_their_id_are_exactly_those_without_more_arguments() {
-    use super::Again;
-    use crate::message::Want;
-    let t = Id([0x31; 20]);
-    let rebuilt = [
-        Method::Ping,
-        Method::FindNode {
-            target: t,
-            want: None,
-        },
-        Method::GetPeers {
-            info_hash: t,
-            want: None,
-        },
-        Method::Get {
-            target: t,
-            seq: None,
-        },
-    ];
-    for m in rebuilt {
-        let again = Again::of(&m).expect("encoded again");
-        assert_eq!(again.method(), m);
-    }
-    let kept = [
-        Method::FindNode {
-            target: t,
-            want: Some(Want { v4: true, v6: true }),
-        },
-        Method::Get {
-            target: t,
-            seq: Some(3),
-        },
-        Method::AnnouncePeer {
-            info_hash: t,
-            port: 1234,
-            implied_port: false,
-            token: b"tok".to_vec(),
-        },
-    ];
-    for m in kept {
-        assert!(Again::of(&m).is_none(), "{m:?} keeps its datagram");
-    }
 }

@@ -32,6 +32,7 @@ impl<K: Ord + Copy, V> VecMap<K, V> {
     }
 
     /// Where the entries lie in memory, and their size in bytes (for a cache hint).
+    #[cfg(feature = "sim-hints")]
     pub(crate) fn memory(&self) -> (*const u8, usize) {
         (
             self.entries.as_ptr().cast::<u8>(),

@@ -165,8 +165,9 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     );
     let ok = gets_ok == gets && puts_ok == args.puts;
     if !args.exit {
+        let stop = super::node::shutdown_signal()?;
         println!("serving until Ctrl-C");
-        super::node::wait_for_signal().await?;
+        stop.await?;
     }
     for d in &nodes {
         d.shutdown().await;

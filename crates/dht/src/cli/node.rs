@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use dht_node::{Dht, DEFAULT_ROUTERS};
+use dht_proto::node::UPLOAD_BYTES_PER_SECOND;
+use dht_proto::ratelimit::RateLimit;
 
 /// `dht node`.
 #[derive(Args, Debug)]
@@ -25,6 +27,31 @@ pub struct NodeArgs {
     /// Refuse contacts whose node ID does not match their IP address (BEP 42).
     #[arg(long)]
     pub enforce_bep42: bool,
+    /// Queries per second one source IP may send on average (0 turns the limit off). A source
+    /// may send ten seconds' worth at once; one that goes on past that is ignored for five
+    /// minutes (libtorrent's defaults). Loopback and private addresses are exempt unless
+    /// --limit-local is given.
+    #[arg(long, value_name = "PER_SECOND", default_value_t = RateLimit::default().per_second)]
+    pub rate_limit: u32,
+    /// Apply the per-source limit and the upload limit to loopback and private addresses too.
+    #[arg(long)]
+    pub limit_local: bool,
+    /// Bytes per second that the node's answers and its own upkeep may send (0: no limit).
+    /// The requests of commands you run are not counted.
+    #[arg(long, value_name = "BYTES_PER_SECOND", default_value_t = UPLOAD_BYTES_PER_SECOND)]
+    pub upload_limit: u64,
+}
+
+/// The per-source limit for `--rate-limit PER_SECOND`: a burst of ten seconds' worth, and a
+/// block after as many queries again refused.
+fn rate_limit(per_second: u32) -> RateLimit {
+    let burst = per_second.saturating_mul(10);
+    RateLimit {
+        per_second,
+        burst,
+        block_after: burst,
+        ..RateLimit::default()
+    }
 }
 
 /// The platform's user data directory for the node.
@@ -47,8 +74,12 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     };
     let config = dht_proto::node::Config {
         enforce_bep42: args.enforce_bep42,
+        rate_limit: rate_limit(args.rate_limit),
+        limit_local: args.limit_local,
+        upload_bytes_per_second: args.upload_limit,
         ..Default::default()
     };
+    let stop = shutdown_signal()?;
     let dht = Dht::builder()
         .bind(args.bind)
         .data_dir(&data_dir)
@@ -69,24 +100,60 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
         out.flush()?;
     }
     tracing::info!(data_dir = %data_dir.display(), "serving; stop with Ctrl-C or SIGTERM");
-    wait_for_signal().await?;
+    tokio::select! {
+        r = stop => r?,
+        _ = report_drops(&dht) => {}
+    }
     tracing::info!("stopping");
     dht.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Waits for SIGINT or SIGTERM.
-pub async fn wait_for_signal() -> anyhow::Result<()> {
+/// Logs, once a minute, what the defences dropped in that minute (nothing when nothing was).
+async fn report_drops(dht: &Dht) {
+    let mut last = dht_proto::node::NodeStats::default();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let Ok(status) = dht.status().await else {
+            return;
+        };
+        let s = status.stats;
+        let rate_limited = s.rate_limited - last.rate_limited;
+        let blocked = s.blocked_dropped - last.blocked_dropped;
+        let upload = s.upload_dropped - last.upload_dropped;
+        let malformed = s.malformed - last.malformed;
+        if rate_limited + blocked + upload + malformed > 0 {
+            tracing::info!(
+                rate_limited,
+                blocked,
+                sources_blocked = s.sources_blocked,
+                upload_dropped = upload,
+                malformed,
+                "dropped in the last minute"
+            );
+        }
+        last = s;
+    }
+}
+
+/// Installs the SIGINT and SIGTERM handlers now (so a signal that comes before the returned
+/// future is first polled still stops the program cleanly), and returns a future that ends at
+/// the first of them.
+pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r?,
-            _ = term.recv() => {}
-        }
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            Ok(())
+        })
     }
     #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+    Ok(async { Ok(tokio::signal::ctrl_c().await?) })
 }

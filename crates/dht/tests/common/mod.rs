@@ -164,6 +164,17 @@ impl NodeProc {
     /// for its startup line `node <40-hex-id> listening on <ip:port>`. Panics (after
     /// killing the child) if the line is missing or malformed.
     pub fn start(home: &Path, data_dir: &Path, bind: &str, bootstrap: &[SocketAddr]) -> NodeProc {
+        Self::start_with(home, data_dir, bind, bootstrap, &[])
+    }
+
+    /// [`NodeProc::start`] with more arguments for `dht node` (flags such as `--rate-limit`).
+    pub fn start_with(
+        home: &Path,
+        data_dir: &Path,
+        bind: &str,
+        bootstrap: &[SocketAddr],
+        extra: &[&str],
+    ) -> NodeProc {
         fs::create_dir_all(data_dir).expect("create data dir");
         let log = data_dir.with_extension("log");
         let log_file = fs::OpenOptions::new()
@@ -180,6 +191,7 @@ impl NodeProc {
         for b in bootstrap {
             cmd.arg("--bootstrap").arg(b.to_string());
         }
+        cmd.args(extra);
         child_env(&mut cmd, home);
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "debug");
