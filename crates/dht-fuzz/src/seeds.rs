@@ -91,6 +91,7 @@ fn mutable_put(m: &MutableItem, token: &[u8], cas: Option<i64>) -> Method {
             salt: m.salt.clone(),
             cas,
         }),
+        target: Some(m.target()),
     })
 }
 
@@ -157,6 +158,7 @@ fn messages() -> Vec<(&'static str, Message)> {
                     token: b"TOKN".to_vec(),
                     value: b"6:fuzzed".to_vec(),
                     mutable: None,
+                    target: Some(immutable_target(b"6:fuzzed")),
                 }),
             ),
         ),
@@ -266,16 +268,21 @@ fn node() -> Vec<Seed> {
     put.extend(datagram(0x02, &m["get_immutable"]));
     put.extend(datagram(0x02, &m["put_immutable_token"]));
     seeds.push(named("get_then_put", put));
+    // Each reply follows a command that sends a fresh query: a reply may end a lookup without a
+    // new query, and a second answer to one query is (rightly) unexpected.
     let mut lookup = vec![0xD1];
     lookup.extend(datagram(0x09, &m["reply_nodes"]));
+    lookup.push(0xD0);
     lookup.extend(datagram(0x09, &m["error_reply"]));
-    lookup.push(0xE9);
+    lookup.extend([0xE9, 0xD9]);
     lookup.extend(datagram(0x09, &m["reply_nodes"]));
     lookup.push(0xE9);
     seeds.push(named("get_peers_lookup_replies", lookup));
     let mut mutable = vec![0xD5];
     mutable.extend(datagram(0x09, &m["reply_mutable"]));
-    mutable.push(0xD3);
+    // get_immutable (0xD3) of a value the node holds ends without a query: a find_node
+    // (0xD8) sends the fresh query that the value reply answers.
+    mutable.extend([0xD3, 0xD8]);
     mutable.extend(datagram(0x09, &m["reply_immutable"]));
     mutable.push(0xFF);
     seeds.push(named("get_item_lookups", mutable));
@@ -284,10 +291,11 @@ fn node() -> Vec<Seed> {
     commands.extend([0xD6, 0xD4, 0xD2, 0xD7, 0xF0, 0xFF]);
     commands.extend(datagram(0x09, &m["reply_nodes"]));
     seeds.push(named("commands_and_replies", commands));
-    // Twenty minutes on, the contacts are questionable and maintenance pings them.
-    let mut pings = vec![0xFF; 12];
+    // A reply that brings new contacts, then twenty minutes of maintenance rounds: the contacts
+    // turn questionable and are pinged, and the pings time out.
+    let mut pings = vec![0xD0];
     pings.extend(datagram(0x09, &m["reply_nodes"]));
-    pings.push(0xFF);
+    pings.extend([0xFF; 12]);
     seeds.push(named("maintenance_pings", pings));
     // Past the items' two hours: everything expires.
     seeds.push(named("expire_all", vec![0xFF; 80]));
