@@ -28,6 +28,18 @@
 mod codec;
 mod staged;
 
+/// The record codec, reachable from outside the crate only so that the fuzz harness
+/// (`crates/dht-fuzz`) can feed it hostile bytes. It is not part of the API: no stability
+/// promise, and nothing but the harness should call it.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::codec::{
+        contact_key, decode_contact, decode_format, decode_identity, decode_item, decode_peer,
+        decode_peer_key, encode_contact, encode_format, encode_identity, encode_item, encode_peer,
+        item_key, peer_key, ItemRecord, FORMAT_KEY, IDENTITY_KEY, RECORD_VERSION,
+    };
+}
+
 use std::fs;
 use std::io::{self, Read as _, Write as _};
 use std::net::SocketAddr;

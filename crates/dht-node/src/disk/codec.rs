@@ -16,7 +16,7 @@ use dht_proto::store::{ItemValue, StoredItem};
 use dht_proto::Id;
 
 /// The version byte every value starts with; a record with another version is refused.
-pub(crate) const RECORD_VERSION: u8 = 1;
+pub const RECORD_VERSION: u8 = 1;
 
 /// Kind byte of an immutable item.
 const KIND_IMMUTABLE: u8 = 0;
@@ -34,7 +34,7 @@ const CRC_LEN: usize = 4;
 /// An item as it sits on disk: the decoded item, with its expiry still in Unix milliseconds (the
 /// caller converts it with the clock of the run that loads it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ItemRecord {
+pub struct ItemRecord {
     /// The item's target (from the key).
     pub target: Id,
     /// The value.
@@ -167,7 +167,7 @@ fn id_from_key(key: &[u8]) -> Result<Id, String> {
 }
 
 /// The key of an item: its 20-byte target.
-pub(crate) fn item_key(target: &Id) -> [u8; 20] {
+pub fn item_key(target: &Id) -> [u8; 20] {
     target.0
 }
 
@@ -176,7 +176,7 @@ pub(crate) fn item_key(target: &Id) -> [u8; 20] {
 ///
 /// Returns `None` for an item whose value or salt exceeds the BEP 44 limits: the store never
 /// holds one, and writing it would leave a record that the decoder refuses at the next start.
-pub(crate) fn encode_item(record: &ItemRecord) -> Option<Vec<u8>> {
+pub fn encode_item(record: &ItemRecord) -> Option<Vec<u8>> {
     let value = record.value.value();
     if value.len() > VALUE_LEN_MAX {
         return None;
@@ -207,7 +207,7 @@ pub(crate) fn encode_item(record: &ItemRecord) -> Option<Vec<u8>> {
 }
 
 /// Decodes an item record stored under `key`.
-pub(crate) fn decode_item(key: &[u8], value: &[u8]) -> Result<ItemRecord, String> {
+pub fn decode_item(key: &[u8], value: &[u8]) -> Result<ItemRecord, String> {
     let target = id_from_key(key)?;
     let mut r = Reader {
         rest: unseal(key, value)?,
@@ -254,7 +254,7 @@ pub(crate) fn decode_item(key: &[u8], value: &[u8]) -> Result<ItemRecord, String
 
 /// The key of a peer: the info-hash, then the peer's compact address (4 + 2 or 16 + 2 bytes;
 /// the length tells the family, as in BEP 5 and BEP 32).
-pub(crate) fn peer_key(info_hash: &Id, peer: &SocketAddr) -> Vec<u8> {
+pub fn peer_key(info_hash: &Id, peer: &SocketAddr) -> Vec<u8> {
     let mut key = Vec::with_capacity(20 + 18);
     key.extend_from_slice(&info_hash.0);
     match peer.ip() {
@@ -266,7 +266,7 @@ pub(crate) fn peer_key(info_hash: &Id, peer: &SocketAddr) -> Vec<u8> {
 }
 
 /// Decodes a peer key into the info-hash and the peer's address.
-pub(crate) fn decode_peer_key(key: &[u8]) -> Result<(Id, SocketAddr), String> {
+pub fn decode_peer_key(key: &[u8]) -> Result<(Id, SocketAddr), String> {
     if key.len() < 20 {
         return Err(format!("peer key of {} bytes is too short", key.len()));
     }
@@ -284,7 +284,7 @@ pub(crate) fn decode_peer_key(key: &[u8]) -> Result<(Id, SocketAddr), String> {
 }
 
 /// Encodes a peer's value: version, expiry (Unix ms), checksum.
-pub(crate) fn encode_peer(key: &[u8], expires_unix_ms: u64) -> Vec<u8> {
+pub fn encode_peer(key: &[u8], expires_unix_ms: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + 8 + CRC_LEN);
     out.push(RECORD_VERSION);
     out.extend_from_slice(&expires_unix_ms.to_be_bytes());
@@ -292,7 +292,7 @@ pub(crate) fn encode_peer(key: &[u8], expires_unix_ms: u64) -> Vec<u8> {
 }
 
 /// Decodes a peer record: the info-hash, the peer, and its expiry in Unix milliseconds.
-pub(crate) fn decode_peer(key: &[u8], value: &[u8]) -> Result<(Id, SocketAddr, u64), String> {
+pub fn decode_peer(key: &[u8], value: &[u8]) -> Result<(Id, SocketAddr, u64), String> {
     let (info_hash, peer) = decode_peer_key(key)?;
     let mut r = Reader {
         rest: unseal(key, value)?,
@@ -304,12 +304,12 @@ pub(crate) fn decode_peer(key: &[u8], value: &[u8]) -> Result<(Id, SocketAddr, u
 
 /// The key of the `index`-th contact of the snapshot (big-endian, so that keys sort in the
 /// order the contacts were given).
-pub(crate) fn contact_key(index: u32) -> [u8; 4] {
+pub fn contact_key(index: u32) -> [u8; 4] {
     index.to_be_bytes()
 }
 
 /// Encodes a contact: version, the 20-byte ID, its address (family byte, IP, port), checksum.
-pub(crate) fn encode_contact(key: &[u8], contact: &NodeInfo) -> Vec<u8> {
+pub fn encode_contact(key: &[u8], contact: &NodeInfo) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + 20 + 19 + CRC_LEN);
     out.push(RECORD_VERSION);
     out.extend_from_slice(&contact.id.0);
@@ -318,7 +318,7 @@ pub(crate) fn encode_contact(key: &[u8], contact: &NodeInfo) -> Vec<u8> {
 }
 
 /// Decodes a contact record.
-pub(crate) fn decode_contact(key: &[u8], value: &[u8]) -> Result<NodeInfo, String> {
+pub fn decode_contact(key: &[u8], value: &[u8]) -> Result<NodeInfo, String> {
     if key.len() != 4 {
         return Err(format!("contact key of {} bytes is not 4", key.len()));
     }
@@ -332,10 +332,10 @@ pub(crate) fn decode_contact(key: &[u8], value: &[u8]) -> Result<NodeInfo, Strin
 }
 
 /// The key of the single identity row.
-pub(crate) const IDENTITY_KEY: &[u8] = b"identity";
+pub const IDENTITY_KEY: &[u8] = b"identity";
 
 /// Encodes the node identity: version, the 20-byte ID, the 32-byte ed25519 seed, checksum.
-pub(crate) fn encode_identity(id: &Id, signing_seed: &[u8; 32]) -> Vec<u8> {
+pub fn encode_identity(id: &Id, signing_seed: &[u8; 32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + 20 + 32 + CRC_LEN);
     out.push(RECORD_VERSION);
     out.extend_from_slice(&id.0);
@@ -344,7 +344,7 @@ pub(crate) fn encode_identity(id: &Id, signing_seed: &[u8; 32]) -> Vec<u8> {
 }
 
 /// Decodes the node identity.
-pub(crate) fn decode_identity(key: &[u8], value: &[u8]) -> Result<(Id, [u8; 32]), String> {
+pub fn decode_identity(key: &[u8], value: &[u8]) -> Result<(Id, [u8; 32]), String> {
     let mut r = Reader {
         rest: unseal(key, value)?,
     };
@@ -355,17 +355,17 @@ pub(crate) fn decode_identity(key: &[u8], value: &[u8]) -> Result<(Id, [u8; 32])
 }
 
 /// The key of the format-version row of the meta table.
-pub(crate) const FORMAT_KEY: &[u8] = b"format";
+pub const FORMAT_KEY: &[u8] = b"format";
 
 /// Encodes the database's format version.
-pub(crate) fn encode_format(version: u32) -> Vec<u8> {
+pub fn encode_format(version: u32) -> Vec<u8> {
     let mut out = vec![RECORD_VERSION];
     out.extend_from_slice(&version.to_be_bytes());
     seal(FORMAT_KEY, out)
 }
 
 /// Decodes the database's format version.
-pub(crate) fn decode_format(key: &[u8], value: &[u8]) -> Result<u32, String> {
+pub fn decode_format(key: &[u8], value: &[u8]) -> Result<u32, String> {
     let mut r = Reader {
         rest: unseal(key, value)?,
     };
