@@ -441,17 +441,11 @@ fn key_cmp(a: &[u8], b: &[u8]) -> Ordering {
 
 /// The position just past the value starting at `pos`, walking containers iteratively (an
 /// open-container count instead of recursion). `None` if the bytes are not a value.
-fn skip(input: &[u8], pos: usize) -> Option<usize> {
-    skip_with::<false>(input, pos)
-}
-
-/// [`skip`], where with `LENIENT` an integer may also have leading zeros or be `-0`.
-fn skip_with<const LENIENT: bool>(input: &[u8], mut pos: usize) -> Option<usize> {
+fn skip(input: &[u8], mut pos: usize) -> Option<usize> {
     let mut open: usize = 0;
     // Bounded: every iteration advances `pos` by at least one byte of `input`.
     loop {
         match *input.get(pos)? {
-            b'i' if LENIENT => pos = lenient_int_end(input, pos)?,
             b'i' => pos = parse_int(input, pos).ok()?.1,
             b'0'..=b'9' => pos = parse_bytes(input, pos).ok()?.1,
             b'l' | b'd' => {
@@ -470,18 +464,6 @@ fn skip_with<const LENIENT: bool>(input: &[u8], mut pos: usize) -> Option<usize>
     }
 }
 
-/// The position after the `e` of the integer whose `i` is at `pos`, digits checked but not
-/// their canonical form.
-fn lenient_int_end(input: &[u8], pos: usize) -> Option<usize> {
-    let digits = input.get(pos + 1..)?;
-    let sign = usize::from(digits.first() == Some(&b'-'));
-    let len = digits[sign..]
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .count();
-    (len > 0 && digits.get(sign + len) == Some(&b'e')).then_some(pos + 1 + sign + len + 1)
-}
-
 /// The value under `key` in the top-level dictionary of `input`, read leniently: keys in any
 /// order and integers with leading zeros are passed over (nothing else is). Only for answering
 /// a datagram that failed the strict decode: KRPC must reply error 203 to a query that carries
@@ -497,7 +479,7 @@ pub fn lenient_top_level_get<'a>(input: &'a [u8], key: &[u8]) -> Option<&'a [u8]
     let mut found = None;
     while input.get(pos)? != &b'e' {
         let (k, value_start) = parse_bytes(input, pos).ok()?;
-        let end = skip_with::<true>(input, value_start)?;
+        let end = skip_lenient(input, value_start)?;
         if k == key && found.is_none() {
             found = Some(&input[value_start..end]);
         }
@@ -507,6 +489,41 @@ pub fn lenient_top_level_get<'a>(input: &'a [u8], key: &[u8]) -> Option<&'a [u8]
         return None;
     }
     found
+}
+
+/// Like [`skip`], but an integer may have leading zeros.
+fn skip_lenient(input: &[u8], mut pos: usize) -> Option<usize> {
+    let mut open: usize = 0;
+    // Bounded: every iteration advances `pos` by at least one byte of `input`.
+    loop {
+        match *input.get(pos)? {
+            b'i' => {
+                let digits = input.get(pos + 1..)?;
+                let sign = usize::from(digits.first() == Some(&b'-'));
+                let len = digits[sign..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                if len == 0 || digits.get(sign + len) != Some(&b'e') {
+                    return None;
+                }
+                pos += 1 + sign + len + 1;
+            }
+            b'0'..=b'9' => pos = parse_bytes(input, pos).ok()?.1,
+            b'l' | b'd' => {
+                open += 1;
+                pos += 1;
+            }
+            b'e' => {
+                open = open.checked_sub(1)?;
+                pos += 1;
+            }
+            _ => return None,
+        }
+        if open == 0 {
+            return Some(pos);
+        }
+    }
 }
 
 /// Reads the integer whose `i` is at `pos`; returns it and the position after its `e`.
