@@ -197,8 +197,13 @@ fn a_spoofed_flood_from_ten_thousand_addresses_keeps_memory_bounded_and_the_uplo
         "{sent_bytes} bytes sent in {seconds} s"
     );
     assert!(s.upload_dropped > 20_000, "{s:?}");
-    // Memory: the source table is bounded and the routing table keeps its size.
+    // Memory: the source table is bounded and the routing table keeps its size. The source
+    // table is counted in `memory_bytes` and is full by now.
     let after = n.memory_bytes();
+    assert!(
+        after > before + SOURCES_MAX * 40,
+        "the source table is counted"
+    );
     assert!(
         after < before + SOURCES_MAX * 128 + 64 * 1024,
         "memory grew from {before} to {after} bytes"

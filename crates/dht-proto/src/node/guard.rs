@@ -47,6 +47,13 @@ pub(super) enum Cost {
     Free,
 }
 
+impl Guard {
+    /// Approximate bytes of memory held: the source table is most of it.
+    pub(super) fn memory_bytes(&self) -> usize {
+        core::mem::size_of::<Self>() + self.sources.memory_bytes()
+    }
+}
+
 impl Node {
     fn guard(&mut self, now: Instant) -> &mut Guard {
         let per_second = self.config.upload_bytes_per_second;

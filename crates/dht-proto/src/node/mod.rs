@@ -287,6 +287,7 @@ impl Node {
             + self.transactions.memory_bytes()
             + self.commands.len() * 2048
             + self.own_items.len() * 128
+            + self.guard.as_ref().map_or(0, |g| g.memory_bytes())
     }
 
     // ---- restoring saved state ----
