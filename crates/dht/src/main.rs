@@ -1,7 +1,6 @@
 //! The `dht` command: run a Mainline DHT node, put and get values, look up the network's
 //! structure, run a local devnet, benchmark, and simulate.
 
-mod cli;
 mod cmd;
 
 use std::process::ExitCode;
@@ -19,23 +18,23 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a node until SIGINT or SIGTERM.
-    Node(cli::node::NodeArgs),
+    Node(cmd::node::NodeArgs),
     /// Store a value (immutable, or signed mutable with --mutable) and print its key.
-    Put(cli::client::PutArgs),
+    Put(cmd::client::PutArgs),
     /// Fetch a value by its key and write it to stdout.
-    Get(cli::client::GetArgs),
+    Get(cmd::client::GetArgs),
     /// Make an ed25519 key for mutable items and print its public key.
-    Keygen(cli::client::KeygenArgs),
+    Keygen(cmd::client::KeygenArgs),
     /// Announce that a peer of a torrent listens on a port.
-    Announce(cli::client::AnnounceArgs),
+    Announce(cmd::client::AnnounceArgs),
     /// Print the peers of a torrent, one ip:port a line.
-    Peers(cli::client::PeersArgs),
+    Peers(cmd::client::PeersArgs),
     /// Look up a target and print the lookup's path round by round.
-    Lookup(cli::client::LookupArgs),
+    Lookup(cmd::client::LookupArgs),
     /// Run N nodes on 127.0.0.1 in one process and demonstrate puts and gets.
-    Devnet(cli::devnet::DevnetArgs),
+    Devnet(cmd::devnet::DevnetArgs),
     /// Benchmark a loopback cluster, or one node under query load.
-    Bench(cli::bench::BenchArgs),
+    Bench(cmd::bench::BenchArgs),
     /// Simulate an overlay on virtual time (churn, loss, latency) and report.
     Sim(cmd::sim::SimArgs),
     /// Run every overlay side by side and write a comparison table and plots.
@@ -70,17 +69,17 @@ fn main() -> ExitCode {
         cmd::malloc_tunables::reexec_with_malloc_tunables();
     }
     let quiet_default = !matches!(cli.command, Command::Node(_));
-    cli::init_logging(quiet_default);
+    cmd::init_logging(quiet_default);
     let result = match cli.command {
-        Command::Node(a) => cli::run_async(cli::node::run(a)),
-        Command::Put(a) => cli::run_async(cli::client::put(a)),
-        Command::Get(a) => cli::run_async(cli::client::get(a)),
-        Command::Keygen(a) => cli::client::keygen(a),
-        Command::Announce(a) => cli::run_async(cli::client::announce(a)),
-        Command::Peers(a) => cli::run_async(cli::client::peers(a)),
-        Command::Lookup(a) => cli::run_async(cli::client::lookup(a)),
-        Command::Devnet(a) => cli::run_async(cli::devnet::run(a)),
-        Command::Bench(a) => cli::run_async(cli::bench::run(a)),
+        Command::Node(a) => cmd::run_async(cmd::node::run(a)),
+        Command::Put(a) => cmd::run_async(cmd::client::put(a)),
+        Command::Get(a) => cmd::run_async(cmd::client::get(a)),
+        Command::Keygen(a) => cmd::client::keygen(a),
+        Command::Announce(a) => cmd::run_async(cmd::client::announce(a)),
+        Command::Peers(a) => cmd::run_async(cmd::client::peers(a)),
+        Command::Lookup(a) => cmd::run_async(cmd::client::lookup(a)),
+        Command::Devnet(a) => cmd::run_async(cmd::devnet::run(a)),
+        Command::Bench(a) => cmd::run_async(cmd::bench::run(a)),
         Command::Sim(a) => cmd::sim::run(a),
         Command::Compare(a) => cmd::compare::run(a),
     };
@@ -88,7 +87,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("dht: {e:#}");
-            if e.downcast_ref::<cli::client::UsageError>().is_some() {
+            if e.downcast_ref::<cmd::client::UsageError>().is_some() {
                 ExitCode::from(2)
             } else {
                 ExitCode::from(1)
