@@ -32,8 +32,9 @@ pub struct JoinArgs {
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
     /// Act through a running node's HTTP API (`dht node --http ADDR`), e.g.
-    /// http://127.0.0.1:8080, instead of joining the network for this one command.
-    #[arg(long, value_name = "URL", conflicts_with = "bootstrap")]
+    /// http://127.0.0.1:8080, instead of joining the network for this one command
+    /// (--bootstrap is then not used).
+    #[arg(long, value_name = "URL")]
     pub node: Option<String>,
 }
 

@@ -8,6 +8,8 @@
 // Each test file compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, UdpSocket};
@@ -232,6 +234,12 @@ impl NodeProc {
             data_dir: data_dir.to_path_buf(),
             log,
         }
+    }
+
+    /// The next line the node prints on stdout after its startup line, waiting at most
+    /// `timeout`.
+    pub fn next_line(&self, timeout: Duration) -> Option<String> {
+        self.stdout.recv_timeout(timeout).ok()
     }
 
     /// The process ID.
