@@ -79,16 +79,16 @@ impl Histogram {
         self.sum
     }
 
-    /// Each bound with the number of observations at most it (cumulative, as Prometheus
-    /// exposes them), ending with `+Inf` and the total.
-    pub fn cumulative(&self) -> Vec<(f64, u64)> {
-        let mut total = 0;
-        let mut out = Vec::with_capacity(self.bounds.len() + 1);
-        for (i, b) in self.bounds.iter().enumerate() {
-            total += self.counts[i];
-            out.push((*b, total));
-        }
-        out.push((f64::INFINITY, self.count));
+    /// Each bucket's upper bound with the observations in it alone (not cumulative), ending
+    /// with `f64::INFINITY` and the observations above every bound.
+    pub fn buckets(&self) -> Vec<(f64, u64)> {
+        let mut out: Vec<(f64, u64)> = self
+            .bounds
+            .iter()
+            .zip(self.counts)
+            .map(|(b, c)| (*b, c))
+            .collect();
+        out.push((f64::INFINITY, self.counts[self.bounds.len()]));
         out
     }
 }
@@ -411,12 +411,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_buckets_are_cumulative_and_end_with_the_total() {
+    fn histogram_counts_each_value_in_the_first_bucket_that_holds_it() {
         let mut h = Histogram::new(&[1.0, 2.0]);
         for v in [0.5, 1.0, 1.5, 3.0, 9.0] {
             h.observe(v);
         }
-        assert_eq!(h.cumulative(), vec![(1.0, 2), (2.0, 3), (f64::INFINITY, 5)]);
+        assert_eq!(h.buckets(), vec![(1.0, 2), (2.0, 1), (f64::INFINITY, 2)]);
         assert_eq!(h.count(), 5);
         assert_eq!(h.sum(), 15.0);
     }

@@ -92,10 +92,16 @@ fn histogram(
 ) -> Result<(), std::fmt::Error> {
     let mut m = encoder.encode_descriptor(name, help, unit, MetricType::Histogram)?;
     for (labels, h) in samples {
+        // The encoder sums the buckets itself, and writes `+Inf` for a bound of `f64::MAX`.
+        let buckets: Vec<(f64, u64)> = h
+            .buckets()
+            .into_iter()
+            .map(|(b, c)| (if b.is_finite() { b } else { f64::MAX }, c))
+            .collect();
         m.encode_family(labels)?.encode_histogram::<NoLabelSet>(
             h.sum(),
             h.count(),
-            &h.cumulative(),
+            &buckets,
             None,
         )?;
     }
