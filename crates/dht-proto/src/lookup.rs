@@ -467,6 +467,29 @@ mod tests {
     }
 
     #[test]
+    fn a_traced_answer_names_the_contacts_it_introduced() {
+        let all = network(30, 9);
+        let target = Id([5; 20]);
+        let mut l = Lookup::new(Instant::ZERO, target, 8, 1, &all[..2], true);
+        let first = l.next_request().unwrap();
+        // The reply names a seed (known already), itself (never a candidate) and two new nodes.
+        let reply = [all[0], all[1], first, all[10], all[11]];
+        l.on_response(&first, &reply, None);
+        let answered = l
+            .trace()
+            .unwrap()
+            .iter()
+            .find_map(|t| match t {
+                TraceEvent::Answered {
+                    new, introduced, ..
+                } => Some((*new, introduced.clone())),
+                _ => None,
+            })
+            .expect("the answer is traced");
+        assert_eq!(answered, (2, vec![all[10].id, all[11].id]));
+    }
+
+    #[test]
     fn a_lookup_with_no_answers_ends_and_reports_the_timeouts() {
         let all = network(20, 5);
         let target = Id([7; 20]);
