@@ -369,7 +369,15 @@ fn bad_input_gets_a_json_4xx_and_the_server_goes_on() {
 #[test]
 fn node_http_serves_its_node_and_signs_with_its_mutable_key() {
     let home = temp_dir("http-node");
-    let a = NodeProc::start(home.path(), &home.path().join("a"), "127.0.0.1:0", &[]);
+    // A loopback port where nothing listens: node a stays alone and never reaches out to the
+    // public routers it would use without --bootstrap.
+    let nowhere: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let a = NodeProc::start(
+        home.path(),
+        &home.path().join("a"),
+        "127.0.0.1:0",
+        &[nowhere],
+    );
     let key_file = home.path().join("key");
     let kg = run_dht(
         home.path(),

@@ -42,6 +42,10 @@ pub struct DevnetArgs {
     /// Allow --http on an address other than loopback (the API has no authentication).
     #[arg(long, requires = "http")]
     pub http_public: bool,
+    /// A key file from `dht keygen` with which the API signs mutable puts that come without a
+    /// signature, whichever node they go through.
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub mutable_key: Option<std::path::PathBuf>,
 }
 
 /// Starts `n` full nodes on 127.0.0.1, `stagger` apart, each bootstrapping from the first.
@@ -119,6 +123,11 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         crate::http::check_http_addr(addr, args.http_public)
             .map_err(|e| anyhow::Error::new(super::client::UsageError(e)))?;
     }
+    let signing_key = args
+        .mutable_key
+        .as_ref()
+        .map(super::client::read_key)
+        .transpose()?;
     // With --http the devnet runs until a signal: its handlers go in before anything is
     // printed, so a signal right after the URL stops it cleanly.
     let stop = if args.http.is_some() || !args.exit {
@@ -146,7 +155,7 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
                 crate::http::url(l.local_addr()?),
                 n - 1
             );
-            let state = crate::http::AppState::new(nodes.clone(), None);
+            let state = crate::http::AppState::new(nodes.clone(), signing_key);
             Some(tokio::spawn(crate::http::serve(
                 l,
                 state,
