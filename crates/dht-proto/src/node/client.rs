@@ -66,6 +66,10 @@ pub(super) struct Command {
     store_messages: u32,
     /// Whether a get that found nothing has widened its lookup already.
     widened: bool,
+    /// When a get's first value verified (for [`crate::lookup::LookupStats::first_value_after`]).
+    first_value_at: Option<Instant>,
+    /// When a put's k-th acknowledgement came (for [`crate::lookup::LookupStats::stored_k_after`]).
+    stored_k_at: Option<Instant>,
 }
 
 impl Command {
@@ -350,6 +354,8 @@ impl Node {
                 seeds_pending: 0,
                 store_messages: 0,
                 widened: false,
+                first_value_at: None,
+                stored_k_at: None,
             },
         );
         q
@@ -443,6 +449,9 @@ impl Node {
         }
         let mut stats = c.lookup.stats(now);
         stats.messages += c.store_messages;
+        let started = c.lookup.started();
+        stats.first_value_after = c.first_value_at.map(|t| t - started);
+        stats.stored_k_after = c.stored_k_at.map(|t| t - started);
         let trace = c.lookup.trace().map(<[_]>::to_vec);
         let target = c.lookup.target();
         let outcome = match (c.kind, c.phase) {
@@ -563,6 +572,7 @@ impl Node {
                             if immutable_target(v) == target {
                                 *value = Some(v.clone());
                                 found = true;
+                                c.first_value_at.get_or_insert(now);
                             }
                         }
                     }
@@ -586,6 +596,7 @@ impl Node {
                                 && best.as_ref().is_none_or(|b| seq > b.seq)
                             {
                                 *best = Some(item);
+                                c.first_value_at.get_or_insert(now);
                             }
                         }
                     }
@@ -653,7 +664,12 @@ impl Node {
         {
             *pending = pending.saturating_sub(1);
             match error {
-                None => *acked += 1,
+                None => {
+                    *acked += 1;
+                    if *acked as usize == self.config.k {
+                        c.stored_k_at.get_or_insert(now);
+                    }
+                }
                 Some(e) => errors.push(e),
             }
             if *pending == 0 {
