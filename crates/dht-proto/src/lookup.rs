@@ -91,6 +91,10 @@ pub struct LookupStats {
     /// A put's or announce's time from start until k nodes acknowledged it (None: fewer did,
     /// or not a put).
     pub stored_k_after: Option<Duration>,
+    /// Values a get was sent that failed verification (an immutable value whose hash is not
+    /// the key; a mutable item of another key, or whose signature over salt, seq and value does
+    /// not verify): ignored, and the get asked on.
+    pub forgeries: u32,
 }
 
 /// One iterative lookup for a target. See the module documentation for the calling protocol.
@@ -387,6 +391,7 @@ impl Lookup {
             duration: now - self.started,
             first_value_after: None,
             stored_k_after: None,
+            forgeries: 0,
         }
     }
 

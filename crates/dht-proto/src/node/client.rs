@@ -70,6 +70,8 @@ pub(super) struct Command {
     first_value_at: Option<Instant>,
     /// When a put's k-th acknowledgement came (for [`crate::lookup::LookupStats::stored_k_after`]).
     stored_k_at: Option<Instant>,
+    /// Values that failed verification (for [`crate::lookup::LookupStats::forgeries`]).
+    forgeries: u32,
 }
 
 impl Command {
@@ -356,6 +358,7 @@ impl Node {
                 widened: false,
                 first_value_at: None,
                 stored_k_at: None,
+                forgeries: 0,
             },
         );
         q
@@ -452,6 +455,7 @@ impl Node {
         let started = c.lookup.started();
         stats.first_value_after = c.first_value_at.map(|t| t - started);
         stats.stored_k_after = c.stored_k_at.map(|t| t - started);
+        stats.forgeries = c.forgeries;
         let trace = c.lookup.trace().map(<[_]>::to_vec);
         let target = c.lookup.target();
         let outcome = match (c.kind, c.phase) {
@@ -573,6 +577,8 @@ impl Node {
                                 *value = Some(v.clone());
                                 found = true;
                                 c.first_value_at.get_or_insert(now);
+                            } else {
+                                c.forgeries += 1;
                             }
                         }
                     }
@@ -591,13 +597,15 @@ impl Node {
                                 value: v.clone(),
                                 signature: sig,
                             };
-                            if k == *public_key
-                                && item.verify().is_ok()
-                                && best.as_ref().is_none_or(|b| seq > b.seq)
-                            {
+                            if k != *public_key || item.verify().is_err() {
+                                c.forgeries += 1;
+                            } else if best.as_ref().is_none_or(|b| seq > b.seq) {
                                 *best = Some(item);
                                 c.first_value_at.get_or_insert(now);
                             }
+                        } else if r.value.is_some() {
+                            // A value without the key, signature or seq that would prove it.
+                            c.forgeries += 1;
                         }
                     }
                     _ => {}

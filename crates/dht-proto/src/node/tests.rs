@@ -640,3 +640,71 @@ fn a_put_reports_when_k_nodes_acknowledged_and_none_when_fewer_did() {
         assert_eq!(e.stats.first_value_after, None);
     }
 }
+
+#[test]
+fn a_get_asks_past_values_that_fail_verification_and_counts_them() {
+    let key = SigningKey::from_bytes(&[3; 32]);
+    let item = MutableItem::sign(&key, b"", 2, b"2:ok".to_vec()).unwrap();
+    let other =
+        MutableItem::sign(&SigningKey::from_bytes(&[4; 32]), b"", 9, b"2:no".to_vec()).unwrap();
+    let mut bad_signature = item.clone();
+    bad_signature.value = b"3:bad".to_vec();
+    bad_signature.seq = 5;
+    // Forged answers first, one for each way a value can fail; the last contact has the truth.
+    let mutable_answers = [bad_signature, other, item.clone()];
+    let mut n = node(Config::default());
+    let contacts = eight_contacts(&mut n);
+    n.get_mutable(Instant::ZERO, item.public_key, b"");
+    let mut sent = 0;
+    answer_rounds(&mut n, &contacts, |_, _, _| {
+        let mut r = Response {
+            token: Some(b"tk".to_vec()),
+            ..Response::default()
+        };
+        match sent {
+            0..=2 => {
+                let m = &mutable_answers[sent];
+                r.value = Some(m.value.clone());
+                r.public_key = Some(m.public_key);
+                r.signature = Some(m.signature);
+                r.seq = Some(m.seq);
+            }
+            // A value with no signature at all.
+            3 => r.value = Some(b"4:bare".to_vec()),
+            _ => {}
+        }
+        sent += 1;
+        Some(r)
+    });
+    let e = n.poll_event().expect("the get ended");
+    match e.outcome {
+        super::Outcome::GetMutable { item: Some(got) } => assert_eq!(got, item),
+        other => panic!("the forgeries won: {other:?}"),
+    }
+    assert_eq!(e.stats.forgeries, 3);
+
+    // An immutable get: a value whose hash is not the key is skipped; the next one is taken.
+    let value = b"5:hello".to_vec();
+    let mut n = node(Config::default());
+    let contacts = eight_contacts(&mut n);
+    n.get_immutable(Instant::ZERO, crate::bep44::immutable_target(&value));
+    let mut sent = 0;
+    answer_rounds(&mut n, &contacts, |_, _, _| {
+        let v = if sent == 0 {
+            b"5:hallo".to_vec()
+        } else {
+            value.clone()
+        };
+        sent += 1;
+        Some(Response {
+            value: Some(v),
+            ..Response::default()
+        })
+    });
+    let e = n.poll_event().expect("the get ended");
+    assert_eq!(
+        e.outcome,
+        super::Outcome::GetImmutable { value: Some(value) }
+    );
+    assert_eq!(e.stats.forgeries, 1);
+}
