@@ -62,6 +62,8 @@ pub enum TraceEvent {
         returned: u32,
         /// Contacts not seen before in this lookup.
         new: u32,
+        /// The IDs of those new contacts (at most the reply's contacts), in reply order.
+        introduced: Vec<Id>,
     },
     /// `node` did not answer in time.
     TimedOut {
@@ -292,9 +294,16 @@ impl Lookup {
         self.candidates[i].token = token;
         let best_before = self.closest_alive_distance();
         let mut new = 0;
+        // Filled only for a traced lookup: `Vec::new` does not allocate, so an untraced one
+        // pays nothing for it.
+        let traced = self.trace.is_some();
+        let mut introduced = Vec::new();
         for n in nodes {
             if n.id != from.id && self.add_candidate(*n, round + 1) {
                 new += 1;
+                if traced {
+                    introduced.push(n.id);
+                }
             }
         }
         if self.widen && self.closest_alive_distance() == best_before {
@@ -306,6 +315,7 @@ impl Lookup {
                 node: *from,
                 returned: nodes.len() as u32,
                 new,
+                introduced,
             });
         }
     }

@@ -2,6 +2,7 @@
 //! structure, run a local devnet, benchmark, and simulate.
 
 mod cmd;
+mod http;
 
 use std::process::ExitCode;
 
