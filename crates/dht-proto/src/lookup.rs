@@ -87,6 +87,16 @@ pub struct LookupStats {
     pub timed_out: Vec<NodeInfo>,
     /// From start to end.
     pub duration: Duration,
+    /// A get's time from start to the first value that verified (None: nothing verified, or
+    /// not a get). An immutable get ends there; a mutable one goes on for a higher `seq`.
+    pub first_value_after: Option<Duration>,
+    /// A put's or announce's time from start until k nodes acknowledged it (None: fewer did,
+    /// or not a put).
+    pub stored_k_after: Option<Duration>,
+    /// Values a get was sent that failed verification (an immutable value whose hash is not
+    /// the key; a mutable item of another key, or whose signature over salt, seq and value does
+    /// not verify): ignored, and the get asked on.
+    pub forgeries: u32,
 }
 
 /// One iterative lookup for a target. See the module documentation for the calling protocol.
@@ -154,6 +164,11 @@ impl Lookup {
     /// places.
     pub fn widen_to(&mut self, k: usize) {
         self.k = self.k.max(k);
+    }
+
+    /// When the lookup started.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// The target.
@@ -384,6 +399,9 @@ impl Lookup {
             responses: self.responses,
             timed_out: self.timed_out.clone(),
             duration: now - self.started,
+            first_value_after: None,
+            stored_k_after: None,
+            forgeries: 0,
         }
     }
 
