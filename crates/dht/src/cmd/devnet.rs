@@ -130,7 +130,7 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     // With --http the devnet runs until a signal: its handlers go in before anything is
     // printed, so a signal right after the URL stops it cleanly.
-    let stop = if args.http.is_some() || !args.exit {
+    let early_stop = if args.http.is_some() {
         Some(super::node::shutdown_signal()?)
     } else {
         None
@@ -216,6 +216,13 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         quantile_ms(&get_lat, 0.95)
     );
     let ok = gets_ok == gets && puts_ok == args.puts;
+    // Without --http the handlers go in only now, as they always did: a signal during the
+    // demonstration ends the process at once.
+    let stop = match early_stop {
+        Some(stop) => Some(stop),
+        None if !args.exit => Some(super::node::shutdown_signal()?),
+        None => None,
+    };
     if let Some(stop) = stop {
         println!("serving until Ctrl-C");
         {
