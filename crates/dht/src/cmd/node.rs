@@ -101,6 +101,12 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     let stop = shutdown_signal()?;
+    // Bound before the node starts, so a taken port stops the command before the data
+    // directory is opened.
+    let listener = match args.http {
+        Some(addr) => Some(crate::http::bind(addr).await?),
+        None => None,
+    };
     let dht = Dht::builder()
         .bind(args.bind)
         .data_dir(&data_dir)
@@ -114,10 +120,6 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
                 data_dir.display()
             )
         })?;
-    let listener = match args.http {
-        Some(addr) => Some(crate::http::bind(addr).await?),
-        None => None,
-    };
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
