@@ -543,7 +543,10 @@
     if (!s) return;
     const items = Array.isArray(s.items) ? s.items.filter((i) => i && isId(i.key)) : [];
     const peers = Array.isArray(s.peers) ? s.peers.filter((p) => p && isId(p.info_hash)) : [];
-    html('p', { class: 'hint' }, `${items.length} items and ${peers.length} info-hashes with announced peers, held for others.`, box);
+    // The server may list only part of a large store; its totals say how much.
+    const itemsTotal = num(s.items_total) ?? items.length;
+    const hashesTotal = num(s.info_hashes_total) ?? peers.length;
+    html('p', { class: 'hint' }, `${itemsTotal} items and ${hashesTotal} info-hashes with announced peers, held for others.`, box);
     if (items.length) {
       const table = html('table', { class: 'stored items' }, null, box);
       const head = html('tr', {}, null, html('thead', {}, null, table));
@@ -555,7 +558,8 @@
         html('td', {}, it.kind || '?', tr);
         html('td', { class: 'n' }, fmtCount(num(it.bytes)), tr);
       }
-      if (items.length > TABLE_ROWS_MAX) html('p', { class: 'hint' }, `and ${items.length - TABLE_ROWS_MAX} more`, box);
+      const more = itemsTotal - Math.min(items.length, TABLE_ROWS_MAX);
+      if (more > 0) html('p', { class: 'hint' }, `and ${more} more`, box);
     }
     if (peers.length) {
       const table = html('table', { class: 'stored peers' }, null, box);
@@ -567,7 +571,8 @@
         keyCell(p.info_hash, tr);
         html('td', { class: 'n' }, fmtCount(num(p.peers)), tr);
       }
-      if (peers.length > TABLE_ROWS_MAX) html('p', { class: 'hint' }, `and ${peers.length - TABLE_ROWS_MAX} more`, box);
+      const more = hashesTotal - Math.min(peers.length, TABLE_ROWS_MAX);
+      if (more > 0) html('p', { class: 'hint' }, `and ${more} more`, box);
     }
   }
 
@@ -861,7 +866,12 @@
     {
       id: 'errors',
       title: 'errors and drops',
-      series: [['errors_sent', 'errors sent'], ['malformed', 'malformed'], ['dropped', 'dropped']],
+      series: [
+        ['errors_sent', 'errors sent'],
+        ['errors_received', 'received'],
+        ['malformed', 'malformed'],
+        ['dropped', 'dropped'],
+      ],
     },
   ];
 
