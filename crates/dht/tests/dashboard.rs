@@ -1,4 +1,4 @@
-//! The dashboard in a real browser: `dht devnet --nodes 8 --http 127.0.0.1:PORT` on loopback,
+//! The dashboard in a real browser: `dht devnet --nodes 8 --http 127.0.0.1:0` on loopback,
 //! and headless Chromium loading its page with `#node=I&lookup=KEY`, which makes the page run
 //! a lookup on load. The DOM Chromium dumps after the page's scripts ran must show every
 //! devnet node on the ring, the lookup's hops between devnet nodes ending at the key's owner,
@@ -13,7 +13,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -81,12 +81,6 @@ fn chromium() -> Option<PathBuf> {
     found
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-fn free_tcp_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
-
 /// The last lines of a text, for failure messages.
 fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
@@ -108,14 +102,14 @@ struct Devnet {
 }
 
 impl Devnet {
-    /// Starts the devnet and waits for the line with its dashboard's URL.
+    /// Starts the devnet with its HTTP server on a port the OS picks, and waits for the line
+    /// with its dashboard's URL, which names the port.
     fn start(dir: &Path) -> Devnet {
-        let port = free_tcp_port();
         let log = dir.join("devnet.log");
         let log_file = fs::File::create(&log).expect("create devnet log");
         let mut child = Command::new(dht_bin())
             .args(["devnet", "--nodes", &DEVNET_NODES.to_string()])
-            .args(["--puts", "4", "--http", &format!("127.0.0.1:{port}")])
+            .args(["--puts", "4", "--http", "127.0.0.1:0"])
             .env_remove("DHT_BOOTSTRAP")
             .env("HOME", dir)
             .env("XDG_DATA_HOME", dir.join("data"))
@@ -130,7 +124,7 @@ impl Devnet {
         let mut devnet = Devnet {
             child,
             url: String::new(),
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             stdout,
             log,
         };
@@ -141,6 +135,14 @@ impl Devnet {
             match devnet.stdout.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(url) = url_in(&line) {
+                        devnet.addr = url
+                            .trim_start_matches("http://")
+                            .parse()
+                            .ok()
+                            .filter(|a: &SocketAddr| a.ip().is_loopback() && a.port() != 0)
+                            .unwrap_or_else(|| {
+                                panic!("the devnet's URL names no loopback port: {line}")
+                            });
                         devnet.url = url;
                     }
                     seen.push(line);
