@@ -6,7 +6,6 @@ pub mod client;
 pub mod compare;
 pub mod compare_plots;
 pub mod devnet;
-pub mod load;
 pub mod malloc_tunables;
 pub mod node;
 pub mod sim;
