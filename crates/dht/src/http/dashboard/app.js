@@ -750,7 +750,7 @@
           'data-round': r,
           cx: x.toFixed(1),
           cy: y.toFixed(1),
-          r: 4,
+          r: 8,
         }, markLayer);
         titled(dot, `asked in round ${r}: ${h.to}\n${h.outcome.replace('_', ' ')}`);
         if (timedOut) {
