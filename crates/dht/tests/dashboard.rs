@@ -540,6 +540,15 @@ fn the_dashboard_shows_every_devnet_node_draws_a_lookup_hop_by_hop_and_reports_b
         closest.contains(key.as_str()) || owner_timed_out,
         "the k closest drawn ({closest:?}) miss the key's owner, node {KEY_NODE} {key}"
     );
+    eprintln!(
+        "dashboard: {} nodes, {} contacts of node {FROM_NODE}, a lookup of {} hops in {} rounds, \
+         {} closest drawn",
+        members.len(),
+        contacts.len(),
+        hops.len(),
+        summary.attr("data-rounds").unwrap_or("?"),
+        closest.len()
+    );
     let target = tags
         .iter()
         .find(|t| t.has_classes(&["target"]))
