@@ -975,7 +975,9 @@
     });
     $('lookup-random').addEventListener('click', () => runLookup('random'));
     $('lookup-pick').addEventListener('change', (e) => {
-      if (e.target.value) runLookup(e.target.value);
+      const key = e.target.value;
+      e.target.value = ''; // so picking the same key again runs it again
+      if (key) runLookup(key);
     });
     $('node-picker').addEventListener('change', (e) => selectNode(parseInt(e.target.value, 10), false));
     window.addEventListener('hashchange', applyParams);
