@@ -113,9 +113,51 @@ fn every_overlay_draws_its_search_with_every_node_and_numbered_hops() {
         // The command's own line says the same hop count.
         let stdout = String::from_utf8_lossy(&r.stdout);
         assert!(
-            stdout.contains(&format!(": {hops} hops,")),
+            stdout.contains(&format!(
+                ": {hops} hop{}, ",
+                if hops == 1 { "" } else { "s" }
+            )),
             "{o}: stdout {stdout:?} against {hops} hops drawn"
         );
+    }
+}
+
+#[test]
+fn crowded_rings_still_draw_every_hop() {
+    // At a few hundred nodes the last hops join neighbours too close to carry their number on
+    // the line; each is still drawn and numbered.
+    let dir = tempfile::tempdir().unwrap();
+    for (o, seed) in [
+        ("chord", "3"),
+        ("kademlia", "2"),
+        ("pastry", "7"),
+        ("can", "10"),
+    ] {
+        let out = dir.path().join(format!("{o}.svg"));
+        let r = draw(&[
+            "--overlay",
+            o,
+            "--nodes",
+            "256",
+            "--seed",
+            seed,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            r.status.success(),
+            "{o}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let text = read(&out);
+        let doc = roxmltree::Document::parse(&text).expect("well-formed XML");
+        let panel = doc.descendants().find(|n| has_class(n, "panel")).unwrap();
+        let (hops, _) = check_panel(&panel, 256);
+        let labels = panel
+            .descendants()
+            .filter(|n| has_class(n, "hop-label"))
+            .count();
+        assert_eq!(labels, hops, "{o}: every hop numbered");
     }
 }
 

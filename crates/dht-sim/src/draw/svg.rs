@@ -292,13 +292,18 @@ fn panel(out: &mut String, t: &Trace, f: Frame, prefix: &str) {
     }
     // The numbered path.
     let width = if f.big { 2.6 } else { 2.0 };
+    let lr = if f.big { 9.0 } else { 7.0 };
     let mut labels = Vec::new();
+    // Hops too short to carry their number (neighbours on a crowded ring) are numbered beside
+    // the path instead, stacked outwards so that consecutive ones stay apart.
+    let mut stacked = 0.0;
     for h in &t.hops {
         let segs = segments(t.layout, p(h.from), p(h.to));
-        for (k, (a, b)) in segs.iter().enumerate() {
-            let Some((a, b)) = trim(f.at(a.0, a.1), f.at(b.0, b.1), r + 1.0, r + 2.5) else {
-                continue;
-            };
+        for (k, (ua, ub)) in segs.iter().enumerate() {
+            let (pa, pb) = (f.at(ua.0, ua.1), f.at(ub.0, ub.1));
+            let trimmed = trim(pa, pb, r + 1.0, r + 2.5);
+            let (a, b) = trimmed.unwrap_or((pa, pb));
+            let long = trimmed.is_some_and(|(a, b)| (b.0 - a.0).hypot(b.1 - a.1) > 3.0 * lr);
             let class = match (h.step, k) {
                 (0, _) => "hop-final".to_string(),
                 (_, 0) => "hop".to_string(),
@@ -322,12 +327,24 @@ fn panel(out: &mut String, t: &Trace, f: Frame, prefix: &str) {
             let inside = |q: (f64, f64)| {
                 (f.x0..=f.x0 + f.size).contains(&q.0) && (f.y0..=f.y0 + f.size).contains(&q.1)
             };
-            let mid = ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0);
+            let mut mid = ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0);
             // A hop that wraps round the torus is labelled on the part whose middle shows.
             if h.step > 0
                 && (segs.len() == 1 || inside(mid))
                 && !labels.iter().any(|l: &(u32, _)| l.0 == h.step)
             {
+                if !long {
+                    stacked += 1.0;
+                    let off = r + lr * (0.6 + 2.2 * stacked);
+                    mid = if t.layout == Layout::Ring {
+                        let (cx, cy) = f.at(0.5, 0.5);
+                        let (dx, dy) = (mid.0 - cx, mid.1 - cy);
+                        let d = dx.hypot(dy).max(1e-9);
+                        (mid.0 + dx / d * off, mid.1 + dy / d * off)
+                    } else {
+                        (mid.0, mid.1 - off)
+                    };
+                }
                 labels.push((h.step, mid));
             }
         }
@@ -399,7 +416,6 @@ fn panel(out: &mut String, t: &Trace, f: Frame, prefix: &str) {
         t.searcher
     );
     // Hop numbers last, on top of everything.
-    let lr = if f.big { 9.0 } else { 7.0 };
     for (step, (x, y)) in labels {
         let _ = writeln!(
             out,
@@ -522,11 +538,10 @@ pub fn render(t: &Trace) -> String {
     );
     let _ = writeln!(
         out,
-        "<text class=\"caption\" x=\"{margin:.0}\" y=\"70\" font-size=\"15\" fill=\"{MUTED}\">N = {} \u{b7} seed {} \u{b7} key {} \u{b7} {}</text>",
+        "<text class=\"caption\" x=\"{margin:.0}\" y=\"70\" font-size=\"15\" fill=\"{MUTED}\">N = {} \u{b7} seed {} \u{b7} key {}</text>",
         t.nodes.len(),
         t.seed,
-        hex(&t.key),
-        esc(&t.settings)
+        hex(&t.key)
     );
     let f = Frame {
         x0: margin,
@@ -538,12 +553,14 @@ pub fn render(t: &Trace) -> String {
     panel(&mut out, t, f, "");
     let lx = margin + SINGLE_SIZE + 30.0;
     legend(&mut out, lx, top + 40.0, true);
-    let mut notes = vec![note(t)];
+    let mut notes = vec![t.settings.clone(), note(t)];
     if let Some(e) = extra {
         notes.push(e);
     }
-    for (k, line) in notes.iter().enumerate() {
-        wrap_text(&mut out, line, lx, top + 270.0 + k as f64 * 70.0, 15, 36);
+    let mut y = top + 270.0;
+    for line in &notes {
+        let lines = wrap_text(&mut out, line, lx, y, 15, 36);
+        y += lines as f64 * 15.0 * 1.35 + 16.0;
     }
     out.push_str("</svg>\n");
     out
@@ -562,8 +579,8 @@ fn note(t: &Trace) -> String {
     }
 }
 
-/// Writes `text` as lines of at most `width` characters from (`x`, `y`).
-fn wrap_text(out: &mut String, text: &str, x: f64, y: f64, fs: u32, width: usize) {
+/// Writes `text` as lines of at most `width` characters from (`x`, `y`); returns the lines.
+fn wrap_text(out: &mut String, text: &str, x: f64, y: f64, fs: u32, width: usize) -> usize {
     let mut lines: Vec<String> = Vec::new();
     for word in text.split(' ') {
         match lines.last_mut() {
@@ -587,6 +604,7 @@ fn wrap_text(out: &mut String, text: &str, x: f64, y: f64, fs: u32, width: usize
         );
     }
     let _ = writeln!(out, "</text>");
+    lines.len()
 }
 
 /// Every trace side by side, one panel each (same N, key and searcher index), with each one's
@@ -648,7 +666,7 @@ pub fn render_compare(traces: &[Trace]) -> String {
             esc(&main)
         );
         let sub = extra.unwrap_or_else(|| t.settings.clone());
-        wrap_text(&mut out, &sub, cx + 20.0, cy + PANEL_H - 28.0, 12, 62);
+        let _ = wrap_text(&mut out, &sub, cx + 20.0, cy + PANEL_H - 28.0, 12, 62);
     }
     let k = traces.len();
     let (cx, cy) = (
@@ -678,7 +696,7 @@ pub fn render_compare(traces: &[Trace]) -> String {
         );
     }
     let _ = writeln!(out, "</g>");
-    wrap_text(
+    let _ = wrap_text(
         &mut out,
         "Hops count forwards (Kademlia: rounds); messages count every request and reply, acknowledgements included.",
         cx + 24.0,

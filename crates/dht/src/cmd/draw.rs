@@ -81,11 +81,12 @@ pub fn run(a: DrawArgs) -> anyhow::Result<ExitCode> {
         let t = trace_search(name, a.nodes, a.seed, key)?;
         let _ = writeln!(
             stdout,
-            "{:<10} N = {} seed {}: {} hops, {} messages{}{}",
+            "{:<10} N = {} seed {}: {} hop{}, {} messages{}{}",
             t.overlay,
             t.nodes.len(),
             t.seed,
             t.reported_hops,
+            if t.reported_hops == 1 { "" } else { "s" },
             t.reported_messages,
             if t.revisits.is_empty() {
                 String::new()
