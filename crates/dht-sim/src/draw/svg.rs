@@ -333,7 +333,9 @@ fn panel(out: &mut String, t: &Trace, f: Frame, prefix: &str) {
                 && (segs.len() == 1 || inside(mid))
                 && !labels.iter().any(|l: &(u32, _)| l.0 == h.step)
             {
-                if !long {
+                if long {
+                    stacked = 0.0;
+                } else {
                     stacked += 1.0;
                     let off = r + lr * (0.6 + 2.2 * stacked);
                     mid = if t.layout == Layout::Ring {
@@ -342,7 +344,14 @@ fn panel(out: &mut String, t: &Trace, f: Frame, prefix: &str) {
                         let d = dx.hypot(dy).max(1e-9);
                         (mid.0 + dx / d * off, mid.1 + dy / d * off)
                     } else {
-                        (mid.0, mid.1 - off)
+                        // Beside the line, on its left.
+                        let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+                        let d = dx.hypot(dy);
+                        if d > 1e-9 {
+                            (mid.0 + dy / d * off, mid.1 - dx / d * off)
+                        } else {
+                            (mid.0, mid.1 - off)
+                        }
                     };
                 }
                 labels.push((h.step, mid));

@@ -857,6 +857,34 @@ mod tests {
     }
 
     #[test]
+    fn kademlia_traced_lookup_reports_what_an_untraced_one_does() {
+        // Tracing records steps and must not change the lookup: the same network, searcher and
+        // key give the same hops, messages and answer with `find_node` as with
+        // `find_node_traced`.
+        for seed in [1, 2, 3] {
+            let (searcher, key) = searcher_and_key(64, seed, None);
+            let (_, recs, _, plain) = run(
+                Kademlia::new(seed),
+                64,
+                seed,
+                searcher,
+                |_| None,
+                |_| {},
+                |n: &mut KademliaNode| n.lookup(net_now(), key),
+            )
+            .unwrap();
+            assert!(recs.is_empty(), "a classifier of None records nothing");
+            let t = trace_search("kademlia", 64, seed, None).unwrap();
+            assert_eq!(
+                (t.reported_hops, t.reported_messages, t.found),
+                (plain.hops, plain.messages, plain.found.first().copied()),
+                "seed {seed}"
+            );
+            assert!(t.reported_hops >= 1 && !t.hops.is_empty());
+        }
+    }
+
+    #[test]
     fn recursive_overlays_reach_the_owner_of_the_key() {
         for o in ["chord", "pastry", "can", "onehop"] {
             let t = trace_search(o, 100, 5, None).unwrap();
