@@ -15,13 +15,18 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dht_proto::node::{Event, Node, QueryId, Transmit};
+use dht_proto::routing::Standing;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::Clock;
 use crate::disk::DataDir;
 use crate::error::CommandError;
-use crate::handle::{Request, Status};
+use crate::handle::{
+    bucket_range, BucketSnapshot, ContactSnapshot, ContactState, Request, RoutingSnapshot, Status,
+    StoredItemInfo, StoredSnapshot, STORED_LIST_MAX,
+};
+use crate::metrics::{CommandKind, CommandOutcome, RuntimeMetrics};
 use crate::udp::{self, RecvBatch, RECV_SLOTS};
 
 /// Datagrams handled per turn before the driver commits and sends.
@@ -46,25 +51,22 @@ pub(crate) struct Driver {
     clock: Clock,
     disk: Option<DataDir>,
     rx: mpsc::Receiver<Request>,
-    waiting: BTreeMap<QueryId, oneshot::Sender<Result<Event, CommandError>>>,
+    waiting: BTreeMap<QueryId, Waiting>,
     bootstrap_query: QueryId,
     bootstrapped: watch::Sender<Option<usize>>,
     next_snapshot: std::time::Instant,
     changes: Vec<dht_proto::store::StoreChange>,
     /// The datagrams of the turn being sent, at most [`TRANSMITS_PER_SEND`].
     outgoing: Vec<Transmit>,
-    counters: IoCounters,
+    /// What the node's own counters cannot see: traffic by kind, commands, commits, socket
+    /// failures. Logged in part when the node stops.
+    metrics: RuntimeMetrics,
 }
 
-/// Socket-level failures, which the node's own counters cannot see. Logged when the node stops.
-#[derive(Debug, Default, Clone, Copy)]
-struct IoCounters {
-    /// Receive calls that failed with a real error (not "nothing to read").
-    recv_errors: u64,
-    /// Datagrams the OS refused to send, or left unsent after a stall.
-    send_failed: u64,
-    /// Datagrams not sent because the turn's store commit failed.
-    send_withheld: u64,
+/// A handle's command in progress.
+struct Waiting {
+    kind: CommandKind,
+    reply: oneshot::Sender<Result<Event, CommandError>>,
 }
 
 impl Driver {
@@ -89,7 +91,7 @@ impl Driver {
             next_snapshot: std::time::Instant::now() + SNAPSHOT_EVERY,
             changes: Vec::new(),
             outgoing: Vec::with_capacity(TRANSMITS_PER_SEND),
-            counters: IoCounters::default(),
+            metrics: RuntimeMetrics::default(),
         }
     }
 
@@ -107,7 +109,7 @@ impl Driver {
                     match r {
                         Ok(()) => self.receive(&mut batch),
                         Err(e) => {
-                            self.counters.recv_errors += 1;
+                            self.metrics.recv_errors += 1;
                             tracing::debug!(error = %e, "waiting for the socket failed");
                         }
                     }
@@ -132,7 +134,7 @@ impl Driver {
         }
         self.flush().await;
         self.save_snapshot();
-        let c = self.counters;
+        let c = self.metrics;
         tracing::info!(
             id = %self.node.id(),
             recv_errors = c.recv_errors,
@@ -155,6 +157,7 @@ impl Driver {
                     // One clock read per batch: its datagrams arrived together.
                     let now = self.clock.now();
                     for (from, bytes) in batch.iter() {
+                        self.metrics.traffic.received.count(bytes);
                         self.node.handle_datagram(now, from, bytes);
                     }
                     if n < RECV_SLOTS {
@@ -164,7 +167,7 @@ impl Driver {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
-                    self.counters.recv_errors += 1;
+                    self.metrics.recv_errors += 1;
                     tracing::debug!(error = %e, "recv failed");
                     break;
                 }
@@ -174,23 +177,36 @@ impl Driver {
 
     fn handle_request(&mut self, r: Request) {
         match r {
-            Request::Command { start, reply } => match start(&mut self.node, self.clock.now()) {
-                Ok(q) => {
-                    self.waiting.insert(q, reply);
+            Request::Command { kind, start, reply } => {
+                match start(&mut self.node, self.clock.now()) {
+                    Ok(q) => {
+                        self.waiting.insert(q, Waiting { kind, reply });
+                    }
+                    Err(e) => {
+                        self.metrics.command_ended(
+                            kind,
+                            CommandOutcome::Refused,
+                            Duration::ZERO,
+                            0,
+                        );
+                        let _ = reply.send(Err(CommandError::Item(e)));
+                    }
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(CommandError::Item(e)));
-                }
-            },
+            }
             Request::Status(tx) => {
                 let table = self.node.routing_table();
+                let storage = self.node.storage();
                 let _ = tx.send(Status {
                     id: self.node.id(),
                     local_addr: self.socket.local_addr().unwrap_or(([0, 0, 0, 0], 0).into()),
                     contacts: table.len(),
                     buckets: table.bucket_count(),
-                    items: self.node.storage().item_count(),
-                    info_hashes: self.node.storage().info_hash_count(),
+                    items: storage.item_count(),
+                    info_hashes: storage.info_hash_count(),
+                    peers: storage.peer_lists().map(|(_, n)| n).sum(),
+                    item_bytes: storage.items().map(|i| i.value.value().len() as u64).sum(),
+                    uptime: Duration::from_micros(self.clock.now().as_micros()),
+                    runtime: self.metrics,
                     stats: self.node.stats(),
                     commands: self.node.commands_running(),
                     external_addr: self.node.external_addr(),
@@ -201,8 +217,70 @@ impl Driver {
                 let table = self.node.routing_table();
                 let _ = tx.send(table.contacts().map(|c| c.info()).collect());
             }
+            Request::Routing(tx) => {
+                let _ = tx.send(self.routing_snapshot());
+            }
+            Request::Stored(tx) => {
+                let storage = self.node.storage();
+                let items = storage
+                    .items()
+                    .take(STORED_LIST_MAX)
+                    .map(|i| StoredItemInfo {
+                        key: i.target,
+                        mutable: matches!(i.value, dht_proto::store::ItemValue::Mutable(_)),
+                        bytes: i.value.value().len(),
+                        seq: match &i.value {
+                            dht_proto::store::ItemValue::Mutable(m) => Some(m.seq),
+                            dht_proto::store::ItemValue::Immutable(_) => None,
+                        },
+                    })
+                    .collect();
+                let _ = tx.send(StoredSnapshot {
+                    items,
+                    items_total: storage.item_count(),
+                    peers: storage.peer_lists().take(STORED_LIST_MAX).collect(),
+                    info_hashes_total: storage.info_hash_count(),
+                });
+            }
             Request::Shutdown(_) => {}
         }
+    }
+
+    fn routing_snapshot(&self) -> RoutingSnapshot {
+        let now = self.clock.now();
+        let table = self.node.routing_table();
+        let count = table.bucket_count();
+        let own_id = self.node.id();
+        let buckets = (0..count)
+            .map(|index| {
+                let (first, last) = bucket_range(&own_id, index, count);
+                let contacts = table
+                    .bucket(index)
+                    .iter()
+                    .map(|c| ContactSnapshot {
+                        id: c.id,
+                        addr: c.addr(),
+                        state: match c.standing(now) {
+                            Standing::Bad => ContactState::Bad,
+                            _ if !c.verified() => ContactState::Unverified,
+                            Standing::Good => ContactState::Good,
+                            Standing::Questionable => ContactState::Questionable,
+                        },
+                        since_seen: Duration::from_micros(
+                            now.as_micros().saturating_sub(c.last_seen().as_micros()),
+                        ),
+                        failures: c.failures(),
+                    })
+                    .collect();
+                BucketSnapshot {
+                    index,
+                    first,
+                    last,
+                    contacts,
+                }
+            })
+            .collect();
+        RoutingSnapshot { own_id, buckets }
     }
 
     /// Commits the turn's store changes, then sends its datagrams and delivers its events.
@@ -214,7 +292,13 @@ impl Driver {
                 self.changes.push(c);
             }
             if !self.changes.is_empty() {
-                if let Err(e) = disk.commit(&self.changes, &self.clock) {
+                let started = std::time::Instant::now();
+                let result = disk.commit(&self.changes, &self.clock);
+                self.metrics
+                    .commit_duration
+                    .observe(started.elapsed().as_secs_f64());
+                if let Err(e) = result {
+                    self.metrics.commit_failures += 1;
                     // Acknowledging what is not on disk would be a lie: drop this turn's
                     // datagrams, so the writers time out and store elsewhere.
                     tracing::error!(error = %e, "store commit failed; dropping this batch's replies");
@@ -235,23 +319,38 @@ impl Driver {
                 break;
             }
             if !durable {
-                self.counters.send_withheld += self.outgoing.len() as u64;
+                self.metrics.send_withheld += self.outgoing.len() as u64;
                 continue;
             }
+            for t in &self.outgoing {
+                self.metrics.traffic.sent.count(&t.data);
+            }
             let report = udp::send_batch(&self.socket, &self.outgoing).await;
-            self.counters.send_failed += report.failed as u64;
+            self.metrics.send_failed += report.failed as u64;
         }
         self.outgoing.clear();
         while let Some(e) = self.node.poll_event() {
             if e.query == self.bootstrap_query {
+                self.metrics.command_ended(
+                    CommandKind::Bootstrap,
+                    CommandOutcome::of(&e.outcome),
+                    e.stats.duration,
+                    e.stats.hops,
+                );
                 if let dht_proto::node::Outcome::Bootstrap { contacts } = e.outcome {
                     tracing::info!(contacts, "bootstrap finished");
                     let _ = self.bootstrapped.send(Some(contacts));
                 }
                 continue;
             }
-            if let Some(tx) = self.waiting.remove(&e.query) {
-                let _ = tx.send(Ok(e));
+            if let Some(w) = self.waiting.remove(&e.query) {
+                self.metrics.command_ended(
+                    w.kind,
+                    CommandOutcome::of(&e.outcome),
+                    e.stats.duration,
+                    e.stats.hops,
+                );
+                let _ = w.reply.send(Ok(e));
             }
         }
     }
@@ -263,7 +362,7 @@ impl Driver {
             .node
             .routing_table()
             .contacts()
-            .filter(|c| c.standing(now) != dht_proto::routing::Standing::Bad && c.verified())
+            .filter(|c| c.standing(now) != Standing::Bad && c.verified())
             .map(|c| c.info())
             .collect();
         if let Err(e) = disk.save_contacts(&contacts) {

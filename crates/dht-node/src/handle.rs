@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use dht_proto::bep44::MutableItem;
 use dht_proto::lookup::LookupStats;
@@ -12,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::builder::Builder;
 use crate::error::CommandError;
+use crate::metrics::{CommandKind, RuntimeMetrics};
 
 /// A command for the driver: a closure that starts it on the node and the channel for its event.
 pub(crate) type Start =
@@ -19,11 +21,14 @@ pub(crate) type Start =
 
 pub(crate) enum Request {
     Command {
+        kind: CommandKind,
         start: Start,
         reply: oneshot::Sender<Result<Event, CommandError>>,
     },
     Status(oneshot::Sender<Status>),
     Table(oneshot::Sender<Vec<NodeInfo>>),
+    Routing(oneshot::Sender<RoutingSnapshot>),
+    Stored(oneshot::Sender<StoredSnapshot>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -42,6 +47,14 @@ pub struct Status {
     pub items: usize,
     /// Info-hashes with peers held for others.
     pub info_hashes: usize,
+    /// Peers held for others, over all info-hashes.
+    pub peers: usize,
+    /// Bytes of the values of the items held for others.
+    pub item_bytes: u64,
+    /// Time since the node started.
+    pub uptime: Duration,
+    /// What the runtime counts beyond [`NodeStats`]: traffic by kind, commands, disk commits.
+    pub runtime: RuntimeMetrics,
     /// Counters.
     pub stats: NodeStats,
     /// Commands running.
@@ -50,6 +63,122 @@ pub struct Status {
     pub external_addr: Option<SocketAddr>,
     /// Whether the node is read-only (BEP 43).
     pub read_only: bool,
+}
+
+/// How a routing-table contact stands, as the API shows it: BEP 5's good, questionable and
+/// bad, with contacts that never answered a query of ours apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactState {
+    /// Answered one of our queries within the last 15 minutes.
+    Good,
+    /// Answered us once, but not within the last 15 minutes.
+    Questionable,
+    /// Left two tries in a row unanswered; the next newcomer takes its place.
+    Bad,
+    /// Never answered a query of ours: known from a reply that named it, or from its own query.
+    Unverified,
+}
+
+impl ContactState {
+    /// The state's name: `good`, `questionable`, `bad` or `unverified`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ContactState::Good => "good",
+            ContactState::Questionable => "questionable",
+            ContactState::Bad => "bad",
+            ContactState::Unverified => "unverified",
+        }
+    }
+}
+
+/// One contact of a [`RoutingSnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactSnapshot {
+    /// Its node ID.
+    pub id: Id,
+    /// Its UDP address.
+    pub addr: SocketAddr,
+    /// How it stands.
+    pub state: ContactState,
+    /// Time since we last heard from it (to the second).
+    pub since_seen: Duration,
+    /// Queries in a row it left unanswered.
+    pub failures: u8,
+}
+
+/// One bucket of a [`RoutingSnapshot`]: the key range it covers and its contacts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketSnapshot {
+    /// Its index: bucket `i` holds the IDs that share exactly `i` leading bits with ours (the
+    /// last bucket: at least `i`).
+    pub index: usize,
+    /// The lowest ID of its range.
+    pub first: Id,
+    /// The highest ID of its range.
+    pub last: Id,
+    /// Its contacts (replacements not included).
+    pub contacts: Vec<ContactSnapshot>,
+}
+
+/// The routing table, bucket by bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingSnapshot {
+    /// The node's own ID.
+    pub own_id: Id,
+    /// Every bucket, from the farthest range (index 0) to the one holding our own ID.
+    pub buckets: Vec<BucketSnapshot>,
+}
+
+/// The range of IDs that bucket `index` of `count` covers for a table of `own`: the IDs that
+/// share exactly `index` leading bits with `own` (the last bucket: at least `index`).
+pub(crate) fn bucket_range(own: &Id, index: usize, count: usize) -> (Id, Id) {
+    let mut first = Id::ZERO;
+    let mut last = Id([0xff; dht_proto::id::ID_LEN]);
+    let fixed = if index + 1 < count { index + 1 } else { index };
+    for bit in 0..fixed.min(dht_proto::id::ID_BITS) {
+        // The shared prefix is ours; in a bucket other than the last the next bit differs.
+        let value = if bit == index {
+            !own.bit(bit)
+        } else {
+            own.bit(bit)
+        };
+        let (byte, mask) = (bit / 8, 0x80u8 >> (bit % 8));
+        if value {
+            first.0[byte] |= mask;
+        } else {
+            last.0[byte] &= !mask;
+        }
+    }
+    (first, last)
+}
+
+/// Items listed in a [`StoredSnapshot`] at most; the counts cover them all.
+pub const STORED_LIST_MAX: usize = 1000;
+
+/// One item of a [`StoredSnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredItemInfo {
+    /// Its target.
+    pub key: Id,
+    /// Whether it is a signed mutable item.
+    pub mutable: bool,
+    /// Bytes of its (bencoded) value.
+    pub bytes: usize,
+    /// Its seq, for a mutable item.
+    pub seq: Option<i64>,
+}
+
+/// What a node holds for others: items and peer lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSnapshot {
+    /// Up to [`STORED_LIST_MAX`] items, in key order.
+    pub items: Vec<StoredItemInfo>,
+    /// Items held, all of them.
+    pub items_total: usize,
+    /// Up to [`STORED_LIST_MAX`] info-hashes with the number of peers held for each.
+    pub peers: Vec<(Id, usize)>,
+    /// Info-hashes held, all of them.
+    pub info_hashes_total: usize,
 }
 
 /// The result of a put or an announce.
@@ -140,10 +269,10 @@ impl Dht {
         }
     }
 
-    async fn command(&self, start: Start) -> Result<Event, CommandError> {
+    async fn command(&self, kind: CommandKind, start: Start) -> Result<Event, CommandError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request::Command { start, reply })
+            .send(Request::Command { kind, start, reply })
             .await
             .map_err(|_| CommandError::Stopped)?;
         let event = rx.await.map_err(|_| CommandError::Stopped)??;
@@ -177,7 +306,10 @@ impl Dht {
     /// The k nodes closest to `target` that answered.
     pub async fn find_node(&self, target: Id) -> Result<GetResult<Vec<NodeInfo>>, CommandError> {
         let e = self
-            .command(Box::new(move |n, now| Ok(n.find_node(now, target))))
+            .command(
+                CommandKind::FindNode,
+                Box::new(move |n, now| Ok(n.find_node(now, target))),
+            )
             .await?;
         let value = match e.outcome {
             Outcome::FindNode { closest } => Some(closest),
@@ -191,16 +323,20 @@ impl Dht {
 
     /// A lookup of `target` with every step recorded (`Event::trace`).
     pub async fn lookup_traced(&self, target: Id) -> Result<Event, CommandError> {
-        self.command(Box::new(move |n, now| Ok(n.find_node_traced(now, target))))
-            .await
+        self.command(
+            CommandKind::FindNode,
+            Box::new(move |n, now| Ok(n.find_node_traced(now, target))),
+        )
+        .await
     }
 
     /// Stores an immutable value (bencoded) at the k closest nodes.
     pub async fn put_immutable(&self, value: Vec<u8>) -> Result<PutResult, CommandError> {
         let e = self
-            .command(Box::new(move |n, now| {
-                n.put_immutable(now, value).map(|(_, q)| q)
-            }))
+            .command(
+                CommandKind::PutImmutable,
+                Box::new(move |n, now| n.put_immutable(now, value).map(|(_, q)| q)),
+            )
             .await?;
         Ok(Self::stored(e))
     }
@@ -208,7 +344,10 @@ impl Dht {
     /// Fetches an immutable value (bencoded) by its target.
     pub async fn get_immutable(&self, target: Id) -> Result<GetResult<Vec<u8>>, CommandError> {
         let e = self
-            .command(Box::new(move |n, now| Ok(n.get_immutable(now, target))))
+            .command(
+                CommandKind::GetImmutable,
+                Box::new(move |n, now| Ok(n.get_immutable(now, target))),
+            )
             .await?;
         let value = match e.outcome {
             Outcome::GetImmutable { value } => value,
@@ -228,7 +367,10 @@ impl Dht {
     ) -> Result<PutResult, CommandError> {
         item.verify()?;
         let e = self
-            .command(Box::new(move |n, now| n.put_mutable(now, item, cas)))
+            .command(
+                CommandKind::PutMutable,
+                Box::new(move |n, now| n.put_mutable(now, item, cas)),
+            )
             .await?;
         Ok(Self::stored(e))
     }
@@ -240,9 +382,10 @@ impl Dht {
         salt: Vec<u8>,
     ) -> Result<GetResult<MutableItem>, CommandError> {
         let e = self
-            .command(Box::new(move |n, now| {
-                Ok(n.get_mutable(now, public_key, &salt))
-            }))
+            .command(
+                CommandKind::GetMutable,
+                Box::new(move |n, now| Ok(n.get_mutable(now, public_key, &salt))),
+            )
             .await?;
         let value = match e.outcome {
             Outcome::GetMutable { item } => item,
@@ -262,7 +405,10 @@ impl Dht {
         port: Option<u16>,
     ) -> Result<PutResult, CommandError> {
         let e = self
-            .command(Box::new(move |n, now| Ok(n.announce(now, info_hash, port))))
+            .command(
+                CommandKind::Announce,
+                Box::new(move |n, now| Ok(n.announce(now, info_hash, port))),
+            )
             .await?;
         Ok(Self::stored(e))
     }
@@ -273,7 +419,10 @@ impl Dht {
         info_hash: Id,
     ) -> Result<GetResult<Vec<SocketAddr>>, CommandError> {
         let e = self
-            .command(Box::new(move |n, now| Ok(n.get_peers(now, info_hash))))
+            .command(
+                CommandKind::GetPeers,
+                Box::new(move |n, now| Ok(n.get_peers(now, info_hash))),
+            )
             .await?;
         let value = match e.outcome {
             Outcome::GetPeers { peers } => Some(peers),
@@ -305,11 +454,57 @@ impl Dht {
         rx.await.map_err(|_| CommandError::Stopped)
     }
 
+    /// The routing table bucket by bucket, with each bucket's key range and each contact's
+    /// state.
+    pub async fn routing_snapshot(&self) -> Result<RoutingSnapshot, CommandError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Routing(tx))
+            .await
+            .map_err(|_| CommandError::Stopped)?;
+        rx.await.map_err(|_| CommandError::Stopped)
+    }
+
+    /// What the node holds for others: its items and peer lists (up to [`STORED_LIST_MAX`]
+    /// of each).
+    pub async fn stored_snapshot(&self) -> Result<StoredSnapshot, CommandError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Stored(tx))
+            .await
+            .map_err(|_| CommandError::Stopped)?;
+        rx.await.map_err(|_| CommandError::Stopped)
+    }
+
     /// Stops the node after saving its state; returns when it has stopped.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Request::Shutdown(tx)).await.is_ok() {
             let _ = rx.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id_with(first: u8, rest: u8) -> Id {
+        let mut id = Id([rest; dht_proto::id::ID_LEN]);
+        id.0[0] = first;
+        id
+    }
+
+    #[test]
+    fn bucket_ranges_tile_the_key_space() {
+        let own = Id::from_hex("a0000000000000000000000000000000000000ff").unwrap();
+        let count = 3;
+        let ranges: Vec<(Id, Id)> = (0..count).map(|i| bucket_range(&own, i, count)).collect();
+        // Bucket 0: the half without our first bit (1); bucket 1: our first bit, then not
+        // our second (0); bucket 2, the last: the quarter holding our ID.
+        assert_eq!(ranges[0], (Id::ZERO, id_with(0x7f, 0xff)));
+        assert_eq!(ranges[1], (id_with(0xc0, 0), id_with(0xff, 0xff)));
+        assert_eq!(ranges[2], (id_with(0x80, 0), id_with(0xbf, 0xff)));
+        assert!(ranges[2].0 <= own && own <= ranges[2].1);
     }
 }

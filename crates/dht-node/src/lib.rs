@@ -23,8 +23,12 @@ pub mod disk;
 mod driver;
 pub mod error;
 mod handle;
+pub mod metrics;
 pub mod udp;
 
 pub use builder::{Builder, DEFAULT_ROUTERS};
 pub use error::{CommandError, StartError};
-pub use handle::{Dht, GetResult, PutResult, Status};
+pub use handle::{
+    BucketSnapshot, ContactSnapshot, ContactState, Dht, GetResult, PutResult, RoutingSnapshot,
+    Status, StoredItemInfo, StoredSnapshot, STORED_LIST_MAX,
+};

@@ -62,6 +62,8 @@ pub enum TraceEvent {
         returned: u32,
         /// Contacts not seen before in this lookup.
         new: u32,
+        /// The IDs of those new contacts (at most the reply's contacts), in reply order.
+        introduced: Vec<Id>,
     },
     /// `node` did not answer in time.
     TimedOut {
@@ -85,6 +87,16 @@ pub struct LookupStats {
     pub timed_out: Vec<NodeInfo>,
     /// From start to end.
     pub duration: Duration,
+    /// A get's time from start to the first value that verified (None: nothing verified, or
+    /// not a get). An immutable get ends there; a mutable one goes on for a higher `seq`.
+    pub first_value_after: Option<Duration>,
+    /// A put's or announce's time from start until k nodes acknowledged it (None: fewer did,
+    /// or not a put).
+    pub stored_k_after: Option<Duration>,
+    /// Values a get was sent that failed verification (an immutable value whose hash is not
+    /// the key; a mutable item of another key, or whose signature over salt, seq and value does
+    /// not verify): ignored, and the get asked on.
+    pub forgeries: u32,
 }
 
 /// One iterative lookup for a target. See the module documentation for the calling protocol.
@@ -152,6 +164,11 @@ impl Lookup {
     /// places.
     pub fn widen_to(&mut self, k: usize) {
         self.k = self.k.max(k);
+    }
+
+    /// When the lookup started.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// The target.
@@ -277,9 +294,16 @@ impl Lookup {
         self.candidates[i].token = token;
         let best_before = self.closest_alive_distance();
         let mut new = 0;
+        // Filled only for a traced lookup: `Vec::new` does not allocate, so an untraced one
+        // pays nothing for it.
+        let traced = self.trace.is_some();
+        let mut introduced = Vec::new();
         for n in nodes {
             if n.id != from.id && self.add_candidate(*n, round + 1) {
                 new += 1;
+                if traced {
+                    introduced.push(n.id);
+                }
             }
         }
         if self.widen && self.closest_alive_distance() == best_before {
@@ -291,6 +315,7 @@ impl Lookup {
                 node: *from,
                 returned: nodes.len() as u32,
                 new,
+                introduced,
             });
         }
     }
@@ -374,6 +399,9 @@ impl Lookup {
             responses: self.responses,
             timed_out: self.timed_out.clone(),
             duration: now - self.started,
+            first_value_after: None,
+            stored_k_after: None,
+            forgeries: 0,
         }
     }
 

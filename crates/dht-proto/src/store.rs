@@ -305,6 +305,11 @@ impl Storage {
             .unwrap_or_default()
     }
 
+    /// Every info-hash with peers and the number of peers held for it, in key order.
+    pub fn peer_lists(&self) -> impl Iterator<Item = (Id, usize)> + '_ {
+        self.peers.iter().map(|(ih, l)| (*ih, l.len()))
+    }
+
     /// Number of info-hashes with peers.
     pub fn info_hash_count(&self) -> usize {
         self.peers.len()

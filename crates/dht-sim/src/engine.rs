@@ -151,6 +151,10 @@ struct Counters {
     gets_stale: u64,
     gets_corrupt: u64,
     gets_abandoned: u64,
+    /// Found gets: milliseconds to the first verified value.
+    get_latency_ms: Histogram,
+    /// Acknowledged puts: milliseconds until k replicas acknowledged (or the put ended).
+    put_latency_ms: Histogram,
     puts_started: u64,
     puts_acked: u64,
     replicas_sum: u64,
@@ -188,6 +192,8 @@ impl Counters {
             lookup_messages: 0,
             hops: Histogram::new(HOPS_MAX),
             latency_ms: Histogram::new(LATENCY_MS_MAX),
+            get_latency_ms: Histogram::new(LATENCY_MS_MAX),
+            put_latency_ms: Histogram::new(LATENCY_MS_MAX),
             gets_started: 0,
             gets_found: 0,
             gets_correct: 0,
@@ -1015,14 +1021,28 @@ impl<O: Overlay> Sim<O> {
                     b.workload_messages += messages as u64;
                 }
             }
-            (OverlayEvent::PutDone { acked, .. }, PendingKind::Put { seq }) => {
+            (
+                OverlayEvent::PutDone {
+                    acked,
+                    answered_after,
+                    ..
+                },
+                PendingKind::Put { seq },
+            ) => {
                 self.reference.acknowledged(&p.key, seq, acked);
+                if acked > 0 {
+                    let ms = answered_after.map_or(latency_ms, |d| d.as_millis() as u64);
+                    self.c.put_latency_ms.add(ms);
+                }
                 self.c.puts_acked += (acked > 0) as u64;
                 self.c.replicas_sum += acked as u64;
             }
             (
                 OverlayEvent::GetDone {
-                    value, messages, ..
+                    value,
+                    messages,
+                    answered_after,
+                    ..
                 },
                 PendingKind::Get {
                     expected_seq,
@@ -1032,6 +1052,10 @@ impl<O: Overlay> Sim<O> {
                 let v =
                     self.reference
                         .judge_get(self.cfg.seed, &p.key, expected_seq, value.as_ref());
+                if value.is_some() {
+                    let ms = answered_after.map_or(latency_ms, |d| d.as_millis() as u64);
+                    self.c.get_latency_ms.add(ms);
+                }
                 self.c.gets_found += value.is_some() as u64;
                 self.c.gets_correct += (v == GetVerdict::Correct) as u64;
                 self.c.gets_stale += (v == GetVerdict::Stale) as u64;

@@ -11,6 +11,8 @@
 //! 3. read [`OverlayNode::poll_timeout`] and schedule one wake-up at that instant (calling
 //!    `handle_timeout` early or twice must be harmless).
 
+use core::time::Duration;
+
 use dht_proto::time::Instant;
 use dht_proto::Id;
 
@@ -47,6 +49,9 @@ pub enum OverlayEvent {
         key: Id,
         /// Replicas that acknowledged.
         acked: u32,
+        /// When the put was answered, if before this event: Kademlia's time until k nodes
+        /// acknowledged. None: at this event.
+        answered_after: Option<Duration>,
     },
     /// A get ended; `value` is what was found (for mutable items the one with the highest seq).
     GetDone {
@@ -60,6 +65,9 @@ pub enum OverlayEvent {
         hops: u32,
         /// Messages sent on behalf of this get.
         messages: u32,
+        /// When the first value verified, if before this event (Kademlia's mutable gets ask on
+        /// for a higher seq). None: at this event.
+        answered_after: Option<Duration>,
     },
 }
 

@@ -142,6 +142,8 @@ pub struct GetReport {
     pub abandoned: u64,
     /// Gets still running at the end.
     pub unfinished: u64,
+    /// Time to the first verified value of the gets that found one.
+    pub latency_ms: LatencyReport,
 }
 
 /// Put figures.
@@ -155,6 +157,9 @@ pub struct PutReport {
     pub replicas_mean: f64,
     /// Distinct items put.
     pub items: u64,
+    /// Time until k replicas acknowledged (or, if fewer did, until the put ended), of the puts
+    /// at least one acknowledged.
+    pub latency_ms: LatencyReport,
 }
 
 /// Traffic over the measured phase.
@@ -278,6 +283,11 @@ impl Report {
             "puts: {} started, {} acknowledged | gets: {} started, {} found, {} correct ({:.4}%), {} stale, {} corrupt\n",
             self.puts.started, self.puts.acknowledged, self.gets.started, self.gets.found,
             self.gets.correct, 100.0 * self.gets.success_rate, self.gets.stale, self.gets.corrupt
+        );
+        let (p, g) = (&self.puts.latency_ms, &self.gets.latency_ms);
+        s += &format!(
+            "  put latency (k acks) p50 {:.0} ms p95 {:.0} ms p99 {:.0} ms | get latency (first verified value) p50 {:.0} ms p95 {:.0} ms p99 {:.0} ms\n",
+            p.p50, p.p95, p.p99, g.p50, g.p95, g.p99
         );
         for c in &self.checks {
             s += &format!(

@@ -143,6 +143,7 @@ impl ToyNode {
                 query: q,
                 key,
                 acked,
+                answered_after: None,
             },
             Op::Get {
                 key,
@@ -155,6 +156,7 @@ impl ToyNode {
                 value: best,
                 hops: 1,
                 messages,
+                answered_after: None,
             },
         };
         self.events.push_back(ev);

@@ -43,6 +43,16 @@ fn static_network_of_two_thousand_nodes_finds_the_closest_and_returns_what_was_p
         assert!(r.lookups.recall_at_k > 0.9, "{}", r.lookups.recall_at_k);
         assert!(r.lookups.hops.p50 >= 2 && r.lookups.hops.p50 <= 6);
         assert!(r.traffic.bytes > 0 && r.puts.acknowledged > 0);
+        // Gets and puts report latency: a found value takes at least one round trip (the
+        // network's median is 150 ms), and a put stores only after its lookup, so it takes
+        // longer than a get.
+        let (g, p) = (&r.gets.latency_ms, &r.puts.latency_ms);
+        assert!(g.p50 >= 20.0 && g.p50 <= g.p95 && g.p95 <= g.p99, "{g:?}");
+        assert!(p.p50 > g.p50 && p.p50 <= p.p95 && p.p95 <= p.p99, "{p:?}");
+        assert!(
+            r.lookups.latency_ms.p50 < p.p50,
+            "a put is a lookup and then a store"
+        );
         // Requests answered before their resend time leave idle wake-ups, which are counted
         // apart from the wake-ups that call into a node.
         assert!(r.wakeups > 0 && r.idle_wakeups > 0, "{}", r.summary());

@@ -2,6 +2,7 @@
 //! structure, run a local devnet, benchmark, and simulate.
 
 mod cmd;
+mod http;
 
 use std::process::ExitCode;
 
@@ -33,7 +34,7 @@ enum Command {
     Lookup(cmd::client::LookupArgs),
     /// Run N nodes on 127.0.0.1 in one process and demonstrate puts and gets.
     Devnet(cmd::devnet::DevnetArgs),
-    /// Benchmark a loopback cluster, or one node under query load.
+    /// Benchmark a loopback cluster: puts, gets, datagrams, memory.
     Bench(cmd::bench::BenchArgs),
     /// Simulate an overlay on virtual time (churn, loss, latency) and report.
     Sim(cmd::sim::SimArgs),

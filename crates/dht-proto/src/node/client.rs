@@ -66,6 +66,12 @@ pub(super) struct Command {
     store_messages: u32,
     /// Whether a get that found nothing has widened its lookup already.
     widened: bool,
+    /// When a get's first value verified (for [`crate::lookup::LookupStats::first_value_after`]).
+    first_value_at: Option<Instant>,
+    /// When a put's k-th acknowledgement came (for [`crate::lookup::LookupStats::stored_k_after`]).
+    stored_k_at: Option<Instant>,
+    /// Values that failed verification (for [`crate::lookup::LookupStats::forgeries`]).
+    forgeries: u32,
 }
 
 impl Command {
@@ -350,6 +356,9 @@ impl Node {
                 seeds_pending: 0,
                 store_messages: 0,
                 widened: false,
+                first_value_at: None,
+                stored_k_at: None,
+                forgeries: 0,
             },
         );
         q
@@ -443,6 +452,10 @@ impl Node {
         }
         let mut stats = c.lookup.stats(now);
         stats.messages += c.store_messages;
+        let started = c.lookup.started();
+        stats.first_value_after = c.first_value_at.map(|t| t - started);
+        stats.stored_k_after = c.stored_k_at.map(|t| t - started);
+        stats.forgeries = c.forgeries;
         let trace = c.lookup.trace().map(<[_]>::to_vec);
         let target = c.lookup.target();
         let outcome = match (c.kind, c.phase) {
@@ -563,6 +576,9 @@ impl Node {
                             if immutable_target(v) == target {
                                 *value = Some(v.clone());
                                 found = true;
+                                c.first_value_at.get_or_insert(now);
+                            } else {
+                                c.forgeries += 1;
                             }
                         }
                     }
@@ -581,12 +597,15 @@ impl Node {
                                 value: v.clone(),
                                 signature: sig,
                             };
-                            if k == *public_key
-                                && item.verify().is_ok()
-                                && best.as_ref().is_none_or(|b| seq > b.seq)
-                            {
+                            if k != *public_key || item.verify().is_err() {
+                                c.forgeries += 1;
+                            } else if best.as_ref().is_none_or(|b| seq > b.seq) {
                                 *best = Some(item);
+                                c.first_value_at.get_or_insert(now);
                             }
+                        } else if r.value.is_some() {
+                            // A value without the key, signature or seq that would prove it.
+                            c.forgeries += 1;
                         }
                     }
                     _ => {}
@@ -653,7 +672,12 @@ impl Node {
         {
             *pending = pending.saturating_sub(1);
             match error {
-                None => *acked += 1,
+                None => {
+                    *acked += 1;
+                    if *acked as usize == self.config.k {
+                        c.stored_k_at.get_or_insert(now);
+                    }
+                }
                 Some(e) => errors.push(e),
             }
             if *pending == 0 {

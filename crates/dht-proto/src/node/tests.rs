@@ -506,3 +506,205 @@ fn a_get_that_finds_nothing_among_the_k_closest_asks_the_next_k_before_it_ends()
     ));
     assert_eq!(asked.len(), 16, "the 8 closest, then the next 8: {asked:?}");
 }
+
+/// Eight contacts in bucket 1 (IDs 0x40..), at 127.0.2.1-8, for the timing tests below.
+fn eight_contacts(n: &mut Node) -> Vec<crate::message::NodeInfo> {
+    (0..8u8)
+        .map(|i| {
+            let mut id = Id([0x40; 20]);
+            id.0[0] = 0x40 + i;
+            let addr: SocketAddr = format!("127.0.2.{}:7000", i + 1).parse().unwrap();
+            let c = crate::message::NodeInfo { id, addr };
+            assert!(n.restore_contact(Instant::ZERO, c));
+            c
+        })
+        .collect()
+}
+
+/// Answers every datagram the node sends, one round every 100 ms, with `reply(round, query,
+/// sender)` (None: leave it unanswered), until no command runs (at most 100 rounds, 10 s).
+fn answer_rounds(
+    n: &mut Node,
+    contacts: &[crate::message::NodeInfo],
+    mut reply: impl FnMut(u32, &Query, Id) -> Option<Response>,
+) {
+    for round in 1..=100u32 {
+        let now = Instant::from_millis(100 * u64::from(round));
+        let out: Vec<_> = std::iter::from_fn(|| n.poll_transmit()).collect();
+        if out.is_empty() {
+            n.handle_timeout(now);
+            if n.commands_running() == 0 {
+                return;
+            }
+            continue;
+        }
+        for t in out {
+            let m = Message::decode(&t.data).unwrap();
+            let Body::Query(q) = m.body else { continue };
+            let id = contacts
+                .iter()
+                .find(|c| c.addr == t.to)
+                .expect("a contact")
+                .id;
+            if let Some(r) = reply(round, &q, id) {
+                let msg = Message {
+                    transaction_id: m.transaction_id,
+                    version: None,
+                    requester_ip: None,
+                    read_only: false,
+                    body: Body::Response(Response { sender_id: id, ..r }),
+                };
+                n.handle_datagram(now, t.to, &msg.encode());
+            }
+        }
+        if n.commands_running() == 0 {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_mutable_get_reports_when_its_first_value_verified_not_only_when_it_ended() {
+    let mut n = node(Config::default());
+    let contacts = eight_contacts(&mut n);
+    let key = SigningKey::from_bytes(&[3; 32]);
+    let item = MutableItem::sign(&key, b"", 1, b"2:hi".to_vec()).unwrap();
+    let q = n.get_mutable(Instant::ZERO, item.public_key, b"");
+    let mut served = false;
+    answer_rounds(&mut n, &contacts, |_, _, _| {
+        let mut r = Response {
+            token: Some(b"tk".to_vec()),
+            ..Response::default()
+        };
+        // Only the first answer of all carries the item.
+        if !served {
+            served = true;
+            r.value = Some(item.value.clone());
+            r.public_key = Some(item.public_key);
+            r.signature = Some(item.signature);
+            r.seq = Some(item.seq);
+        }
+        Some(r)
+    });
+    let e = n.poll_event().expect("the get ended");
+    assert_eq!(e.query, q);
+    assert!(matches!(
+        e.outcome,
+        super::Outcome::GetMutable { item: Some(_) }
+    ));
+    assert_eq!(
+        e.stats.first_value_after,
+        Some(core::time::Duration::from_millis(100))
+    );
+    assert!(
+        e.stats.duration > core::time::Duration::from_millis(100),
+        "a mutable get asks on for a higher seq: {:?}",
+        e.stats.duration
+    );
+    assert_eq!(e.stats.stored_k_after, None);
+}
+
+#[test]
+fn a_put_reports_when_k_nodes_acknowledged_and_none_when_fewer_did() {
+    for refusals in [0u8, 1] {
+        let mut n = node(Config::default());
+        let contacts = eight_contacts(&mut n);
+        n.put_immutable(Instant::ZERO, b"5:hello".to_vec()).unwrap();
+        // With a refusal, the first node asked to store never answers (its resend neither).
+        let mut silent: Option<Id> = None;
+        let mut store_round = 0;
+        answer_rounds(&mut n, &contacts, |round, q, id| match q.method {
+            Method::Put(_) => {
+                if refusals == 1 && *silent.get_or_insert(id) == id {
+                    return None;
+                }
+                store_round = round;
+                Some(Response::default())
+            }
+            _ => Some(Response {
+                token: Some(b"tk".to_vec()),
+                ..Response::default()
+            }),
+        });
+        let e = n.poll_event().expect("the put ended");
+        match e.outcome {
+            super::Outcome::Stored { stored_at, .. } => {
+                assert_eq!(stored_at, 8 - u32::from(refusals))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let want = (refusals == 0)
+            .then(|| core::time::Duration::from_millis(100 * u64::from(store_round)));
+        assert_eq!(e.stats.stored_k_after, want, "refusals {refusals}");
+        assert!(e.stats.duration >= want.unwrap_or_default());
+        assert_eq!(e.stats.first_value_after, None);
+    }
+}
+
+#[test]
+fn a_get_asks_past_values_that_fail_verification_and_counts_them() {
+    let key = SigningKey::from_bytes(&[3; 32]);
+    let item = MutableItem::sign(&key, b"", 2, b"2:ok".to_vec()).unwrap();
+    let other =
+        MutableItem::sign(&SigningKey::from_bytes(&[4; 32]), b"", 9, b"2:no".to_vec()).unwrap();
+    let mut bad_signature = item.clone();
+    bad_signature.value = b"3:bad".to_vec();
+    bad_signature.seq = 5;
+    // Forged answers first, one for each way a value can fail; the last contact has the truth.
+    let mutable_answers = [bad_signature, other, item.clone()];
+    let mut n = node(Config::default());
+    let contacts = eight_contacts(&mut n);
+    n.get_mutable(Instant::ZERO, item.public_key, b"");
+    let mut sent = 0;
+    answer_rounds(&mut n, &contacts, |_, _, _| {
+        let mut r = Response {
+            token: Some(b"tk".to_vec()),
+            ..Response::default()
+        };
+        match sent {
+            0..=2 => {
+                let m = &mutable_answers[sent];
+                r.value = Some(m.value.clone());
+                r.public_key = Some(m.public_key);
+                r.signature = Some(m.signature);
+                r.seq = Some(m.seq);
+            }
+            // A value with no signature at all.
+            3 => r.value = Some(b"4:bare".to_vec()),
+            _ => {}
+        }
+        sent += 1;
+        Some(r)
+    });
+    let e = n.poll_event().expect("the get ended");
+    match e.outcome {
+        super::Outcome::GetMutable { item: Some(got) } => assert_eq!(got, item),
+        other => panic!("the forgeries won: {other:?}"),
+    }
+    assert_eq!(e.stats.forgeries, 3);
+
+    // An immutable get: a value whose hash is not the key is skipped; the next one is taken.
+    let value = b"5:hello".to_vec();
+    let mut n = node(Config::default());
+    let contacts = eight_contacts(&mut n);
+    n.get_immutable(Instant::ZERO, crate::bep44::immutable_target(&value));
+    let mut sent = 0;
+    answer_rounds(&mut n, &contacts, |_, _, _| {
+        let v = if sent == 0 {
+            b"5:hallo".to_vec()
+        } else {
+            value.clone()
+        };
+        sent += 1;
+        Some(Response {
+            value: Some(v),
+            ..Response::default()
+        })
+    });
+    let e = n.poll_event().expect("the get ended");
+    assert_eq!(
+        e.outcome,
+        super::Outcome::GetImmutable { value: Some(value) }
+    );
+    assert_eq!(e.stats.forgeries, 1);
+}

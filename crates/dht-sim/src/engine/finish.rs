@@ -83,6 +83,7 @@ impl<O: Overlay> Sim<O> {
             corrupt: c.gets_corrupt,
             abandoned: c.gets_abandoned,
             unfinished: unfinished_gets,
+            latency_ms: quantiles(&c.get_latency_ms),
         };
         let mut failures = Vec::new();
         if c.gets_corrupt > 0 {
@@ -130,6 +131,7 @@ impl<O: Overlay> Sim<O> {
                 acknowledged: c.puts_acked,
                 replicas_mean: c.replicas_sum as f64 / c.puts_started.max(1) as f64,
                 items: c.items,
+                latency_ms: quantiles(&c.put_latency_ms),
             },
             traffic: TrafficReport {
                 messages: c.messages,
@@ -211,4 +213,13 @@ fn latency_cdf(h: &Histogram) -> Vec<(f64, f64)> {
         out.push(last);
     }
     out
+}
+
+/// p50, p95 and p99 of a millisecond histogram.
+fn quantiles(h: &Histogram) -> LatencyReport {
+    LatencyReport {
+        p50: h.quantile(0.5) as f64,
+        p95: h.quantile(0.95) as f64,
+        p99: h.quantile(0.99) as f64,
+    }
 }

@@ -643,6 +643,7 @@ impl RouteCore {
                 query: d.query,
                 key: d.key,
                 acked: d.stored,
+                answered_after: None,
             },
             QueryKind::Get => OverlayEvent::GetDone {
                 query: d.query,
@@ -650,6 +651,7 @@ impl RouteCore {
                 value: d.value,
                 hops: d.hops,
                 messages: d.messages,
+                answered_after: None,
             },
             QueryKind::Find => {
                 self.found
@@ -674,6 +676,7 @@ impl RouteCore {
                 query,
                 key,
                 acked: 0,
+                answered_after: None,
             },
             QueryKind::Get => OverlayEvent::GetDone {
                 query,
@@ -681,6 +684,7 @@ impl RouteCore {
                 value: None,
                 hops: 0,
                 messages: 0,
+                answered_after: None,
             },
             QueryKind::Find => {
                 self.found.push_back((query, key, None));

@@ -179,11 +179,13 @@ impl KademliaNode {
                 query: ev.query,
                 key,
                 acked: stored_at,
+                answered_after: ev.stats.stored_k_after,
             },
             (Kind::Put, _) => OverlayEvent::PutDone {
                 query: ev.query,
                 key,
                 acked: 0,
+                answered_after: None,
             },
             (Kind::Get, Outcome::GetImmutable { value }) => OverlayEvent::GetDone {
                 query: ev.query,
@@ -191,6 +193,7 @@ impl KademliaNode {
                 value: value.map(|v| (v, 0)),
                 hops,
                 messages,
+                answered_after: ev.stats.first_value_after,
             },
             (Kind::Get, Outcome::GetMutable { item }) => OverlayEvent::GetDone {
                 query: ev.query,
@@ -198,6 +201,7 @@ impl KademliaNode {
                 value: item.map(|i| (i.value, i.seq)),
                 hops,
                 messages,
+                answered_after: ev.stats.first_value_after,
             },
             (Kind::Get, _) => OverlayEvent::GetDone {
                 query: ev.query,
@@ -205,6 +209,7 @@ impl KademliaNode {
                 value: None,
                 hops,
                 messages,
+                answered_after: None,
             },
         })
     }
@@ -227,6 +232,7 @@ impl KademliaNode {
                 query: q,
                 key,
                 acked: 0,
+                answered_after: None,
             },
             Kind::Get => OverlayEvent::GetDone {
                 query: q,
@@ -234,6 +240,7 @@ impl KademliaNode {
                 value: None,
                 hops: 0,
                 messages: 0,
+                answered_after: None,
             },
         });
         q

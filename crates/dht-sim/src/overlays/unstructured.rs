@@ -471,6 +471,7 @@ impl UnNode {
                 hops: hit.as_ref().map_or(0, |h| h.1),
                 value: hit.and_then(|h| h.2),
                 messages,
+                answered_after: None,
             },
         };
         self.events.push_back(ev);
@@ -693,6 +694,7 @@ impl OverlayNode for UnNode {
             query,
             key,
             acked: kept + extra,
+            answered_after: None,
         });
         query
     }

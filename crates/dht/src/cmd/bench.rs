@@ -6,8 +6,8 @@
 //! last node's start), put and get latency p50/p95, success rate, CPU seconds for the whole
 //! run, memory per node above the process baseline, and datagrams per put and per get.
 //!
-//! With `--load`, instead: one node under `find_node` load beside a bare batched UDP echo
-//! (see [`super::load`]).
+//! One node under `find_node` load is dht-node's own benchmark (`cargo bench -p dht-node
+//! --bench load`).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -43,16 +43,6 @@ pub struct BenchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Benchmark one node under find_node load from a generator on loopback, beside a bare
-    /// batched UDP echo, instead of the cluster.
-    #[arg(long)]
-    pub load: bool,
-    /// With --load: measured seconds against the node, and again against the echo.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=super::load::SECONDS_MAX))]
-    pub seconds: u64,
-    /// With --load: find_node queries the generator keeps in flight.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=super::load::WINDOW_MAX as i64))]
-    pub window: u32,
 }
 
 fn cpu_seconds() -> f64 {
@@ -88,22 +78,6 @@ async fn datagrams_out(nodes: &[Dht]) -> anyhow::Result<u64> {
 
 /// Runs the cluster benchmark.
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    if args.load {
-        let params = super::load::LoadParams {
-            seconds: args.seconds,
-            window: args.window,
-            seed: args.seed,
-            json: args.json,
-        };
-        // The load bench runs its own threads and runtimes and blocks while they run.
-        let report = tokio::task::spawn_blocking(move || super::load::run(params)).await??;
-        if params.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            super::load::print(&report);
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
     let n = args.nodes as usize;
     let cpu0 = cpu_seconds();
     let rss0 = rss_bytes();

@@ -1,5 +1,6 @@
 //! The short-lived client commands: join as a read-only node (BEP 43) through `--bootstrap`,
-//! act, print the result, and leave.
+//! act, print the result, and leave; or, with `--node URL`, act through a running node's HTTP
+//! API (`crate::http::client`).
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -10,9 +11,12 @@ use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use dht_node::{Dht, DEFAULT_ROUTERS};
 use dht_proto::bep44::MutableItem;
-use dht_proto::lookup::TraceEvent;
 use dht_proto::Id;
 use ed25519_dalek::SigningKey;
+use hyper::Method;
+
+use crate::http::api::LookupTrace;
+use crate::http::client::{is_not_found, ApiClient};
 
 /// How long joining the network may take.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -27,6 +31,10 @@ pub struct JoinArgs {
     /// Give up on the operation after this many seconds.
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
+    /// Act through a running node's HTTP API (`dht node --http ADDR`), e.g.
+    /// http://127.0.0.1:8080, instead of joining the network for this one command.
+    #[arg(long, value_name = "URL", conflicts_with = "bootstrap")]
+    pub node: Option<String>,
 }
 
 impl JoinArgs {
@@ -55,6 +63,38 @@ impl JoinArgs {
     fn deadline(&self) -> Duration {
         Duration::from_secs(self.timeout.max(1))
     }
+
+    /// The client of `--node URL`, if given.
+    fn api(&self) -> anyhow::Result<Option<ApiClient>> {
+        self.node.as_deref().map(ApiClient::new).transpose()
+    }
+
+    /// Calls the node's API within the deadline.
+    async fn call(
+        &self,
+        api: &ApiClient,
+        method: Method,
+        path: &str,
+        body: Option<(Vec<u8>, &str)>,
+    ) -> anyhow::Result<serde_json::Value> {
+        tokio::time::timeout(self.deadline(), api.call(method, path, body))
+            .await
+            .map_err(|_| anyhow!("timed out after {} s", self.timeout))?
+    }
+}
+
+/// A string field of an API answer.
+fn field<'a>(v: &'a serde_json::Value, name: &str) -> anyhow::Result<&'a str> {
+    v.get(name)
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| anyhow!("the node's answer has no {name:?}: {v}"))
+}
+
+/// An integer field of an API answer.
+fn int_field(v: &serde_json::Value, name: &str) -> anyhow::Result<i64> {
+    v.get(name)
+        .and_then(serde_json::Value::as_i64)
+        .ok_or_else(|| anyhow!("the node's answer has no integer {name:?}: {v}"))
 }
 
 async fn within<T>(
@@ -131,7 +171,8 @@ fn read_value(args: &PutArgs) -> anyhow::Result<Vec<u8>> {
     Ok(encoded)
 }
 
-fn read_key(path: &PathBuf) -> anyhow::Result<SigningKey> {
+/// Reads a key file written by `dht keygen`.
+pub fn read_key(path: &PathBuf) -> anyhow::Result<SigningKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read key file {}", path.display()))?;
     let bytes = hex::decode(text.trim())
@@ -162,6 +203,9 @@ pub async fn put(args: PutArgs) -> anyhow::Result<ExitCode> {
     if salt.len() > dht_proto::message::SALT_LEN_MAX {
         bail!("salt too long: {} bytes, at most 64", salt.len());
     }
+    if let Some(api) = args.join.api()? {
+        return put_through(&args, &api, value, key, salt).await;
+    }
     let dht = args.join.join().await?;
     if !args.mutable {
         let r = within(&args.join, dht.put_immutable(value)).await?;
@@ -191,6 +235,76 @@ pub async fn put(args: PutArgs) -> anyhow::Result<ExitCode> {
         bail!("no node stored the item");
     }
     println!("{} {}", r.target, seq);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `dht put --node URL`: the same through a node's API; a mutable item is signed here, so the
+/// key never leaves this machine's command.
+async fn put_through(
+    args: &PutArgs,
+    api: &ApiClient,
+    value: Vec<u8>,
+    key: Option<SigningKey>,
+    salt: Vec<u8>,
+) -> anyhow::Result<ExitCode> {
+    let join = &args.join;
+    if !args.mutable {
+        let r = join
+            .call(
+                api,
+                Method::PUT,
+                "/api/v1/items",
+                Some((value, "application/x-bittorrent-bencode")),
+            )
+            .await?;
+        if int_field(&r, "stored_at")? == 0 {
+            bail!("no node stored the value");
+        }
+        println!("{}", field(&r, "key")?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let key = key.ok_or_else(|| anyhow!("--mutable needs --key"))?;
+    let pk = hex::encode(key.verifying_key().to_bytes());
+    let salt_hex = hex::encode(&salt);
+    let seq = match args.seq {
+        Some(s) => s,
+        None => {
+            let path = format!("/api/v1/mutable/{pk}?salt_hex={salt_hex}");
+            match join.call(api, Method::GET, &path, None).await {
+                Ok(found) => int_field(&found, "seq")? + 1,
+                Err(e) if is_not_found(&e) => 1,
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let item = MutableItem::sign(&key, &salt, seq, value)?;
+    let body = serde_json::json!({
+        "value_hex": hex::encode(&item.value),
+        "salt_hex": salt_hex,
+        "seq": seq,
+        "cas": args.cas,
+        "public_key": pk,
+        "signature": hex::encode(item.signature),
+    });
+    let r = join
+        .call(
+            api,
+            Method::PUT,
+            "/api/v1/mutable",
+            Some((body.to_string().into_bytes(), "application/json")),
+        )
+        .await?;
+    if int_field(&r, "stored_at")? == 0 {
+        let refusal = r.get("errors").and_then(|e| e.as_array()).and_then(|e| {
+            e.iter()
+                .find(|x| x.get("code").and_then(|c| c.as_i64()) != Some(0))
+        });
+        if let Some(e) = refusal {
+            bail!("put refused: {e}");
+        }
+        bail!("no node stored the item");
+    }
+    println!("{} {}", field(&r, "key")?, seq);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -228,7 +342,27 @@ impl std::error::Error for UsageError {}
 
 /// `dht get`: writes the value's bytes to stdout, or exits 1.
 pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
-    let value = if args.mutable {
+    let value = if let Some(api) = args.join.api()? {
+        let path = if args.mutable {
+            let pk = public_key_arg(&args.key).map_err(usage_error)?;
+            let salt = args.salt.clone().unwrap_or_default().into_bytes();
+            format!(
+                "/api/v1/mutable/{}?salt_hex={}",
+                hex::encode(pk),
+                hex::encode(salt)
+            )
+        } else {
+            let target = id_arg(&args.key).map_err(usage_error)?;
+            format!("/api/v1/items/{target}")
+        };
+        match args.join.call(&api, Method::GET, &path, None).await {
+            Ok(r) => Some(
+                hex::decode(field(&r, "value_hex")?).context("the node's value_hex is not hex")?,
+            ),
+            Err(e) if is_not_found(&e) => None,
+            Err(e) => return Err(e),
+        }
+    } else if args.mutable {
         let pk = public_key_arg(&args.key).map_err(usage_error)?;
         let salt = args.salt.clone().unwrap_or_default().into_bytes();
         let dht = args.join.join().await?;
@@ -301,13 +435,21 @@ pub struct AnnounceArgs {
 /// `dht announce`.
 pub async fn announce(args: AnnounceArgs) -> anyhow::Result<ExitCode> {
     let ih = args.info_hash;
-    let dht = args.join.join().await?;
-    let r = within(&args.join, dht.announce(ih, args.port)).await?;
-    dht.shutdown().await;
-    if r.stored_at == 0 {
+    let stored_at = if let Some(api) = args.join.api()? {
+        let port = args.port.map(|p| format!("?port={p}")).unwrap_or_default();
+        let path = format!("/api/v1/announce/{ih}{port}");
+        let r = args.join.call(&api, Method::POST, &path, None).await?;
+        int_field(&r, "stored_at")?
+    } else {
+        let dht = args.join.join().await?;
+        let r = within(&args.join, dht.announce(ih, args.port)).await?;
+        dht.shutdown().await;
+        i64::from(r.stored_at)
+    };
+    if stored_at == 0 {
         bail!("no node accepted the announce");
     }
-    println!("{ih} announced at {} nodes", r.stored_at);
+    println!("{ih} announced at {stored_at} nodes");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -324,10 +466,25 @@ pub struct PeersArgs {
 /// `dht peers`: one ip:port a line; exits 1 when none is found.
 pub async fn peers(args: PeersArgs) -> anyhow::Result<ExitCode> {
     let ih = args.info_hash;
-    let dht = args.join.join().await?;
-    let r = within(&args.join, dht.get_peers(ih)).await?;
-    dht.shutdown().await;
-    let peers = r.value.unwrap_or_default();
+    let peers: Vec<String> = if let Some(api) = args.join.api()? {
+        let path = format!("/api/v1/peers/{ih}");
+        let r = args.join.call(&api, Method::GET, &path, None).await?;
+        r.get("peers")
+            .and_then(|p| p.as_array())
+            .ok_or_else(|| anyhow!("the node's answer has no peers: {r}"))?
+            .iter()
+            .filter_map(|p| p.as_str().map(str::to_string))
+            .collect()
+    } else {
+        let dht = args.join.join().await?;
+        let r = within(&args.join, dht.get_peers(ih)).await?;
+        dht.shutdown().await;
+        r.value
+            .unwrap_or_default()
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    };
     if peers.is_empty() {
         eprintln!("dht: no peers found for {ih}");
         return Ok(ExitCode::from(1));
@@ -351,85 +508,59 @@ pub struct LookupArgs {
 /// `dht lookup`: the lookup's path, round by round, and the k closest nodes.
 pub async fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
     let target = args.target;
-    let dht = args.join.join().await?;
-    let e = within(&args.join, dht.lookup_traced(target)).await?;
-    dht.shutdown().await;
-    let dist = |id: &Id| id.distance(&target).leading_zeros();
-    println!("lookup {target}");
-    println!(
-        "distance is shown as the number of leading bits shared with the target (160 = equal)"
-    );
-    let trace = e.trace.unwrap_or_default();
-    let max_round = trace
-        .iter()
-        .map(|t| match t {
-            TraceEvent::Asked { round, .. }
-            | TraceEvent::Answered { round, .. }
-            | TraceEvent::TimedOut { round, .. } => *round,
-        })
-        .max()
-        .unwrap_or(0);
-    for r in 1..=max_round {
-        println!("round {r}:");
-        for t in &trace {
-            match t {
-                TraceEvent::Asked { round, node } if *round == r => {
-                    println!(
-                        "  asked     {} {:<21} shared bits {}",
-                        node.id,
-                        node.addr.to_string(),
-                        dist(&node.id)
-                    );
-                }
-                TraceEvent::Answered {
-                    round,
-                    node,
-                    returned,
-                    new,
-                } if *round == r => {
-                    println!(
-                        "  answered  {} {:<21} shared bits {} returned {returned} contacts, {new} new",
-                        node.id,
-                        node.addr.to_string(),
-                        dist(&node.id)
-                    );
-                }
-                TraceEvent::TimedOut { round, node } if *round == r => {
-                    println!(
-                        "  timed out {} {:<21} shared bits {}",
-                        node.id,
-                        node.addr.to_string(),
-                        dist(&node.id)
-                    );
-                }
-                _ => {}
-            }
-        }
-    }
-    let closest = match e.outcome {
-        dht_proto::node::Outcome::FindNode { closest } => closest,
-        _ => Vec::new(),
+    let trace = if let Some(api) = args.join.api()? {
+        let path = format!("/api/v1/lookup/{target}");
+        let r = args.join.call(&api, Method::GET, &path, None).await?;
+        serde_json::from_value::<LookupTrace>(r).context("the node's lookup answer")?
+    } else {
+        let dht = args.join.join().await?;
+        let t = within(&args.join, crate::http::api::traced_lookup(&dht, target)).await?;
+        dht.shutdown().await;
+        t
     };
-    println!(
-        "closest {} nodes ({} rounds, {} requests, {} answers, {} timed out, {} ms):",
-        closest.len(),
-        e.stats.hops,
-        e.stats.messages,
-        e.stats.responses,
-        e.stats.timed_out.len(),
-        e.stats.duration.as_millis()
-    );
-    for n in &closest {
-        println!(
-            "  {} {:<21} shared bits {}",
-            n.id,
-            n.addr.to_string(),
-            dist(&n.id)
-        );
-    }
-    Ok(if closest.is_empty() {
+    print_lookup(&trace);
+    Ok(if trace.closest.is_empty() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Prints a lookup's trace round by round, then the closest nodes.
+fn print_lookup(t: &LookupTrace) {
+    println!("lookup {}", t.target);
+    println!(
+        "distance is shown as the number of leading bits shared with the target (160 = equal)"
+    );
+    let max_round = t.steps.iter().map(|s| s.round).max().unwrap_or(0);
+    for r in 1..=max_round {
+        println!("round {r}:");
+        for s in t.steps.iter().filter(|s| s.round == r) {
+            let label = match s.kind.as_str() {
+                "asked" => "asked    ",
+                "answered" => "answered ",
+                _ => "timed out",
+            };
+            print!(
+                "  {label} {} {:<21} shared bits {}",
+                s.id, s.addr, s.shared_bits
+            );
+            if let (Some(returned), Some(new)) = (s.returned, s.new) {
+                print!(" returned {returned} contacts, {new} new");
+            }
+            println!();
+        }
+    }
+    println!(
+        "closest {} nodes ({} rounds, {} requests, {} answers, {} timed out, {} ms):",
+        t.closest.len(),
+        t.rounds,
+        t.messages,
+        t.responses,
+        t.timeouts,
+        t.duration_ms
+    );
+    for n in &t.closest {
+        println!("  {} {:<21} shared bits {}", n.id, n.addr, n.shared_bits);
+    }
 }

@@ -32,8 +32,16 @@ pub struct DevnetArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Exit after the demonstration instead of serving until Ctrl-C.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "http")]
     pub exit: bool,
+    /// Serve the HTTP API, /metrics and the dashboard of every node on this TCP address
+    /// (`?node=I` picks one; port 0: any free port; the URL is printed), and run until Ctrl-C.
+    /// A non-loopback address needs --http-public. See docs/http.md.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// Allow --http on an address other than loopback (the API has no authentication).
+    #[arg(long, requires = "http")]
+    pub http_public: bool,
 }
 
 /// Starts `n` full nodes on 127.0.0.1, `stagger` apart, each bootstrapping from the first.
@@ -107,6 +115,21 @@ pub fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
 /// Runs the devnet.
 pub async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     let n = args.nodes as usize;
+    if let Some(addr) = args.http {
+        crate::http::check_http_addr(addr, args.http_public)
+            .map_err(|e| anyhow::Error::new(super::client::UsageError(e)))?;
+    }
+    // With --http the devnet runs until a signal: its handlers go in before anything is
+    // printed, so a signal right after the URL stops it cleanly.
+    let stop = if args.http.is_some() || !args.exit {
+        Some(super::node::shutdown_signal()?)
+    } else {
+        None
+    };
+    let listener = match args.http {
+        Some(addr) => Some(crate::http::bind(addr).await?),
+        None => None,
+    };
     eprintln!("starting {n} nodes on 127.0.0.1 ...");
     let nodes = spawn_cluster(n, args.base_port, Duration::from_millis(5), args.seed).await?;
     let settle = wait_settled(&nodes, Duration::from_secs(60)).await?;
@@ -116,6 +139,26 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         nodes[0].local_addr()
     );
     println!("try: DHT_BOOTSTRAP={} dht put hello", nodes[0].local_addr());
+    let server = match listener {
+        Some(l) => {
+            println!(
+                "http api on {} (all {n} nodes; ?node=0..{} picks one)",
+                crate::http::url(l.local_addr()?),
+                n - 1
+            );
+            let state = crate::http::AppState::new(nodes.clone(), None);
+            Some(tokio::spawn(crate::http::serve(
+                l,
+                state,
+                std::future::pending(),
+            )))
+        }
+        None => None,
+    };
+    {
+        use std::io::Write;
+        std::io::stdout().flush()?;
+    }
     let mut rng = StdRng::seed_from_u64(args.seed ^ 0x5eed);
     let (mut put_lat, mut get_lat) = (Vec::new(), Vec::new());
     let (mut puts_ok, mut gets_ok, mut gets) = (0u32, 0u32, 0u32);
@@ -164,10 +207,17 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         quantile_ms(&get_lat, 0.95)
     );
     let ok = gets_ok == gets && puts_ok == args.puts;
-    if !args.exit {
-        let stop = super::node::shutdown_signal()?;
+    if let Some(stop) = stop {
         println!("serving until Ctrl-C");
+        {
+            use std::io::Write;
+            std::io::stdout().flush()?;
+        }
         stop.await?;
+    }
+    if let Some(s) = server {
+        s.abort();
+        let _ = s.await;
     }
     for d in &nodes {
         d.shutdown().await;

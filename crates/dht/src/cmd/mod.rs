@@ -7,7 +7,6 @@ pub mod compare;
 pub mod compare_plots;
 pub mod devnet;
 pub mod draw;
-pub mod load;
 pub mod malloc_tunables;
 pub mod node;
 pub mod sim;

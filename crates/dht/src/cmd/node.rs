@@ -40,6 +40,18 @@ pub struct NodeArgs {
     /// The requests of commands you run are not counted.
     #[arg(long, value_name = "BYTES_PER_SECOND", default_value_t = UPLOAD_BYTES_PER_SECOND)]
     pub upload_limit: u64,
+    /// Serve the HTTP API, /metrics and the dashboard on this TCP address (port 0: any free
+    /// port; the URL is printed). Off unless given. See docs/http.md.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// Allow --http on an address other than loopback. Whoever reaches it can make the node
+    /// look up, store, announce and (with --mutable-key) sign; the API has no authentication.
+    #[arg(long, requires = "http")]
+    pub http_public: bool,
+    /// A key file from `dht keygen` with which the API signs mutable puts that come without a
+    /// signature (PUT /api/v1/mutable).
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub mutable_key: Option<PathBuf>,
 }
 
 /// The per-source limit for `--rate-limit PER_SECOND`: a burst of ten seconds' worth, and a
@@ -63,6 +75,15 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
 
 /// Runs the node until a signal asks it to stop.
 pub async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    if let Some(addr) = args.http {
+        crate::http::check_http_addr(addr, args.http_public)
+            .map_err(|e| anyhow::Error::new(super::client::UsageError(e)))?;
+    }
+    let signing_key = args
+        .mutable_key
+        .as_ref()
+        .map(super::client::read_key)
+        .transpose()?;
     let data_dir = match args.data_dir {
         Some(d) => d,
         None => default_data_dir()?,
@@ -93,18 +114,34 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
                 data_dir.display()
             )
         })?;
+    let listener = match args.http {
+        Some(addr) => Some(crate::http::bind(addr).await?),
+        None => None,
+    };
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         writeln!(out, "node {} listening on {}", dht.id(), dht.local_addr())?;
+        if let Some(l) = &listener {
+            writeln!(out, "http api on {}", crate::http::url(l.local_addr()?))?;
+        }
         out.flush()?;
     }
+    let server = listener.map(|l| {
+        let state = crate::http::AppState::new(vec![dht.clone()], signing_key);
+        tokio::spawn(crate::http::serve(l, state, std::future::pending()))
+    });
     tracing::info!(data_dir = %data_dir.display(), "serving; stop with Ctrl-C or SIGTERM");
     tokio::select! {
         r = stop => r?,
         _ = report_drops(&dht) => {}
     }
     tracing::info!("stopping");
+    // The server holds a handle of the node; it stops first, so the node's last handle goes.
+    if let Some(s) = server {
+        s.abort();
+        let _ = s.await;
+    }
     dht.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

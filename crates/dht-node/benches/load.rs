@@ -1,5 +1,13 @@
-//! `dht bench --load`: one node under `find_node` load on loopback, beside a bare batched UDP
-//! echo measured the same way in the same run (docs/benchmarks.md, "Single node under load").
+//! The load benchmark of dht-node: one node under `find_node` load on loopback, beside a bare
+//! batched UDP echo measured the same way in the same run (docs/benchmarks.md, "Single node
+//! under load").
+//!
+//! ```text
+//! cargo bench -p dht-node --bench load -- [--seconds S] [--window W] [--seed N] [--json]
+//! ```
+//!
+//! Run by `cargo test` (without cargo bench's `--bench` flag), it only runs its self-checks
+//! (the histogram and the query template), so the test suite keeps them without the load.
 //!
 //! Shape of a run, every phase bounded in time and count:
 //! 1. The node (full, memory only, no bootstrap) runs on a current-thread tokio runtime in its
@@ -71,16 +79,65 @@ const SOCKET_BUFFER_BYTES: usize = 4 << 20;
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the load bench is asked to do.
-#[derive(Debug, Clone, Copy)]
+#[derive(clap::Parser, Debug, Clone, Copy)]
+#[command(
+    name = "load",
+    about = "One dht-node under find_node load beside a bare UDP echo"
+)]
 pub struct LoadParams {
-    /// Measured seconds per phase.
+    /// Measured seconds against the node, and again against the echo.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=SECONDS_MAX))]
     pub seconds: u64,
-    /// Queries in flight.
+    /// find_node queries the generator keeps in flight.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=WINDOW_MAX as i64))]
     pub window: u32,
     /// Seed for IDs and targets.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Print JSON instead of text.
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
     pub json: bool,
+}
+
+/// `cargo bench` passes `--bench`: then the load runs. Otherwise (`cargo test`) only the
+/// self-checks run, whatever the test runner's arguments.
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") {
+        self_checks();
+        println!(
+            "load bench: self-checks passed (measure with: cargo bench -p dht-node --bench load)"
+        );
+        return std::process::ExitCode::SUCCESS;
+    }
+    let args = args.into_iter().filter(|a| a != "--bench");
+    let params = match <LoadParams as clap::Parser>::try_parse_from(args) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = e.print();
+            return std::process::ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match run(params) {
+        Ok(report) if params.json => match serde_json::to_string_pretty(&report) {
+            Ok(text) => {
+                println!("{text}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("load bench: {e}");
+                std::process::ExitCode::from(1)
+            }
+        },
+        Ok(report) => {
+            print(&report);
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("load bench: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
 }
 
 /// Runs the load bench (blocking: call it off the async runtime).
@@ -805,49 +862,48 @@ fn thread_cpu(tid: u32) -> Option<Duration> {
     Some(Duration::from_nanos(ns))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Checks of the bench's own parts; a failure panics.
+fn self_checks() {
+    histogram_quantiles_are_within_two_percent();
+    histogram_index_stays_in_bounds_for_every_magnitude();
+    patched_query_carries_the_written_transaction_id_and_target();
+}
 
-    #[test]
-    fn histogram_quantiles_are_within_two_percent() {
-        let mut h = Histogram::new();
-        for v in 1..=100_000u64 {
-            h.record(v * 1000);
-        }
-        for (q, want) in [(0.5, 50_000_000.0), (0.99, 99_000_000.0)] {
-            let got = h.quantile(q) as f64;
-            assert!((got - want).abs() / want < 0.02, "q {q}: {got} vs {want}");
-        }
-        assert_eq!(Histogram::new().quantile(0.5), 0);
+fn histogram_quantiles_are_within_two_percent() {
+    let mut h = Histogram::new();
+    for v in 1..=100_000u64 {
+        h.record(v * 1000);
     }
-
-    #[test]
-    fn histogram_index_stays_in_bounds_for_every_magnitude() {
-        for shift in 0..64 {
-            let v = 1u64 << shift;
-            assert!(Histogram::index(v) < HIST_BUCKETS);
-            assert!(Histogram::index(v | (v - 1)) < HIST_BUCKETS);
-        }
-        assert!(Histogram::index(u64::MAX) < HIST_BUCKETS);
+    for (q, want) in [(0.5, 50_000_000.0), (0.99, 99_000_000.0)] {
+        let got = h.quantile(q) as f64;
+        assert!((got - want).abs() / want < 0.02, "q {q}: {got} vs {want}");
     }
+    assert_eq!(Histogram::new().quantile(0.5), 0);
+}
 
-    #[test]
-    fn patched_query_carries_the_written_transaction_id_and_target() {
-        let t = QueryTemplate::new(Id([3; 20])).unwrap();
-        let mut q = t.bytes.clone();
-        t.write(&mut q, 0x0102, &[9; 20]);
-        assert_eq!(transaction_id(&q), Some(0x0102));
-        let m = Message::decode(&q).unwrap();
-        match m.body {
-            Body::Query(Query {
-                sender_id,
-                method: Method::FindNode { target, .. },
-            }) => {
-                assert_eq!(sender_id, Id([3; 20]));
-                assert_eq!(target, Id([9; 20]));
-            }
-            other => panic!("not a find_node: {other:?}"),
+fn histogram_index_stays_in_bounds_for_every_magnitude() {
+    for shift in 0..64 {
+        let v = 1u64 << shift;
+        assert!(Histogram::index(v) < HIST_BUCKETS);
+        assert!(Histogram::index(v | (v - 1)) < HIST_BUCKETS);
+    }
+    assert!(Histogram::index(u64::MAX) < HIST_BUCKETS);
+}
+
+fn patched_query_carries_the_written_transaction_id_and_target() {
+    let t = QueryTemplate::new(Id([3; 20])).unwrap();
+    let mut q = t.bytes.clone();
+    t.write(&mut q, 0x0102, &[9; 20]);
+    assert_eq!(transaction_id(&q), Some(0x0102));
+    let m = Message::decode(&q).unwrap();
+    match m.body {
+        Body::Query(Query {
+            sender_id,
+            method: Method::FindNode { target, .. },
+        }) => {
+            assert_eq!(sender_id, Id([3; 20]));
+            assert_eq!(target, Id([9; 20]));
         }
+        other => panic!("not a find_node: {other:?}"),
     }
 }
