@@ -10,6 +10,7 @@
 pub mod checker;
 pub mod churn;
 pub mod config;
+pub mod draw;
 pub mod engine;
 /// Kademlia: `dht-proto`'s node as an overlay. The file lives with the other overlays; it is
 /// declared here so that `overlays/mod.rs` (another engineer's file) need not change.

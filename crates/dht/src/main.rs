@@ -40,6 +40,8 @@ enum Command {
     Sim(cmd::sim::SimArgs),
     /// Run every overlay side by side and write a comparison table and plots.
     Compare(cmd::compare::CompareArgs),
+    /// Draw one search in one overlay as SVG (or every overlay side by side with --compare).
+    Draw(cmd::draw::DrawArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cmd::run_async(cmd::bench::run(a)),
         Command::Sim(a) => cmd::sim::run(a),
         Command::Compare(a) => cmd::compare::run(a),
+        Command::Draw(a) => cmd::draw::run(a),
     };
     match result {
         Ok(code) => code,

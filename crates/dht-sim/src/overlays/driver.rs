@@ -15,7 +15,12 @@ use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 pub const STEPS_MAX: u64 = 2_000_000_000;
 
 enum Ev<M> {
-    Deliver { to: NodeIdx, from: NodeIdx, msg: M },
+    Deliver {
+        to: NodeIdx,
+        from: NodeIdx,
+        msg: M,
+        id: u64,
+    },
     Wake(NodeIdx),
 }
 
@@ -29,6 +34,27 @@ pub struct Finished {
     /// The event.
     pub event: OverlayEvent,
 }
+
+/// One message as [`MiniNet::tap`] sees it when it is sent.
+#[derive(Debug)]
+pub struct Sent<'a, M> {
+    /// The message's number: unique and increasing in sending order.
+    pub id: u64,
+    /// When it was sent (it arrives [`MiniNet::latency`] later).
+    pub at: Instant,
+    /// The sender.
+    pub from: NodeIdx,
+    /// The receiver.
+    pub to: NodeIdx,
+    /// The message whose delivery the sender was handling when it sent this one; `None` when
+    /// it was sent from a timeout or a command. Following causes back gives a message's chain.
+    pub cause: Option<u64>,
+    /// The message.
+    pub msg: &'a M,
+}
+
+/// A callback that sees every message sent, for tracing one search.
+pub type Tap<M> = Box<dyn FnMut(&Sent<'_, M>)>;
 
 /// A network of overlay nodes on virtual time.
 ///
@@ -50,6 +76,11 @@ pub struct MiniNet<O: Overlay> {
     pub bytes: u64,
     /// Finished commands, in order.
     pub finished: Vec<Finished>,
+    /// Sees every message sent, when set (the drawing of one search); `None` costs one branch
+    /// per message.
+    pub tap: Option<Tap<<O::Node as OverlayNode>::Msg>>,
+    /// The message being delivered while a node handles it, for [`Sent::cause`].
+    cause: Option<u64>,
     queue: BTreeMap<(Instant, u64), Ev<<O::Node as OverlayNode>::Msg>>,
     wake_at: Vec<Option<Instant>>,
     seq: u64,
@@ -70,6 +101,8 @@ impl<O: Overlay> MiniNet<O> {
             messages: 0,
             bytes: 0,
             finished: Vec::new(),
+            tap: None,
+            cause: None,
             queue: BTreeMap::new(),
             wake_at: vec![None; n as usize],
             seq: 0,
@@ -147,8 +180,26 @@ impl<O: Overlay> MiniNet<O> {
             self.messages += 1;
             self.bytes += <O::Node as OverlayNode>::wire_size(&msg) as u64;
             self.seq += 1;
-            self.queue
-                .insert((at, self.seq), Ev::Deliver { to, from: idx, msg });
+            if let Some(tap) = self.tap.as_mut() {
+                tap(&Sent {
+                    id: self.seq,
+                    at: self.now,
+                    from: idx,
+                    to,
+                    cause: self.cause,
+                    msg: &msg,
+                });
+            }
+            let id = self.seq;
+            self.queue.insert(
+                (at, self.seq),
+                Ev::Deliver {
+                    to,
+                    from: idx,
+                    msg,
+                    id,
+                },
+            );
         }
         while let Some(event) = node.poll_event() {
             self.finished.push(Finished {
@@ -179,10 +230,12 @@ impl<O: Overlay> MiniNet<O> {
             let ((t, _), ev) = entry.remove_entry();
             self.now = t;
             match ev {
-                Ev::Deliver { to, from, msg } => {
+                Ev::Deliver { to, from, msg, id } => {
                     if let Some(Some(n)) = self.nodes.get_mut(to as usize) {
                         n.handle_message(t, from, msg);
+                        self.cause = Some(id);
                         self.after(to);
+                        self.cause = None;
                     }
                 }
                 Ev::Wake(i) => {

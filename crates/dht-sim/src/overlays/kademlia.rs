@@ -24,6 +24,7 @@ use std::sync::Arc;
 use core::time::Duration;
 use dht_proto::bep44::MutableItem;
 use dht_proto::id::ID_BITS;
+use dht_proto::lookup::TraceEvent;
 use dht_proto::message::NodeInfo;
 use dht_proto::node::{Config, Event, Node, Outcome};
 use dht_proto::{Id, Instant};
@@ -66,6 +67,9 @@ pub fn idx_of(addr: &SocketAddr) -> Option<NodeIdx> {
 struct Shared {
     key: SigningKey,
     mutable: RefCell<BTreeSet<Id>>,
+    /// Steps of the traced lookups that ended ([`KademliaNode::lookup_traced`]), by (node,
+    /// query); kept here rather than in the nodes so that untraced runs pay nothing per node.
+    traces: RefCell<BTreeMap<(Id, QueryId), Vec<TraceEvent>>>,
 }
 
 /// The Kademlia overlay: makes [`KademliaNode`]s with one [`Config`].
@@ -92,8 +96,15 @@ impl Kademlia {
             shared: Rc::new(Shared {
                 key: SigningKey::from_bytes(&secret),
                 mutable: RefCell::new(BTreeSet::new()),
+                traces: RefCell::new(BTreeMap::new()),
             }),
         }
+    }
+
+    /// The steps of the traced lookup `query` of the node with ID `node`, once it has ended
+    /// (taken: a second call gives `None`).
+    pub fn take_trace(&self, node: Id, query: QueryId) -> Option<Vec<TraceEvent>> {
+        self.shared.traces.borrow_mut().remove(&(node, query))
     }
 }
 
@@ -128,8 +139,23 @@ impl KademliaNode {
         }
     }
 
-    fn translate(&mut self, ev: Event) -> Option<OverlayEvent> {
+    /// Starts a lookup like [`OverlayNode::lookup`] that records every step; the steps are
+    /// kept for [`Kademlia::take_trace`] when it ends.
+    pub fn lookup_traced(&mut self, now: Instant, key: Id) -> QueryId {
+        let q = self.node.find_node_traced(now, key);
+        self.track(q, key, Kind::Lookup);
+        q
+    }
+
+    fn translate(&mut self, mut ev: Event) -> Option<OverlayEvent> {
         let (key, kind) = self.pending.remove(&ev.query)?;
+        if let Some(trace) = ev.trace.take() {
+            // Only lookups started by `lookup_traced` carry a trace.
+            self.shared
+                .traces
+                .borrow_mut()
+                .insert((self.node.id(), ev.query), trace);
+        }
         let hops = ev.stats.hops;
         let messages = ev.stats.messages + ev.stats.responses;
         Some(match (kind, ev.outcome) {

@@ -6,6 +6,7 @@ pub mod client;
 pub mod compare;
 pub mod compare_plots;
 pub mod devnet;
+pub mod draw;
 pub mod malloc_tunables;
 pub mod node;
 pub mod sim;

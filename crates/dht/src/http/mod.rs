@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod client;
+pub mod dashboard;
 pub mod error;
 pub mod metrics;
 
@@ -87,6 +88,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(metrics::routes())
+        .merge(dashboard::routes())
         .fallback(|| async { ApiError::not_found("no such route (see docs/http.md)") })
         .method_not_allowed_fallback(|| async {
             ApiError {
