@@ -32,3 +32,16 @@ pub use handle::{
     BucketSnapshot, ContactSnapshot, ContactState, Dht, GetResult, PutResult, RoutingSnapshot,
     Status, StoredItemInfo, StoredSnapshot, STORED_LIST_MAX,
 };
+
+/// The protocol's types that the [`Dht`] handle's API speaks in (IDs, BEP 44 items, command
+/// events and their traces, the node's settings and counters), re-exported from `dht-proto`
+/// so that an application, the `dht` command among them, needs only this crate.
+pub mod proto {
+    pub use dht_proto::bencode;
+    pub use dht_proto::bep44::{self, MutableItem};
+    pub use dht_proto::lookup::{LookupStats, TraceEvent};
+    pub use dht_proto::message::{NodeInfo, SALT_LEN_MAX, VALUE_LEN_MAX};
+    pub use dht_proto::node::{Config, Event, NodeStats, Outcome, UPLOAD_BYTES_PER_SECOND};
+    pub use dht_proto::ratelimit::RateLimit;
+    pub use dht_proto::Id;
+}

@@ -60,7 +60,7 @@ fn assert_error(r: &common::http::Response, status: u16, needle: &str) {
 /// A BEP 44 mutable item signed here, as a `PUT /api/v1/mutable` body.
 fn signed_put(seed: [u8; 32], salt: &[u8], seq: i64, value: &[u8]) -> (String, Value) {
     let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-    let item = dht_proto::bep44::MutableItem::sign(&key, salt, seq, value.to_vec()).unwrap();
+    let item = dht_node::proto::MutableItem::sign(&key, salt, seq, value.to_vec()).unwrap();
     let pk = hex::encode(item.public_key);
     let body = serde_json::json!({
         "value_hex": hex::encode(&item.value),

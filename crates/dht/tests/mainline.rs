@@ -17,10 +17,10 @@ use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
+use dht_node::proto::Id as OurId;
+use dht_node::proto::MutableItem as OurItem;
+use dht_node::proto::NodeStats;
 use dht_node::Dht as OurDht;
-use dht_proto::bep44::MutableItem as OurItem;
-use dht_proto::node::NodeStats;
-use dht_proto::Id as OurId;
 use futures_lite::StreamExt;
 use mainline::async_dht::AsyncDht;
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
+use dht_node::proto::Id;
+use dht_node::proto::MutableItem;
 use dht_node::{Dht, DEFAULT_ROUTERS};
-use dht_proto::bep44::MutableItem;
-use dht_proto::Id;
 use ed25519_dalek::SigningKey;
 use hyper::Method;
 
@@ -144,8 +144,8 @@ fn bencode_bytes(b: &[u8]) -> Vec<u8> {
 
 /// The content of a bencoded byte string, or the bencoding itself for any other value.
 fn unbencode(v: &[u8]) -> Vec<u8> {
-    match dht_proto::bencode::decode(v) {
-        Ok(dht_proto::bencode::Value::Bytes(b)) => b.to_vec(),
+    match dht_node::proto::bencode::decode(v) {
+        Ok(dht_node::proto::bencode::Value::Bytes(b)) => b.to_vec(),
         _ => v.to_vec(),
     }
 }
@@ -162,11 +162,11 @@ fn read_value(args: &PutArgs) -> anyhow::Result<Vec<u8>> {
         (None, None) => bail!("no value given"),
     };
     let encoded = bencode_bytes(&raw);
-    if encoded.len() > dht_proto::message::VALUE_LEN_MAX {
+    if encoded.len() > dht_node::proto::VALUE_LEN_MAX {
         bail!(
             "value too large: {} bytes bencoded, BEP 44 allows at most {}",
             encoded.len(),
-            dht_proto::message::VALUE_LEN_MAX
+            dht_node::proto::VALUE_LEN_MAX
         );
     }
     Ok(encoded)
@@ -201,7 +201,7 @@ pub async fn put(args: PutArgs) -> anyhow::Result<ExitCode> {
     let value = read_value(&args)?;
     let key = args.key.as_ref().map(read_key).transpose()?;
     let salt = args.salt.clone().unwrap_or_default().into_bytes();
-    if salt.len() > dht_proto::message::SALT_LEN_MAX {
+    if salt.len() > dht_node::proto::SALT_LEN_MAX {
         bail!("salt too long: {} bytes, at most 64", salt.len());
     }
     if let Some(api) = args.join.api()? {

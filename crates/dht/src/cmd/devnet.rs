@@ -73,7 +73,7 @@ pub async fn spawn_cluster(
         let dht = Dht::builder()
             .bind(bind)
             .bootstrap(&bootstrap)
-            .id(dht_proto::Id::random(&mut rng))
+            .id(dht_node::proto::Id::random(&mut rng))
             .seed(rng.gen())
             .spawn()
             .await

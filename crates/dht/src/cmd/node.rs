@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use dht_node::proto::RateLimit;
+use dht_node::proto::UPLOAD_BYTES_PER_SECOND;
 use dht_node::{Dht, DEFAULT_ROUTERS};
-use dht_proto::node::UPLOAD_BYTES_PER_SECOND;
-use dht_proto::ratelimit::RateLimit;
 
 /// `dht node`.
 #[derive(Args, Debug)]
@@ -93,7 +93,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.bootstrap
     };
-    let config = dht_proto::node::Config {
+    let config = dht_node::proto::Config {
         enforce_bep42: args.enforce_bep42,
         rate_limit: rate_limit(args.rate_limit),
         limit_local: args.limit_local,
@@ -150,7 +150,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
 
 /// Logs, once a minute, what the defences dropped in that minute (nothing when nothing was).
 async fn report_drops(dht: &Dht) {
-    let mut last = dht_proto::node::NodeStats::default();
+    let mut last = dht_node::proto::NodeStats::default();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;

@@ -10,11 +10,11 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use dht_node::proto::Id;
+use dht_node::proto::MutableItem;
+use dht_node::proto::Outcome;
+use dht_node::proto::TraceEvent;
 use dht_node::{CommandError, Dht};
-use dht_proto::bep44::MutableItem;
-use dht_proto::lookup::TraceEvent;
-use dht_proto::node::Outcome;
-use dht_proto::Id;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -22,7 +22,7 @@ use super::error::ApiError;
 use super::{AppState, COMMAND_TIMEOUT};
 
 /// The largest BEP 44 value, bencoded, in bytes.
-pub const VALUE_BYTES_MAX: usize = dht_proto::message::VALUE_LEN_MAX;
+pub const VALUE_BYTES_MAX: usize = dht_node::proto::VALUE_LEN_MAX;
 
 /// The JSON routes.
 pub fn routes() -> Router<AppState> {
@@ -96,11 +96,11 @@ fn salt_of(text: Option<&str>, hex_text: Option<&str>) -> Result<Vec<u8>, ApiErr
         (None, Some(h)) => hex_param("salt_hex", h)?,
         (None, None) => Vec::new(),
     };
-    if salt.len() > dht_proto::message::SALT_LEN_MAX {
+    if salt.len() > dht_node::proto::SALT_LEN_MAX {
         return Err(ApiError::bad_request(format!(
             "salt too long: {} bytes, at most {}",
             salt.len(),
-            dht_proto::message::SALT_LEN_MAX
+            dht_node::proto::SALT_LEN_MAX
         )));
     }
     Ok(salt)
@@ -283,7 +283,7 @@ pub struct LookupTrace {
 
 impl LookupTrace {
     /// The trace of a finished `find_node` lookup from `searcher` for `target`.
-    pub fn of(searcher: Id, target: Id, e: dht_proto::node::Event) -> LookupTrace {
+    pub fn of(searcher: Id, target: Id, e: dht_node::proto::Event) -> LookupTrace {
         let shared = |id: &Id| id.distance(&target).leading_zeros();
         let steps = e
             .trace
@@ -403,7 +403,7 @@ fn check_value(v: &[u8]) -> Result<(), ApiError> {
             v.len()
         )));
     }
-    dht_proto::bencode::validate(v).map_err(|e| {
+    dht_node::proto::bencode::validate(v).map_err(|e| {
         ApiError::bad_request(format!(
             "the value is not bencoded ({e}); a string is stored as LEN:TEXT, e.g. 5:hello"
         ))
@@ -532,7 +532,7 @@ async fn get_mutable(
     let pk = public_key_param(&public_key)?;
     let salt = salt_of(p.salt.as_deref(), p.salt_hex.as_deref())?;
     let dht = state.node(p.node)?;
-    let key = dht_proto::bep44::mutable_target(&pk, &salt);
+    let key = dht_node::proto::bep44::mutable_target(&pk, &salt);
     let r = within(dht.get_mutable(pk, salt.clone())).await?;
     let Some(item) = r.value else {
         return Err(ApiError::not_found(format!(

@@ -19,7 +19,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use dht_proto::id::Id;
+use dht_node::proto::Id;
 
 /// How long a `dht node` may take to print its startup line (debug build, busy machine).
 pub const NODE_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
