@@ -211,6 +211,7 @@ impl Driver {
                     commands: self.node.commands_running(),
                     external_addr: self.node.external_addr(),
                     read_only: self.node.config().read_only,
+                    network_size_estimate: self.network_size_estimate(),
                 });
             }
             Request::Table(tx) => {
@@ -244,6 +245,21 @@ impl Driver {
             }
             Request::Shutdown(_) => {}
         }
+    }
+
+    /// The network's size estimated from the 8 contacts closest to our own ID.
+    fn network_size_estimate(&self) -> Option<u64> {
+        let own = self.node.id();
+        let closest =
+            self.node
+                .routing_table()
+                .closest(self.clock.now(), &own, dht_proto::routing::K);
+        if closest.len() < 2 {
+            return None;
+        }
+        let distances: Vec<_> = closest.iter().map(|c| own.distance(&c.id)).collect();
+        // Our own node is one of the network too.
+        dht_proto::id::estimate_network_size(&distances).map(|n| n + 1)
     }
 
     fn routing_snapshot(&self) -> RoutingSnapshot {

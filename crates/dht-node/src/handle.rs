@@ -63,6 +63,9 @@ pub struct Status {
     pub external_addr: Option<SocketAddr>,
     /// Whether the node is read-only (BEP 43).
     pub read_only: bool,
+    /// How many nodes the network has, estimated from the distances of the contacts closest
+    /// to this node's ID ([`dht_proto::id::estimate_network_size`]); None below 2 contacts.
+    pub network_size_estimate: Option<u64>,
 }
 
 /// How a routing-table contact stands, as the API shows it: BEP 5's good, questionable and

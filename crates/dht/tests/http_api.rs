@@ -103,7 +103,14 @@ fn devnet_serves_every_route_of_the_contract() {
     );
     assert!(u64_of(&s["routing_table"], "buckets") >= 1);
     assert!(u64_of(&s["traffic"], "datagrams_in") > 0, "{s}");
-    assert!(s.get("network_size_estimate").is_some());
+    // Estimated from the 7 other nodes' distances: the right order of magnitude, no more.
+    let size = s["network_size_estimate"]
+        .as_u64()
+        .expect("an estimate with 7 contacts");
+    assert!(
+        (2..=10 * DEVNET_NODES as u64).contains(&size),
+        "{size} for {DEVNET_NODES} nodes"
+    );
     assert!(s["store"].get("items").is_some() && s["store"].get("peers").is_some());
 
     // Routing table: every contact lies in its bucket's range, and the ranges tile the key

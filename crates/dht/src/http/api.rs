@@ -175,8 +175,7 @@ async fn status(State(state): State<AppState>, p: Params) -> Result<Json<Value>,
         "routing_table": {"contacts": s.contacts, "buckets": s.buckets},
         "store": {"items": s.items, "peers": s.peers, "info_hashes": s.info_hashes,
                   "bytes": s.item_bytes},
-        // The node does not estimate the network's size yet.
-        "network_size_estimate": Value::Null,
+        "network_size_estimate": s.network_size_estimate,
         "traffic": {
             "datagrams_in": n.datagrams_in,
             "datagrams_out": n.datagrams_out,
