@@ -119,15 +119,8 @@ pub fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
 /// Runs the devnet.
 pub async fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     let n = args.nodes as usize;
-    if let Some(addr) = args.http {
-        crate::http::check_http_addr(addr, args.http_public)
-            .map_err(|e| anyhow::Error::new(super::client::UsageError(e)))?;
-    }
-    let signing_key = args
-        .mutable_key
-        .as_ref()
-        .map(super::client::read_key)
-        .transpose()?;
+    let signing_key =
+        super::node::http_settings(args.http, args.http_public, args.mutable_key.as_ref())?;
     // With --http the devnet runs until a signal: its handlers go in before anything is
     // printed, so a signal right after the URL stops it cleanly.
     let early_stop = if args.http.is_some() {

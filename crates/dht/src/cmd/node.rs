@@ -73,17 +73,23 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
         .context("no user data directory on this platform: pass --data-dir")
 }
 
-/// Runs the node until a signal asks it to stop.
-pub async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
-    if let Some(addr) = args.http {
-        crate::http::check_http_addr(addr, args.http_public)
+/// Checks `--http ADDR` against `--http-public` (a refused address is a usage error) and reads
+/// the `--mutable-key` the API signs with; shared by `dht node` and `dht devnet`.
+pub fn http_settings(
+    http: Option<SocketAddr>,
+    public: bool,
+    mutable_key: Option<&PathBuf>,
+) -> anyhow::Result<Option<ed25519_dalek::SigningKey>> {
+    if let Some(addr) = http {
+        crate::http::check_http_addr(addr, public)
             .map_err(|e| anyhow::Error::new(super::client::UsageError(e)))?;
     }
-    let signing_key = args
-        .mutable_key
-        .as_ref()
-        .map(super::client::read_key)
-        .transpose()?;
+    mutable_key.map(super::client::read_key).transpose()
+}
+
+/// Runs the node until a signal asks it to stop.
+pub async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    let signing_key = http_settings(args.http, args.http_public, args.mutable_key.as_ref())?;
     let data_dir = match args.data_dir {
         Some(d) => d,
         None => default_data_dir()?,

@@ -10,10 +10,7 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use dht_node::proto::Id;
-use dht_node::proto::MutableItem;
-use dht_node::proto::Outcome;
-use dht_node::proto::TraceEvent;
+use dht_node::proto::{Id, MutableItem, NodeInfo, Outcome, TraceEvent};
 use dht_node::{CommandError, Dht};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -284,21 +281,22 @@ impl LookupTrace {
     /// The trace of a finished `find_node` lookup from `searcher` for `target`.
     pub fn of(searcher: Id, target: Id, e: dht_node::proto::Event) -> LookupTrace {
         let shared = |id: &Id| id.distance(&target).leading_zeros();
+        let step = |kind: &str, round: u32, node: &NodeInfo| LookupStep {
+            round,
+            kind: kind.into(),
+            id: node.id.to_string(),
+            addr: node.addr.to_string(),
+            shared_bits: shared(&node.id),
+            returned: None,
+            new: None,
+            introduced: None,
+        };
         let steps = e
             .trace
             .unwrap_or_default()
             .into_iter()
             .map(|t| match t {
-                TraceEvent::Asked { round, node } => LookupStep {
-                    round,
-                    kind: "asked".into(),
-                    id: node.id.to_string(),
-                    addr: node.addr.to_string(),
-                    shared_bits: shared(&node.id),
-                    returned: None,
-                    new: None,
-                    introduced: None,
-                },
+                TraceEvent::Asked { round, node } => step("asked", round, &node),
                 TraceEvent::Answered {
                     round,
                     node,
@@ -306,25 +304,12 @@ impl LookupTrace {
                     new,
                     introduced,
                 } => LookupStep {
-                    round,
-                    kind: "answered".into(),
-                    id: node.id.to_string(),
-                    addr: node.addr.to_string(),
-                    shared_bits: shared(&node.id),
                     returned: Some(returned),
                     new: Some(new),
                     introduced: Some(introduced.iter().map(Id::to_string).collect()),
+                    ..step("answered", round, &node)
                 },
-                TraceEvent::TimedOut { round, node } => LookupStep {
-                    round,
-                    kind: "timed_out".into(),
-                    id: node.id.to_string(),
-                    addr: node.addr.to_string(),
-                    shared_bits: shared(&node.id),
-                    returned: None,
-                    new: None,
-                    introduced: None,
-                },
+                TraceEvent::TimedOut { round, node } => step("timed_out", round, &node),
             })
             .collect();
         let closest = match e.outcome {
