@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::http::{get, request, DevnetProc};
+use common::http::{addr_of, get, request, DevnetProc};
 use common::{immutable_key, is_hex, run_dht, sha1_hex, temp_dir, Client, NodeProc, ID_HEX_LEN};
 use serde_json::Value;
 
@@ -565,4 +565,56 @@ fn non_loopback_http_is_refused_without_http_public() {
         None,
     );
     assert_eq!(out.code, Some(2), "{out}");
+}
+
+/// The server holds at most `CONNECTIONS_MAX` (64) connections: one past them is closed at once,
+/// and connections that send nothing are closed after the 10 s header timeout, which frees the
+/// places for real requests again.
+#[test]
+fn idle_connections_are_capped_and_timed_out() {
+    use std::io::Read;
+    use std::net::TcpStream;
+    use std::time::Instant;
+    const CONNECTIONS_MAX: usize = 64;
+    let home = temp_dir("http-idle");
+    let devnet = DevnetProc::start(home.path(), 2, 1);
+    let url = devnet.url.clone();
+    let addr = addr_of(&url);
+    assert_eq!(get(&url, "/api/v1/nodes").status, 200);
+
+    let idle: Vec<TcpStream> = (0..CONNECTIONS_MAX)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    // Let the server accept them all before the one too many.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut extra = TcpStream::connect(addr).expect("the kernel accepts it");
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    // Closed by the server at once: EOF (or a reset), not a read timeout.
+    match extra.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the connection past the cap was not closed: {other:?}"),
+    }
+
+    // Each idle connection is closed by the header timeout (10 s), well within 40 s.
+    let started = Instant::now();
+    for mut s in idle {
+        s.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+        let r = s.read(&mut buf);
+        assert!(
+            matches!(r, Ok(_))
+                || matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+            "an idle connection stayed open: {r:?}"
+        );
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(5),
+        "closed too soon: {waited:?}"
+    );
+    // The places are free again.
+    assert_eq!(get(&url, "/api/v1/nodes").status, 200);
 }

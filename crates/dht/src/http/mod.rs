@@ -121,15 +121,53 @@ async fn limit_in_flight(
     next.run(request).await
 }
 
-/// Serves `state` on `listener` until `stop` ends.
+/// Most HTTP connections served at once; a connection past them is closed at once. The API is
+/// for a person, a dashboard and their scripts, not for the public.
+pub const CONNECTIONS_MAX: usize = 64;
+
+/// How long a client may take to send a request's headers (on a kept-alive connection, the next
+/// request's): a connection that sends nothing is closed after this, so idle or slow clients
+/// cannot hold [`CONNECTIONS_MAX`] for ever.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `state` on `listener` until `stop` ends, at most [`CONNECTIONS_MAX`] connections at
+/// once, each closed if its headers take longer than [`HEADER_READ_TIMEOUT`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(stop)
-        .await
+    let app = router(state);
+    let permits = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+    tokio::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut stop => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    tracing::warn!("http: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        // Past the cap the stream is dropped, which closes it.
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            // A client that goes away mid-request is its own business.
+            let _ = connection.await;
+        });
+    }
 }
 
 /// Whether `--http ADDR` may be used: a loopback address always, any other only with
