@@ -12,15 +12,13 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{dht_bin, is_hex, temp_dir, ID_HEX_LEN};
+use common::http::{get, DevnetProc};
+use common::{is_hex, temp_dir, ID_HEX_LEN};
 
 /// Nodes in the devnet.
 const DEVNET_NODES: usize = 8;
@@ -28,13 +26,8 @@ const DEVNET_NODES: usize = 8;
 const FROM_NODE: usize = 3;
 /// Node whose ID is the lookup's key, so the lookup has a known owner to find.
 const KEY_NODE: usize = 6;
-/// How long the devnet may take to print its URL (debug build, busy machine; the devnet
-/// settles and runs its demonstration first).
-const DEVNET_STARTUP_TIMEOUT: Duration = Duration::from_secs(180);
-/// How long the API may take to answer once the URL is printed.
-const API_READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Upper bound on one request to the API.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Puts of the devnet's demonstration, so the page has stored items to list.
+const DEVNET_PUTS: usize = 4;
 /// Upper bound on one Chromium run (it exits by itself once the virtual time is spent).
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(120);
 /// Virtual time Chromium gives the page's scripts before dumping the DOM: enough for the
@@ -87,169 +80,21 @@ fn tail(text: &str) -> String {
     lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
 }
 
-/// A running `dht devnet --http`; killed by PID when dropped, so a failed assertion never
-/// leaves it running.
-struct Devnet {
-    child: Child,
-    /// The dashboard's URL as the devnet printed it, without a trailing slash.
-    url: String,
-    /// Where its HTTP server listens.
-    addr: SocketAddr,
-    /// Its stdout, line by line, read by a thread so the pipe never fills.
-    stdout: Receiver<String>,
-    /// The file that receives its stderr.
-    log: PathBuf,
-}
-
-impl Devnet {
-    /// Starts the devnet with its HTTP server on a port the OS picks, and waits for the line
-    /// with its dashboard's URL, which names the port.
-    fn start(dir: &Path) -> Devnet {
-        let log = dir.join("devnet.log");
-        let log_file = fs::File::create(&log).expect("create devnet log");
-        let mut child = Command::new(dht_bin())
-            .args(["devnet", "--nodes", &DEVNET_NODES.to_string()])
-            .args(["--puts", "4", "--http", "127.0.0.1:0"])
-            .env_remove("DHT_BOOTSTRAP")
-            .env("HOME", dir)
-            .env("XDG_DATA_HOME", dir.join("data"))
-            .env("XDG_CONFIG_HOME", dir.join("config"))
-            .env("XDG_CACHE_HOME", dir.join("cache"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .expect("spawn dht devnet");
-        let stdout = line_channel(child.stdout.take().expect("stdout piped"));
-        let mut devnet = Devnet {
-            child,
-            url: String::new(),
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stdout,
-            log,
-        };
-        let deadline = Instant::now() + DEVNET_STARTUP_TIMEOUT;
-        let mut seen = Vec::new();
-        while devnet.url.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match devnet.stdout.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(url) = url_in(&line) {
-                        devnet.addr = url
-                            .trim_start_matches("http://")
-                            .parse()
-                            .ok()
-                            .filter(|a: &SocketAddr| a.ip().is_loopback() && a.port() != 0)
-                            .unwrap_or_else(|| {
-                                panic!("the devnet's URL names no loopback port: {line}")
-                            });
-                        devnet.url = url;
-                    }
-                    seen.push(line);
-                }
-                Err(e) => panic!(
-                    "dht devnet printed no http:// URL within {DEVNET_STARTUP_TIMEOUT:?} ({e}); \
-                     its stdout:\n{}\n{}",
-                    seen.join("\n"),
-                    devnet.log_tail()
-                ),
-            }
-        }
-        devnet
+/// The devnet's node IDs from `GET /api/v1/nodes`, by index.
+fn node_ids(url: &str) -> Vec<String> {
+    let json = get(url, "/api/v1/nodes").json();
+    let nodes = json["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("/api/v1/nodes has no `nodes` array: {json}"));
+    let mut ids = vec![String::new(); nodes.len()];
+    for n in nodes {
+        let i = n["index"].as_u64().expect("node index") as usize;
+        let id = n["node_id"].as_str().expect("node_id").to_string();
+        assert!(is_hex(&id, ID_HEX_LEN), "node_id is not 40 hex: {json}");
+        assert!(i < ids.len(), "node index {i} out of range: {json}");
+        ids[i] = id;
     }
-
-    fn log_tail(&self) -> String {
-        format!(
-            "--- last lines of {} ---\n{}",
-            self.log.display(),
-            tail(&fs::read_to_string(&self.log).unwrap_or_default())
-        )
-    }
-
-    /// The devnet's nodes from `GET /api/v1/nodes`, by index, retried until the server
-    /// answers (bounded).
-    fn node_ids(&self) -> Vec<String> {
-        let deadline = Instant::now() + API_READY_TIMEOUT;
-        let body = loop {
-            match http_get(self.addr, "/api/v1/nodes") {
-                Ok((200, body)) => break body,
-                other if Instant::now() >= deadline => panic!(
-                    "GET /api/v1/nodes did not answer 200 within {API_READY_TIMEOUT:?}: \
-                     {other:?}\n{}",
-                    self.log_tail()
-                ),
-                _ => thread::sleep(POLL_INTERVAL),
-            }
-        };
-        let json: serde_json::Value = serde_json::from_str(&body)
-            .unwrap_or_else(|e| panic!("/api/v1/nodes is not JSON ({e}): {body}"));
-        let nodes = json["nodes"]
-            .as_array()
-            .unwrap_or_else(|| panic!("/api/v1/nodes has no `nodes` array: {body}"));
-        let mut ids = vec![String::new(); nodes.len()];
-        for n in nodes {
-            let i = n["index"].as_u64().expect("node index") as usize;
-            let id = n["node_id"].as_str().expect("node_id").to_string();
-            assert!(is_hex(&id, ID_HEX_LEN), "node_id is not 40 hex: {body}");
-            assert!(i < ids.len(), "node index {i} out of range: {body}");
-            ids[i] = id;
-        }
-        ids
-    }
-}
-
-impl Drop for Devnet {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Forwards each line read from `r` into a channel, so the reader can wait with a timeout.
-fn line_channel(r: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// The first `http://...` word of a line, without trailing punctuation or slash.
-fn url_in(line: &str) -> Option<String> {
-    let start = line.find("http://")?;
-    let word = line[start..].split_whitespace().next()?;
-    let url = word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-    Some(url.to_string())
-}
-
-/// A bare HTTP/1.1 GET on loopback (the test crate has no HTTP client): the status and body.
-fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)?;
-    s.set_read_timeout(Some(HTTP_TIMEOUT))?;
-    s.set_write_timeout(Some(HTTP_TIMEOUT))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    // A chunked body would need de-chunking; the check above reads only small JSON, which
-    // servers send with a Content-Length.
-    Ok((status, body.to_string()))
+    ids
 }
 
 /// What one headless Chromium run of a page left: the DOM after its scripts ran, and
@@ -428,23 +273,27 @@ fn assert_no_js_errors(run: &PageRun, tags: &[Tag]) {
 fn the_dashboard_shows_every_devnet_node_draws_a_lookup_hop_by_hop_and_reports_bad_input() {
     let Some(chromium) = chromium() else { return };
     let dir = temp_dir("dht-dashboard-");
-    let devnet = Devnet::start(dir.path());
-    let ids = devnet.node_ids();
+    let devnet = DevnetProc::start(dir.path(), DEVNET_NODES, DEVNET_PUTS);
+    let ids = node_ids(&devnet.url);
     assert_eq!(ids.len(), DEVNET_NODES, "/api/v1/nodes lists every node");
     let all: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
     let key = &ids[KEY_NODE];
-    let (status, page) = http_get(devnet.addr, "/").expect("GET /");
-    assert_eq!(status, 200, "GET / serves the dashboard: {page}");
+    let page = get(&devnet.url, "/");
+    assert_eq!(
+        page.status,
+        200,
+        "GET / serves the dashboard: {}",
+        page.text()
+    );
 
-    let url = format!("{}/#node={FROM_NODE}&lookup={key}", devnet.url);
+    let url = format!("{}#node={FROM_NODE}&lookup={key}", devnet.url);
     let run = load_page(&chromium, &url, dir.path(), "lookup");
     let tags = parse_tags(&run.dom);
     assert_no_js_errors(&run, &tags);
     let api_errors = text_of(&run.dom, "api-errors").expect("the page has #api-errors");
     assert!(
         api_errors.trim().is_empty(),
-        "the page shows API errors: {api_errors}\n{}",
-        devnet.log_tail()
+        "the page shows API errors: {api_errors}"
     );
 
     // Every devnet node on the ring, once, the selected one marked.
@@ -556,7 +405,7 @@ fn the_dashboard_shows_every_devnet_node_draws_a_lookup_hop_by_hop_and_reports_b
     assert_eq!(target.attr("data-id"), Some(key.as_str()));
 
     // A key that is not 40 hex digits is refused in the page, before any request.
-    let url = format!("{}/#node=1&lookup=not-a-key", devnet.url);
+    let url = format!("{}#node=1&lookup=not-a-key", devnet.url);
     let run = load_page(&chromium, &url, dir.path(), "bad-key");
     let tags = parse_tags(&run.dom);
     assert_no_js_errors(&run, &tags);
