@@ -7,15 +7,7 @@ use std::process::{Command, Output};
 
 const DHT: &str = env!("CARGO_BIN_EXE_dht");
 
-const OVERLAYS: &[&str] = &[
-    "kademlia",
-    "chord",
-    "pastry",
-    "can",
-    "onehop",
-    "flooding",
-    "randomwalk",
-];
+use dht_sim::registry::OVERLAYS;
 
 fn draw(args: &[&str]) -> Output {
     Command::new(DHT)

@@ -18,11 +18,12 @@ mod svg;
 mod trace;
 
 pub use svg::{render, render_compare};
-pub use trace::{trace_search, DRAW_OVERLAYS};
+pub use trace::trace_search;
 
 use dht_proto::Id;
 
 use crate::overlay::NodeIdx;
+use crate::registry::OVERLAYS;
 
 /// The key named by 40 hex digits, as `dht draw --key` takes it.
 pub fn key_from_hex(s: &str) -> Option<Id> {
@@ -38,8 +39,9 @@ pub const DRAW_NODES_MIN: u32 = 2;
 /// Why a search could not be traced.
 #[derive(Debug, thiserror::Error)]
 pub enum DrawError {
-    /// The overlay name is not one of [`DRAW_OVERLAYS`]; pick one of those.
-    #[error("unknown overlay {0:?}; valid overlays: {list}", list = DRAW_OVERLAYS.join(", "))]
+    /// The overlay name is not one of [`OVERLAYS`] (`dht draw --compare` lays its panels out
+    /// in that order); pick one of those.
+    #[error("unknown overlay {0:?}; valid overlays: {list}", list = OVERLAYS.join(", "))]
     UnknownOverlay(String),
     /// N is outside [`DRAW_NODES_MIN`]..=[`DRAW_NODES_MAX`]; choose a size in range.
     #[error(

@@ -29,17 +29,8 @@ use crate::overlays::driver::{MiniNet, Sent};
 use crate::overlays::onehop::{OneHop, OneHopConfig, OneHopMsg};
 use crate::overlays::pastry::{Pastry, PastryConfig, PastryMsg};
 use crate::overlays::unstructured::{UnMsg, Unstructured, UnstructuredConfig};
-
-/// Overlays `dht draw` knows, in the order `--compare` lays out its panels.
-pub const DRAW_OVERLAYS: &[&str] = &[
-    "kademlia",
-    "chord",
-    "pastry",
-    "can",
-    "onehop",
-    "flooding",
-    "randomwalk",
-];
+#[cfg(test)]
+use crate::registry::OVERLAYS;
 
 /// One-way latency of every message: with a fixed latency the order of arrivals is the order
 /// of sending, so a flood's first arrivals form its breadth-first tree.
@@ -823,7 +814,7 @@ mod tests {
 
     #[test]
     fn every_overlay_draws_as_many_hops_as_it_reports() {
-        for &o in DRAW_OVERLAYS {
+        for &o in OVERLAYS {
             for seed in [1, 2, 3] {
                 let t = trace_search(o, 64, seed, None).unwrap();
                 assert!(t.ok, "{o} seed {seed}: lookup failed");
@@ -894,7 +885,7 @@ mod tests {
 
     #[test]
     fn the_same_seed_traces_the_same_search() {
-        for &o in DRAW_OVERLAYS {
+        for &o in OVERLAYS {
             assert_eq!(
                 trace_search(o, 50, 9, None).unwrap(),
                 trace_search(o, 50, 9, None).unwrap(),

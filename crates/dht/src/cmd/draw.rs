@@ -12,8 +12,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use dht_sim::draw::{
     key_from_hex, render, render_compare, trace_search, DRAW_NODES_MAX, DRAW_NODES_MIN,
-    DRAW_OVERLAYS,
 };
+use dht_sim::registry::OVERLAYS;
+
+use super::sim::parse_overlay;
 
 /// Flags of `dht draw`.
 #[derive(clap::Args, Debug, Clone)]
@@ -37,14 +39,6 @@ pub struct DrawArgs {
     /// The SVG file to write.
     #[arg(long)]
     pub out: PathBuf,
-}
-
-fn parse_overlay(name: &str) -> Result<String, String> {
-    if DRAW_OVERLAYS.contains(&name) {
-        Ok(name.to_string())
-    } else {
-        Err(format!("valid overlays: {}", DRAW_OVERLAYS.join(", ")))
-    }
 }
 
 fn parse_nodes(s: &str) -> Result<u32, String> {
@@ -71,7 +65,7 @@ fn parse_key(s: &str) -> Result<String, String> {
 pub fn run(a: DrawArgs) -> anyhow::Result<ExitCode> {
     let names: Vec<&str> = match &a.overlay {
         Some(o) if !a.compare => vec![o.as_str()],
-        _ => DRAW_OVERLAYS.to_vec(),
+        _ => OVERLAYS.to_vec(),
     };
     let key = a.key.as_deref().and_then(key_from_hex);
     // A closed stdout (a pipe into `head`) must not stop the drawing: lines are best effort.
