@@ -16,21 +16,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use dht_node::Dht;
 use ed25519_dalek::SigningKey;
-use tokio::sync::Semaphore;
 
 use error::ApiError;
 
 /// The largest request body accepted, in bytes; a larger one gets 413. A BEP 44 value is at
 /// most 1,000 bytes, so a JSON request carrying one in hex is far below this.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
-
-/// Requests handled at once, over all connections; one more is answered 503 at once. Each
-/// request holds at most one of the node's commands, which have their own bound.
-pub const REQUESTS_IN_FLIGHT_MAX: usize = 256;
 
 /// How long a command started through the API (a lookup, get, put, announce) may run before
 /// the request is answered 504.
@@ -97,32 +92,13 @@ pub fn router(state: AppState) -> Router {
             }
         })
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT_MAX)),
-            limit_in_flight,
-        ))
         .with_state(state)
 }
 
-/// Answers 503 when [`REQUESTS_IN_FLIGHT_MAX`] requests are already being handled.
-async fn limit_in_flight(
-    State(permits): State<Arc<Semaphore>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let Ok(_permit) = permits.try_acquire() else {
-        return ApiError {
-            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            message: format!("{REQUESTS_IN_FLIGHT_MAX} requests in flight; try again later"),
-        }
-        .into_response();
-    };
-    next.run(request).await
-}
-
 /// Most HTTP connections served at once; a connection past them is closed at once. The API is
-/// for a person, a dashboard and their scripts, not for the public.
+/// for a person, a dashboard and their scripts, not for the public. HTTP/1 handles one request
+/// at a time per connection, so this also bounds the requests (and the node commands they
+/// start) in flight.
 pub const CONNECTIONS_MAX: usize = 64;
 
 /// How long a client may take to send a request's headers (on a kept-alive connection, the next
