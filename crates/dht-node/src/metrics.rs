@@ -4,14 +4,15 @@
 //!
 //! The core counts totals only, since a simulator holds a million of its nodes and every
 //! counter there costs memory a million times. The driver, which exists once per real node,
-//! classifies each datagram it receives and sends by walking its top-level bencode dictionary
-//! (no copy, no allocation; byte strings skipped by their length: 65-75 ns a datagram, where the
-//! core's decode of the same `find_node` query or reply took 500-870 ns in the same release run) and times what the core cannot see: commands from start
-//! to event, and disk commits. Everything here is a plain integer or a fixed-size histogram,
+//! classifies each datagram it receives and sends by one walk of its top-level bencode
+//! dictionary (no copy; byte strings skipped by their length; docs/benchmarks.md, "Single node
+//! under load", has what it costs) and times what the core cannot see: commands from start to
+//! event, and disk commits. Everything here is a plain integer or a fixed-size histogram,
 //! read through [`crate::Dht::status`].
 
 use std::time::Duration;
 
+use dht_proto::bencode::{self, Value};
 use dht_proto::node::Outcome;
 
 /// The most buckets a [`Histogram`] has (its bounds; the `+Inf` bucket is implied).
@@ -231,96 +232,41 @@ enum Class {
     Malformed,
 }
 
-/// Nesting a datagram may have before it counts as malformed (bencode's own limit in the core).
-const NESTING_MAX: usize = 32;
-
-/// Reads the top-level keys `e`, `q` and `y` of a KRPC datagram, skipping every other value
-/// without looking inside it: a byte string is skipped by its length prefix, so a reply's
+/// Reads the top-level keys `e`, `q` and `y` of a KRPC datagram in one walk that skips every
+/// other value without looking inside it ([`bencode::lenient_top_level_fields`]), so a reply's
 /// `nodes` costs nothing. This is a count, not a check: the core decodes (and may refuse) the
-/// datagram itself; here a datagram whose top level cannot be walked counts as malformed.
+/// datagram itself; here one whose top level cannot be walked counts as malformed.
 fn classify(datagram: &[u8]) -> Class {
-    classify_walk(datagram).unwrap_or(Class::Malformed)
+    let Some([e, q, y]) =
+        bencode::lenient_top_level_fields(datagram, [&b"e"[..], &b"q"[..], &b"y"[..]])
+    else {
+        return Class::Malformed;
+    };
+    match byte_string(y) {
+        Some(b"q") => Class::Query(Method::of(byte_string(q).unwrap_or(b""))),
+        Some(b"r") => Class::Response,
+        Some(b"e") => Class::Error(error_code(e)),
+        _ => Class::Malformed,
+    }
 }
 
-fn classify_walk(b: &[u8]) -> Option<Class> {
-    if b.first() != Some(&b'd') {
-        return None;
-    }
-    let (mut e, mut q, mut y) = (None, None, None);
-    let mut pos = 1;
-    // Each entry consumes at least two bytes, so the loop ends within the datagram.
-    while *b.get(pos)? != b'e' {
-        let (key, after_key) = string_at(b, pos)?;
-        let end = skip(b, after_key, 0)?;
-        match key {
-            b"e" => e = Some(after_key),
-            b"q" => q = Some(string_at(b, after_key)?.0),
-            b"y" => y = Some(string_at(b, after_key)?.0),
-            _ => {}
-        }
-        pos = end;
-    }
-    Some(match y? {
-        b"q" => Class::Query(Method::of(q.unwrap_or(b""))),
-        b"r" => Class::Response,
-        b"e" => Class::Error(e.and_then(|at| first_int_of_list(b, at))),
-        _ => return None,
-    })
-}
-
-/// Digits a byte string's length may have (a datagram is far below 10^7 bytes).
-const LENGTH_DIGITS_MAX: usize = 7;
-
-/// The byte string at `pos` and the position after it.
-fn string_at(b: &[u8], pos: usize) -> Option<(&[u8], usize)> {
-    let mut len = 0usize;
-    let mut p = pos;
-    loop {
-        let c = *b.get(p)?;
-        if c == b':' {
-            break;
-        }
-        if !c.is_ascii_digit() || p - pos >= LENGTH_DIGITS_MAX {
-            return None;
-        }
-        len = len * 10 + usize::from(c - b'0');
-        p += 1;
-    }
-    if p == pos {
-        return None;
-    }
-    let end = p + 1 + len;
-    Some((b.get(p + 1..end)?, end))
-}
-
-/// The position after the value at `pos`.
-fn skip(b: &[u8], pos: usize, depth: usize) -> Option<usize> {
-    match *b.get(pos)? {
-        b'0'..=b'9' => string_at(b, pos).map(|(_, end)| end),
-        b'i' => Some(pos + b.get(pos..)?.iter().position(|&c| c == b'e')? + 1),
-        b'l' | b'd' if depth < NESTING_MAX => {
-            let dict = b[pos] == b'd';
-            let mut p = pos + 1;
-            // Each item consumes at least one byte, so the loop ends within the datagram.
-            while *b.get(p)? != b'e' {
-                if dict {
-                    p = string_at(b, p)?.1;
-                }
-                p = skip(b, p, depth + 1)?;
-            }
-            Some(p + 1)
-        }
+/// The byte string a raw value is, if it is one.
+fn byte_string(raw: Option<&[u8]>) -> Option<&[u8]> {
+    match bencode::decode(raw?).ok()? {
+        Value::Bytes(b) => Some(b),
         _ => None,
     }
 }
 
-/// The first item of the list at `pos`, if it is an integer (a KRPC error's code).
-fn first_int_of_list(b: &[u8], pos: usize) -> Option<i64> {
-    if *b.get(pos)? != b'l' || *b.get(pos + 1)? != b'i' {
-        return None;
+/// The code of a KRPC error, `[code, message]`: the list's first item if it is an integer.
+fn error_code(raw: Option<&[u8]>) -> Option<i64> {
+    match bencode::decode(raw?).ok()? {
+        Value::List(l) => match l.items().first()? {
+            Value::Int(code) => Some(*code),
+            _ => None,
+        },
+        _ => None,
     }
-    let end = pos + 2 + b.get(pos + 2..)?.iter().position(|&c| c == b'e')?;
-    std::str::from_utf8(&b[pos + 2..end]).ok()?.parse().ok()
 }
 
 /// A command a handle runs, as the command counters sort them.

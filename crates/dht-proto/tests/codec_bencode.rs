@@ -194,3 +194,17 @@ fn encoder_catches_unsorted_keys_in_debug_builds() {
         d.int(b"a", 2);
     });
 }
+
+#[test]
+fn lenient_top_level_fields_reads_several_keys_in_one_walk_and_refuses_what_is_not_one_dict() {
+    // Keys out of order and an integer with a leading zero: the strict decoder refuses both.
+    let d = b"d1:y1:q1:ai05e1:q4:ping1:y1:re";
+    let [y, q, t] = lenient_top_level_fields(d, [&b"y"[..], &b"q"[..], &b"t"[..]]).unwrap();
+    assert_eq!(y, Some(&b"1:q"[..]), "the first entry of a key wins");
+    assert_eq!(q, Some(&b"4:ping"[..]));
+    assert_eq!(t, None);
+    assert_eq!(lenient_top_level_get(d, b"a"), Some(&b"i05e"[..]));
+    for bad in [&b"d1:y1:q"[..], b"d1:y1:qee", b"l1:ye", b"d1:y9:qe", b""] {
+        assert_eq!(lenient_top_level_fields(bad, [&b"y"[..]]), None, "{bad:?}");
+    }
+}
