@@ -83,6 +83,13 @@ impl Builder {
         self
     }
 
+    /// Run each command's lookup on `d` disjoint paths (S/Kademlia; 1 = the plain lookup): see
+    /// [`Config::disjoint_paths`].
+    pub fn disjoint_paths(mut self, d: usize) -> Self {
+        self.config.disjoint_paths = d;
+        self
+    }
+
     /// Protocol settings.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;

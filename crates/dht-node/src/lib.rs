@@ -39,7 +39,7 @@ pub use handle::{
 pub mod proto {
     pub use dht_proto::bencode;
     pub use dht_proto::bep44::{self, MutableItem};
-    pub use dht_proto::lookup::{LookupStats, TraceEvent};
+    pub use dht_proto::lookup::{LookupStats, TraceEvent, PATHS_MAX};
     pub use dht_proto::message::{NodeInfo, SALT_LEN_MAX, VALUE_LEN_MAX};
     pub use dht_proto::node::{Config, Event, NodeStats, Outcome, UPLOAD_BYTES_PER_SECOND};
     pub use dht_proto::ratelimit::RateLimit;

@@ -91,6 +91,33 @@ fn immutable_put_through_one_node_is_found_through_another() {
 }
 
 #[test]
+fn gets_and_lookups_on_disjoint_paths_find_what_one_path_finds() {
+    let c = Cluster::start(CLUSTER_NODES);
+    let value = "found on four paths";
+    let put = c.client(2).run(&["put", value]);
+    put.assert_success();
+    let key = printed_key(&put);
+    let get = c.client(5).run(&["get", "--paths", "4", &key]);
+    get.assert_success();
+    assert_eq!(get.stdout, value.as_bytes());
+    let lookup = c.client(3).run(&["lookup", "--paths", "4", &key]);
+    lookup.assert_success();
+    let plain = c.client(3).run(&["lookup", &key]);
+    plain.assert_success();
+    // Both end on the same closest nodes: the last lines list them.
+    let closest = |out: &common::Output| {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let at = text.find("closest ").expect("a closest-nodes section");
+        text[at..]
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(closest(&lookup), closest(&plain), "{lookup}\n{plain}");
+}
+
+#[test]
 fn clients_bootstrap_from_the_dht_bootstrap_variable() {
     let c = Cluster::start(SMALL_CLUSTER_NODES);
     let value = "found via DHT_BOOTSTRAP";
@@ -383,6 +410,26 @@ fn bad_arguments_exit_2_with_one_line_error() {
     let cases: &[&[&str]] = &[
         &["frobnicate"],
         &["get"],
+        &[
+            "get",
+            "--paths",
+            "0",
+            "0000000000000000000000000000000000000001",
+        ],
+        &[
+            "lookup",
+            "--paths",
+            "17",
+            "0000000000000000000000000000000000000001",
+        ],
+        &[
+            "get",
+            "--paths",
+            "2",
+            "--node",
+            "http://127.0.0.1:9",
+            "0000000000000000000000000000000000000001",
+        ],
         &["put", "--no-such-flag", "v"],
         &[
             "put",

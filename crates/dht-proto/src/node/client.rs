@@ -346,6 +346,9 @@ impl Node {
         if matches!(kind, Kind::GetImmutable { .. }) {
             lookup = lookup.without_widening();
         }
+        if !matches!(kind, Kind::Bootstrap | Kind::Refresh) {
+            lookup = lookup.with_paths(self.config.disjoint_paths);
+        }
         self.commands.insert(
             q,
             Command {

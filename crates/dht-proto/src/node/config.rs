@@ -11,8 +11,12 @@ use crate::store::StoreLimits;
 pub struct Config {
     /// Nodes a lookup returns and a put stores at (Mainline's k = 8).
     pub k: usize,
-    /// Requests a lookup keeps in flight (Kademlia's α; default 3).
+    /// Requests a lookup keeps in flight (Kademlia's α; default 3), per path.
     pub alpha: usize,
+    /// Disjoint paths of a command's lookup (S/Kademlia's d; 1 = the plain lookup, at most
+    /// [`crate::lookup::PATHS_MAX`]): see [`crate::lookup::Lookup::with_paths`]. Joining and
+    /// bucket refreshes always run one path.
+    pub disjoint_paths: usize,
     /// A request unanswered this long has failed.
     pub request_timeout: Duration,
     /// A request unanswered for half this long is sent once more; unanswered this long, it
@@ -62,6 +66,7 @@ impl Default for Config {
         Config {
             k: crate::routing::K,
             alpha: 3,
+            disjoint_paths: 1,
             request_timeout: Duration::from_secs(2),
             request_stall: Duration::from_millis(500),
             read_only: false,

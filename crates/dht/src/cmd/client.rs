@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
-use dht_node::proto::Id;
 use dht_node::proto::MutableItem;
+use dht_node::proto::{Id, PATHS_MAX};
 use dht_node::{Dht, DEFAULT_ROUTERS};
 use ed25519_dalek::SigningKey;
 use hyper::Method;
@@ -38,9 +38,40 @@ pub struct JoinArgs {
     pub node: Option<String>,
 }
 
+/// `--paths`: disjoint lookup paths (S/Kademlia).
+#[derive(Args, Debug, Clone)]
+pub struct PathsArg {
+    /// Run the lookup on D disjoint paths that never share a node (S/Kademlia), so that a
+    /// path that meets colluding liars does not lead the others astray; 1 is the plain
+    /// lookup. Costs about D times the datagrams. Not with --node (the running node's own
+    /// `dht node --paths` applies).
+    #[arg(long, value_name = "D", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=PATHS_MAX as i64))]
+    pub paths: u8,
+}
+
+impl PathsArg {
+    /// Refuses --paths with --node: a running node's lookups use its own setting.
+    fn check(&self, join: &JoinArgs) -> anyhow::Result<()> {
+        if self.paths != 1 && join.node.is_some() {
+            return Err(usage_error(
+                "--paths cannot be used with --node: the running node's lookups use its own \
+                 `dht node --paths`"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl JoinArgs {
     /// Starts a read-only node and waits until it has joined.
     pub async fn join(&self) -> anyhow::Result<Dht> {
+        self.join_with_paths(1).await
+    }
+
+    /// [`JoinArgs::join`], running each lookup on `paths` disjoint paths.
+    pub async fn join_with_paths(&self, paths: u8) -> anyhow::Result<Dht> {
         let routers: Vec<String> = if self.bootstrap.is_empty() {
             DEFAULT_ROUTERS.iter().map(|s| s.to_string()).collect()
         } else {
@@ -49,6 +80,7 @@ impl JoinArgs {
         let dht = Dht::builder()
             .bind(([0, 0, 0, 0], 0).into())
             .read_only(true)
+            .disjoint_paths(paths as usize)
             .bootstrap(&routers)
             .spawn()
             .await?;
@@ -321,6 +353,8 @@ pub struct GetArgs {
     #[arg(long, requires = "mutable")]
     pub salt: Option<String>,
     #[command(flatten)]
+    pub paths: PathsArg,
+    #[command(flatten)]
     pub join: JoinArgs,
 }
 
@@ -343,6 +377,7 @@ impl std::error::Error for UsageError {}
 
 /// `dht get`: writes the value's bytes to stdout, or exits 1.
 pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
+    args.paths.check(&args.join)?;
     let value = if let Some(api) = args.join.api()? {
         let path = if args.mutable {
             let pk = public_key_arg(&args.key).map_err(usage_error)?;
@@ -366,13 +401,13 @@ pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
     } else if args.mutable {
         let pk = public_key_arg(&args.key).map_err(usage_error)?;
         let salt = args.salt.clone().unwrap_or_default().into_bytes();
-        let dht = args.join.join().await?;
+        let dht = args.join.join_with_paths(args.paths.paths).await?;
         let r = within(&args.join, dht.get_mutable(pk, salt)).await?;
         dht.shutdown().await;
         r.value.map(|i| i.value)
     } else {
         let target = id_arg(&args.key).map_err(usage_error)?;
-        let dht = args.join.join().await?;
+        let dht = args.join.join_with_paths(args.paths.paths).await?;
         let r = within(&args.join, dht.get_immutable(target)).await?;
         dht.shutdown().await;
         r.value
@@ -503,18 +538,21 @@ pub struct LookupArgs {
     #[arg(value_parser = id_arg)]
     pub target: Id,
     #[command(flatten)]
+    pub paths: PathsArg,
+    #[command(flatten)]
     pub join: JoinArgs,
 }
 
 /// `dht lookup`: the lookup's path, round by round, and the k closest nodes.
 pub async fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
     let target = args.target;
+    args.paths.check(&args.join)?;
     let trace = if let Some(api) = args.join.api()? {
         let path = format!("/api/v1/lookup/{target}");
         let r = args.join.call(&api, Method::GET, &path, None).await?;
         serde_json::from_value::<LookupTrace>(r).context("the node's lookup answer")?
     } else {
-        let dht = args.join.join().await?;
+        let dht = args.join.join_with_paths(args.paths.paths).await?;
         let t = within(&args.join, crate::http::api::traced_lookup(&dht, target)).await?;
         dht.shutdown().await;
         t

@@ -36,6 +36,12 @@ pub struct NodeArgs {
     /// Apply the per-source limit and the upload limit to loopback and private addresses too.
     #[arg(long)]
     pub limit_local: bool,
+    /// Run each lookup this node starts for a user (get, put, announce, peers, lookup, and
+    /// republishing) on D disjoint paths that never share a node (S/Kademlia); 1 is the
+    /// plain lookup.
+    #[arg(long, value_name = "D", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=dht_node::proto::PATHS_MAX as i64))]
+    pub paths: u8,
     /// Bytes per second that the node's answers and its own upkeep may send (0: no limit).
     /// The requests of commands you run are not counted.
     #[arg(long, value_name = "BYTES_PER_SECOND", default_value_t = UPLOAD_BYTES_PER_SECOND)]
@@ -104,6 +110,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
         rate_limit: rate_limit(args.rate_limit),
         limit_local: args.limit_local,
         upload_bytes_per_second: args.upload_limit,
+        disjoint_paths: args.paths as usize,
         ..Default::default()
     };
     let stop = shutdown_signal()?;
