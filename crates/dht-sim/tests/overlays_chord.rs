@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use dht_proto::Id;
-use dht_sim::overlay::{NodeIdx, OverlayNode};
 use dht_sim::overlays::chord::{Chord, ChordNode};
 use dht_sim::overlays::common::ring_pos;
 use dht_sim::overlays::driver::{run_lookups, MiniNet};
+use dht_sim::overlays::overlay::{NodeIdx, OverlayNode};
 
 const LATENCY: Duration = Duration::from_millis(10);
 

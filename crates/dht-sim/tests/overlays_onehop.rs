@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use dht_proto::Id;
-use dht_sim::overlay::{NodeIdx, OverlayEvent};
 use dht_sim::overlays::common::OvRng;
 use dht_sim::overlays::driver::{run_lookups, MiniNet};
 use dht_sim::overlays::onehop::OneHop;
+use dht_sim::overlays::overlay::{NodeIdx, OverlayEvent};
 
 const LATENCY: Duration = Duration::from_millis(10);
 
@@ -56,7 +56,7 @@ fn puts_store_three_copies() {
     let key = OvRng::new(9).id();
     let now = net.now;
     net.with(10, |n| {
-        dht_sim::overlay::OverlayNode::put(n, now, key, b"v".to_vec(), 0)
+        dht_sim::overlays::overlay::OverlayNode::put(n, now, key, b"v".to_vec(), 0)
     });
     net.run_for(Duration::from_secs(1));
     let acked = net.take_finished().iter().find_map(|f| match f.event {

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use dht_proto::Id;
-use dht_sim::overlay::{NodeIdx, OverlayNode};
 use dht_sim::overlays::common::{ring_pos, OvRng};
 use dht_sim::overlays::driver::{run_lookups, MiniNet};
+use dht_sim::overlays::overlay::{NodeIdx, OverlayNode};
 use dht_sim::overlays::pastry::Pastry;
 
 const LATENCY: Duration = Duration::from_millis(10);

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use dht_sim::overlay::NodeIdx;
 use dht_sim::overlays::common::OvRng;
 use dht_sim::overlays::driver::{LookupStats, MiniNet};
 use dht_sim::overlays::flooding::flooding_with;
+use dht_sim::overlays::overlay::NodeIdx;
 use dht_sim::overlays::randomwalk::random_walk_with;
 use dht_sim::overlays::unstructured::{UnNode, Unstructured};
 
@@ -41,7 +41,7 @@ fn search(overlay: Unstructured, n: u32, r: u32, count: u32, seed: u64) -> Looku
     };
     let (mut hops, mut msgs) = (0u64, 0u64);
     for f in net.take_finished() {
-        if let dht_sim::overlay::OverlayEvent::LookupDone {
+        if let dht_sim::overlays::overlay::OverlayEvent::LookupDone {
             ok,
             hops: h,
             messages,

@@ -19,18 +19,18 @@ use super::layout::{plane_layout, ring_point};
 use super::{
     DrawError, DrawNode, Hop, Layout, Message, MsgKind, Trace, DRAW_NODES_MAX, DRAW_NODES_MIN,
 };
-use crate::kademlia::{idx_of, Kademlia, KademliaNode};
-use crate::network::Network;
-use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 use crate::overlays::can::{point, Can, CanConfig, CanMsg, SPACE};
 use crate::overlays::chord::{Chord, ChordConfig, ChordMsg};
 use crate::overlays::common::{ring_pos, OvRng, RouteMsg};
 use crate::overlays::driver::{MiniNet, Sent};
+use crate::overlays::kademlia::{idx_of, Kademlia, KademliaNode};
 use crate::overlays::onehop::{OneHop, OneHopConfig, OneHopMsg};
+use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 use crate::overlays::pastry::{Pastry, PastryConfig, PastryMsg};
-use crate::overlays::unstructured::{UnMsg, Unstructured, UnstructuredConfig};
 #[cfg(test)]
-use crate::registry::OVERLAYS;
+use crate::overlays::registry::OVERLAYS;
+use crate::overlays::unstructured::{UnMsg, Unstructured, UnstructuredConfig};
+use crate::world::network::Network;
 
 /// One-way latency of every message: with a fixed latency the order of arrivals is the order
 /// of sending, so a flood's first arrivals form its breadth-first tree.

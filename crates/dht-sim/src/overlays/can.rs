@@ -33,7 +33,7 @@ use super::common::{
     routed_core_methods, Next, Op, RouteConfig, RouteCore, RouteMsg, RouteTable, HEADER_BYTES,
     ID_BYTES,
 };
-use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 
 /// Dimensions supported at most.
 pub const D_MAX: usize = 8;

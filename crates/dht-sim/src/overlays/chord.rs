@@ -33,7 +33,7 @@ use super::common::{
     id_at, in_half_open, in_open, mix64, ring_pos, routed_core_methods, Next, Op, OvRng,
     RouteConfig, RouteCore, RouteMsg, RouteTable, CONTACT_BYTES, HEADER_BYTES, ID_BYTES,
 };
-use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 
 /// Finger table entries kept at most (one per bit of the 128-bit ring).
 pub const FINGERS_MAX: usize = 128;

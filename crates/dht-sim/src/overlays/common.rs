@@ -15,7 +15,7 @@ use std::time::Duration;
 use dht_proto::time::Instant;
 use dht_proto::Id;
 
-use crate::overlay::{NodeIdx, OverlayEvent, QueryId};
+use crate::overlays::overlay::{NodeIdx, OverlayEvent, QueryId};
 
 /// Bytes of a message header on the wire: type (1), transaction tag (4), length (2), and a
 /// checksum-free UDP-style framing; used by every `wire_size` estimate.
@@ -765,7 +765,7 @@ impl RouteCore {
     }
 }
 
-/// The [`OverlayNode`](crate::overlay::OverlayNode) methods that every routed overlay (Chord,
+/// The [`OverlayNode`](crate::overlays::overlay::OverlayNode) methods that every routed overlay (Chord,
 /// Pastry, CAN, the one-hop ring) hands straight to its [`Core`]: the node's ID, starting
 /// commands against its table `$table`, and draining the core's outputs after the overlay's
 /// own maintenance messages (queued in `out`), the core's routed messages wrapped in `$route`.

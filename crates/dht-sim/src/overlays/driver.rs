@@ -8,7 +8,7 @@ use std::time::Duration;
 use dht_proto::time::Instant;
 use dht_proto::Id;
 
-use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 
 /// Events one [`MiniNet::run_until`] call processes at most, so a node that asks to wake in the
 /// past forever cannot hang a test.

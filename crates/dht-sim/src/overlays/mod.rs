@@ -1,8 +1,9 @@
-//! The overlays of the DHT literature, side by side with Kademlia, behind the one
-//! [`Overlay`](crate::overlay::Overlay) trait.
+//! The overlays: Kademlia and the overlays of the DHT literature side by side, behind the one
+//! [`Overlay`] trait ([`overlay`]), run by their command-line names ([`registry`]).
 //!
 //! | overlay | module | paper | hops the paper predicts |
 //! | --- | --- | --- | --- |
+//! | Kademlia | [`kademlia`] (`dht-proto`'s node) | Maymounkov & Mazières 2002 | log2 N / b |
 //! | Chord | [`chord`] | Stoica et al. 2001 | ½ log2 N |
 //! | CAN | [`can`] | Ratnasamy et al. 2001 | (d/4) N^(1/d) |
 //! | one-hop ring | [`onehop`] | Lakshman & Malik 2010, DeCandia et al. 2007 | 1 |
@@ -12,16 +13,18 @@
 //! The structured overlays share a recursive routing core with per-hop acknowledgements
 //! ([`common`]); [`driver`] is a minimal fixed-latency network that runs any overlay for tests
 //! and static measurements.
-//!
-//! Kademlia's adapter (`overlays/kademlia.rs`, the engine author's file) is declared in `lib.rs`
-//! with a `#[path]` attribute, so it is deliberately not declared here.
 
 pub mod can;
 pub mod chord;
 pub mod common;
 pub mod driver;
 pub mod flooding;
+pub mod kademlia;
 pub mod onehop;
+pub mod overlay;
 pub mod pastry;
 pub mod randomwalk;
+pub mod registry;
 pub mod unstructured;
+
+pub use overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};

@@ -36,7 +36,7 @@ use super::common::{
     ring_pos, routed_core_methods, Next, Op, OvRng, RouteConfig, RouteCore, RouteMsg, RouteTable,
     ADDR_BYTES, HEADER_BYTES, ID_BYTES,
 };
-use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 
 /// Membership changes one node remembers beyond the shared base view at most.
 pub const DELTA_MAX: usize = 4096;

@@ -36,7 +36,7 @@ use super::common::{
     ring_pos, routed_core_methods, Contact, Next, Op, OvRng, RouteConfig, RouteCore, RouteMsg,
     RouteTable, CONTACT_BYTES, HEADER_BYTES,
 };
-use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 
 /// Candidates examined per routing-table slot when converging with proximity; the closest by
 /// latency wins (the paper's own join heuristic sees a comparable handful of candidates).

@@ -34,7 +34,7 @@ use dht_proto::Id;
 
 use super::chord::node_id;
 use super::common::{ItemStore, OvRng, HEADER_BYTES, ID_BYTES};
-use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 
 /// Neighbours one node keeps at most (links beyond it are refused).
 pub const DEGREE_MAX: usize = 64;

@@ -1,12 +1,12 @@
 //! The discrete-event engine: one thread, virtual time, one event queue.
 //!
-//! The queue ([`crate::queue`]) is a timing wheel ordered by (virtual time, sequence number); the
+//! The queue (`engine/queue.rs`) is a timing wheel ordered by (virtual time, sequence number); the
 //! sequence number breaks ties in the order events were scheduled, so a run is a pure function of
 //! its seed.
 //! Nodes live in a vector indexed by [`NodeIdx`]; per node the engine keeps only a 24-byte
-//! [`Meta`] (its one pending wake-up, its next timeout and its incarnation), a 12-byte place in the network
+//! `Meta` (its one pending wake-up, its next timeout and its incarnation), a 12-byte place in the network
 //! model and its entries in the membership index. A node that leaves keeps nothing, unless its
-//! state is set aside for a later return (see [`crate::churn`]).
+//! state is set aside for a later return (see [`crate::world::churn`]).
 //!
 //! After every call into a node the engine drains it as the overlay trait says: transmits (each
 //! becomes a delivery after the network model's delay, or is dropped), then events (judged by
@@ -14,26 +14,30 @@
 //! matches the node's is stale and ignored).
 
 mod finish;
+pub mod prefetch;
+mod queue;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
 use dht_proto::Id;
 
-use crate::checker::{judge_lookup, value_for, GetVerdict, ItemRecord, OwnerOracle, Reference};
-use crate::churn::{Churn, REJOIN_FRACTION, SAVED_POOL_FRACTION, SAVE_FRACTION};
+use crate::checks::checker::{
+    judge_lookup, value_for, GetVerdict, ItemRecord, OwnerOracle, Reference,
+};
 use crate::config::{SimConfig, REPUBLISH_S};
-use crate::live::LiveIndex;
-use crate::network::{Network, Partition};
-use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
-use crate::prefetch::{prefetch, prefetch_lines};
-use crate::queue::Queue;
-use crate::report::{
+use crate::output::report::{
     peak_rss_bytes, CheckRound, ChurnReport, GetReport, HopsReport, LatencyReport, LookupReport,
     NetworkReport, PutReport, Report, TrafficReport, Verdict,
 };
+use crate::output::stats::{Histogram, TimeSeries, HOPS_MAX, LATENCY_MS_MAX};
+use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 use crate::rng::{mix3, SimRng};
-use crate::stats::{Histogram, TimeSeries, HOPS_MAX, LATENCY_MS_MAX};
+use crate::world::churn::{Churn, REJOIN_FRACTION, SAVED_POOL_FRACTION, SAVE_FRACTION};
+use crate::world::live::LiveIndex;
+use crate::world::network::{Network, Partition};
+use prefetch::{prefetch, prefetch_lines};
+use queue::Queue;
 
 /// Messages one call into a node may emit before the engine stops draining it and counts an
 /// overflow (an overlay bug: a node must not flood in one step).
@@ -323,7 +327,7 @@ impl<O: Overlay> Sim<O> {
             s += &format!(
                 "churn: {:.4}/h, Weibull shape {}, mean session {:.1} min, median {:.1} min, save {} rejoin {} join delay {} s\n",
                 ch.per_hour,
-                crate::churn::SESSION_SHAPE,
+                crate::world::churn::SESSION_SHAPE,
                 ch.mean_session_s() / 60.0,
                 ch.median_session_s() / 60.0,
                 SAVE_FRACTION,
