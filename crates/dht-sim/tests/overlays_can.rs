@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use dht_proto::Id;
 use dht_sim::overlays::can::{Can, CanConfig, CanNode};
-use dht_sim::overlays::common::OvRng;
 use dht_sim::overlays::driver::{run_lookups, LookupStats, MiniNet};
 use dht_sim::overlays::overlay::NodeIdx;
+use dht_sim::rng::OvRng;
 
 const LATENCY: Duration = Duration::from_millis(10);
 

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use dht_proto::Id;
-use dht_sim::overlays::common::OvRng;
 use dht_sim::overlays::driver::{run_lookups, MiniNet};
 use dht_sim::overlays::onehop::OneHop;
 use dht_sim::overlays::overlay::{NodeIdx, OverlayEvent};
+use dht_sim::rng::OvRng;
 
 const LATENCY: Duration = Duration::from_millis(10);
 

@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use dht_proto::Id;
-use dht_sim::overlays::common::{ring_pos, OvRng};
 use dht_sim::overlays::driver::{run_lookups, MiniNet};
 use dht_sim::overlays::overlay::{NodeIdx, OverlayNode};
 use dht_sim::overlays::pastry::Pastry;
+use dht_sim::overlays::ring::ring_pos;
+use dht_sim::rng::OvRng;
 
 const LATENCY: Duration = Duration::from_millis(10);
 

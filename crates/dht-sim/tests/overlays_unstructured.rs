@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use dht_sim::overlays::common::OvRng;
 use dht_sim::overlays::driver::{LookupStats, MiniNet};
 use dht_sim::overlays::flooding::flooding_with;
 use dht_sim::overlays::overlay::NodeIdx;
 use dht_sim::overlays::randomwalk::random_walk_with;
 use dht_sim::overlays::unstructured::{UnNode, Unstructured};
+use dht_sim::rng::OvRng;
 
 const LATENCY: Duration = Duration::from_millis(10);
 

@@ -5,8 +5,9 @@ use std::f64::consts::TAU;
 
 use dht_proto::Id;
 
-use crate::overlays::common::{ring_pos, OvRng};
 use crate::overlays::overlay::NodeIdx;
+use crate::overlays::ring::ring_pos;
+use crate::rng::OvRng;
 
 /// Relaxation rounds of the plane layout at most; fewer for large graphs (see [`plane_layout`]).
 const RELAX_ROUNDS_MAX: usize = 300;

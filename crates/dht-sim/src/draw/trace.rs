@@ -21,7 +21,6 @@ use super::{
 };
 use crate::overlays::can::{point, Can, CanConfig, CanMsg, SPACE};
 use crate::overlays::chord::{Chord, ChordConfig, ChordMsg};
-use crate::overlays::common::{ring_pos, OvRng, RouteMsg};
 use crate::overlays::driver::{MiniNet, Sent};
 use crate::overlays::kademlia::{idx_of, Kademlia, KademliaNode};
 use crate::overlays::onehop::{OneHop, OneHopConfig, OneHopMsg};
@@ -29,7 +28,10 @@ use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, Quer
 use crate::overlays::pastry::{Pastry, PastryConfig, PastryMsg};
 #[cfg(test)]
 use crate::overlays::registry::OVERLAYS;
+use crate::overlays::ring::ring_pos;
+use crate::overlays::route::RouteMsg;
 use crate::overlays::unstructured::{UnMsg, Unstructured, UnstructuredConfig};
+use crate::rng::OvRng;
 use crate::world::network::Network;
 
 /// One-way latency of every message: with a fixed latency the order of arrivals is the order
@@ -310,7 +312,7 @@ pub fn trace_search(overlay: &str, n: u32, seed: u64, key: Option<Id>) -> Result
             t.owner_token_at = (0..tokens)
                 .map(|j| ring_pos(&Id::sha1_parts(&[&owner_id.0, &j.to_be_bytes()])))
                 .min_by_key(|&pos| pos.wrapping_sub(k))
-                .map(|pos| ring_point(&crate::overlays::common::id_at(pos)));
+                .map(|pos| ring_point(&crate::overlays::ring::id_at(pos)));
             Ok(t)
         }
         "can" => {

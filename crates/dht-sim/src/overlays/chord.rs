@@ -28,12 +28,12 @@ use std::time::Duration;
 use dht_proto::time::Instant;
 use dht_proto::Id;
 
-pub use super::common::Contact;
-use super::common::{
-    id_at, in_half_open, in_open, mix64, ring_pos, routed_core_methods, Next, Op, OvRng,
-    RouteConfig, RouteCore, RouteMsg, RouteTable, CONTACT_BYTES, HEADER_BYTES, ID_BYTES,
-};
+pub use super::ring::Contact;
+use super::ring::{id_at, in_half_open, in_open, ring_pos};
+use super::route::{routed_core_methods, Next, Op, RouteConfig, RouteCore, RouteMsg, RouteTable};
+use super::wire::{CONTACT_BYTES, HEADER_BYTES, ID_BYTES};
 use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::rng::{mix64, OvRng};
 
 /// Finger table entries kept at most (one per bit of the 128-bit ring).
 pub const FINGERS_MAX: usize = 128;

@@ -91,7 +91,7 @@ impl<O: Overlay> MiniNet<O> {
     /// `n` fresh nodes (addresses 0..n) seeded from `seed`.
     pub fn new(overlay: O, n: u32, seed: u64, latency: Duration) -> Self {
         let nodes = (0..n)
-            .map(|i| Some(overlay.new_node(i, super::common::mix64(seed, i as u64))))
+            .map(|i| Some(overlay.new_node(i, crate::rng::mix64(seed, i as u64))))
             .collect();
         MiniNet {
             overlay,
@@ -128,7 +128,7 @@ impl<O: Overlay> MiniNet<O> {
     /// Adds a fresh node and has it join through `via`; returns its address.
     pub fn join(&mut self, via: NodeIdx) -> NodeIdx {
         let idx = self.nodes.len() as NodeIdx;
-        let seed = super::common::mix64(self.seed, idx as u64);
+        let seed = crate::rng::mix64(self.seed, idx as u64);
         self.nodes.push(Some(self.overlay.new_node(idx, seed)));
         self.wake_at.push(None);
         let now = self.now;
@@ -293,7 +293,7 @@ pub fn run_lookups<O: Overlay>(
     settle: Duration,
     owner: &dyn Fn(&Id) -> Option<NodeIdx>,
 ) -> LookupStats {
-    let mut rng = super::common::OvRng::new(seed);
+    let mut rng = crate::rng::OvRng::new(seed);
     let live = net.live();
     let mut keys = BTreeMap::new();
     for _ in 0..count {

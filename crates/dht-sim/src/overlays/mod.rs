@@ -10,13 +10,13 @@
 //! | flooding, random walk | [`flooding`], [`randomwalk`] ([`unstructured`]) | Lv et al. 2002 | none (NaN); measured |
 //! | Pastry | [`pastry`] | Rowstron & Druschel 2001 | log_16 N (b = 4), below ⌈log_16 N⌉ |
 //!
-//! The structured overlays share a recursive routing core with per-hop acknowledgements
-//! ([`common`]); [`driver`] is a minimal fixed-latency network that runs any overlay for tests
-//! and static measurements.
+//! Their shared parts: the ring arithmetic of the ring overlays ([`ring`]), the bounded item
+//! store ([`store`]), the recursive routing core with per-hop acknowledgements of the structured
+//! overlays ([`route`]) and the wire sizes of their messages ([`wire`]). [`driver`] is a minimal
+//! fixed-latency network that runs any overlay for tests and static measurements.
 
 pub mod can;
 pub mod chord;
-pub mod common;
 pub mod driver;
 pub mod flooding;
 pub mod kademlia;
@@ -25,6 +25,10 @@ pub mod overlay;
 pub mod pastry;
 pub mod randomwalk;
 pub mod registry;
+pub mod ring;
+pub mod route;
+pub mod store;
 pub mod unstructured;
+pub mod wire;
 
 pub use overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};

@@ -32,11 +32,11 @@ use dht_proto::time::Instant;
 use dht_proto::Id;
 
 use super::chord::node_id;
-use super::common::{
-    ring_pos, routed_core_methods, Next, Op, OvRng, RouteConfig, RouteCore, RouteMsg, RouteTable,
-    ADDR_BYTES, HEADER_BYTES, ID_BYTES,
-};
+use super::ring::ring_pos;
+use super::route::{routed_core_methods, Next, Op, RouteConfig, RouteCore, RouteMsg, RouteTable};
+use super::wire::{ADDR_BYTES, HEADER_BYTES, ID_BYTES};
 use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::rng::OvRng;
 
 /// Membership changes one node remembers beyond the shared base view at most.
 pub const DELTA_MAX: usize = 4096;

@@ -32,11 +32,11 @@ use dht_proto::time::Instant;
 use dht_proto::Id;
 
 use super::chord::node_id;
-use super::common::{
-    ring_pos, routed_core_methods, Contact, Next, Op, OvRng, RouteConfig, RouteCore, RouteMsg,
-    RouteTable, CONTACT_BYTES, HEADER_BYTES,
-};
+use super::ring::{ring_pos, Contact};
+use super::route::{routed_core_methods, Next, Op, RouteConfig, RouteCore, RouteMsg, RouteTable};
+use super::wire::{CONTACT_BYTES, HEADER_BYTES};
 use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::rng::OvRng;
 
 /// Candidates examined per routing-table slot when converging with proximity; the closest by
 /// latency wins (the paper's own join heuristic sees a comparable handful of candidates).
@@ -776,7 +776,7 @@ impl Overlay for Pastry {
 }
 impl PastryNode {
     /// The routing core's counters.
-    pub fn route_stats(&self) -> super::common::RouteStats {
+    pub fn route_stats(&self) -> super::route::RouteStats {
         self.core.stats
     }
     /// Whether the node has a routing state (converged, or its join completed).

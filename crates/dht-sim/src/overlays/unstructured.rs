@@ -33,8 +33,10 @@ use dht_proto::time::Instant;
 use dht_proto::Id;
 
 use super::chord::node_id;
-use super::common::{ItemStore, OvRng, HEADER_BYTES, ID_BYTES};
+use super::store::ItemStore;
+use super::wire::{HEADER_BYTES, ID_BYTES};
 use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::rng::OvRng;
 
 /// Neighbours one node keeps at most (links beyond it are refused).
 pub const DEGREE_MAX: usize = 64;
