@@ -3,13 +3,14 @@
 //! Every random choice of a run flows from the one `--seed`: the engine owns one [`SimRng`] for
 //! its own draws (workload, loss, jitter, churn), and derives each node's seed and each node's
 //! fixed properties (position, access delay) with [`mix`], so that a node's properties do not
-//! depend on the order in which other draws happened. The generator is written out here rather
+//! depend on the order in which other draws happened. The overlays other than Kademlia (whose
+//! node is `dht-proto`'s) draw from a [`SimRng`] of their own per node, seeded from that node's
+//! seed; it is the one generator of the crate. The generator is written out here rather
 //! than taken from `rand` because `rand` does not promise the same stream across versions, and
 //! a report must replay byte for byte from its seed.
 
 use std::time::Duration;
 
-use dht_proto::Id;
 use rand::RngCore;
 
 /// SplitMix64's finaliser: a fast, well-mixed hash of one 64-bit word.
@@ -73,11 +74,19 @@ impl SimRng {
         unit_f64(self.next_word())
     }
 
-    /// A uniform integer in [0, n); `n` must be positive.
+    /// A uniform integer in [0, n); 0 when `n` is 0, drawing nothing (so a pick from an empty
+    /// list is `list.get(0)`, which is `None`, not a panic).
     pub fn below(&mut self, n: u64) -> u64 {
-        assert!(n > 0, "below(0) has no value to return");
+        if n == 0 {
+            return 0;
+        }
         // Lemire's multiply-shift; the tiny bias (< n / 2^64) does not matter for a simulation.
         ((self.next_word() as u128 * n as u128) >> 64) as u64
+    }
+
+    /// A uniform duration in [0, d), in whole microseconds (0 when `d` is under 1 µs).
+    pub fn jitter(&mut self, d: Duration) -> Duration {
+        Duration::from_micros(self.below(d.as_micros().max(1) as u64))
     }
 
     /// True with probability `p`.
@@ -120,59 +129,6 @@ impl RngCore for SimRng {
     }
 }
 
-/// A small seeded generator (SplitMix64), the overlays' own. Overlays use their own rather than `rand`'s so a run
-/// replays bit for bit across `rand` versions.
-#[derive(Debug, Clone)]
-pub struct OvRng(u64);
-
-impl OvRng {
-    /// A generator whose stream is fixed by `seed`.
-    pub fn new(seed: u64) -> Self {
-        OvRng(seed ^ 0x6A09_E667_F3BC_C909)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform integer in 0..n (0 when n is 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            return 0;
-        }
-        // Multiply-shift keeps the bias below 2^-64 * n, far under anything measurable here.
-        ((self.next_u64() as u128 * n as u128) >> 64) as u64
-    }
-
-    /// A uniform duration in [0, d).
-    pub fn jitter(&mut self, d: Duration) -> Duration {
-        Duration::from_micros(self.below(d.as_micros().max(1) as u64))
-    }
-
-    /// A random 160-bit identifier.
-    pub fn id(&mut self) -> Id {
-        let mut b = [0u8; 20];
-        for chunk in b.chunks_mut(8) {
-            let r = self.next_u64().to_be_bytes();
-            chunk.copy_from_slice(&r[..chunk.len()]);
-        }
-        Id(b)
-    }
-}
-
-/// Deterministic 64-bit mix of a seed and an index (SplitMix64's finaliser), for per-node seeds.
-pub fn mix64(seed: u64, index: u64) -> u64 {
-    let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,23 +146,20 @@ mod tests {
     }
 
     #[test]
+    fn below_zero_is_zero_and_draws_nothing() {
+        let mut a = SimRng::new(3);
+        let mut b = SimRng::new(3);
+        assert_eq!(a.below(0), 0);
+        assert_eq!(a.next_word(), b.next_word());
+    }
+
+    #[test]
     fn below_stays_in_range_and_unit_in_unit_interval() {
         let mut r = SimRng::new(1);
         for _ in 0..10_000 {
             assert!(r.below(10) < 10);
             let u = r.unit();
             assert!((0.0..1.0).contains(&u));
-        }
-    }
-
-    #[test]
-    fn rng_below_stays_in_range_and_replays() {
-        let mut a = OvRng::new(7);
-        let mut b = OvRng::new(7);
-        for _ in 0..1000 {
-            let x = a.below(13);
-            assert!(x < 13);
-            assert_eq!(x, b.below(13));
         }
     }
 }

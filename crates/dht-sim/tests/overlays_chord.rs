@@ -83,7 +83,7 @@ fn joined_nodes_become_reachable_owners() {
 #[test]
 fn ring_repairs_after_a_fifth_of_nodes_fail() {
     let mut net = converged(512, 4);
-    let mut rng = dht_sim::rng::OvRng::new(11);
+    let mut rng = dht_sim::rng::SimRng::new(11);
     let mut killed = 0;
     while killed < 512 / 5 {
         let i = rng.below(512) as NodeIdx;

@@ -31,7 +31,7 @@ use crate::overlays::registry::OVERLAYS;
 use crate::overlays::ring::ring_pos;
 use crate::overlays::route::RouteMsg;
 use crate::overlays::unstructured::{UnMsg, Unstructured, UnstructuredConfig};
-use crate::rng::OvRng;
+use crate::rng::SimRng;
 use crate::world::network::Network;
 
 /// One-way latency of every message: with a fixed latency the order of arrivals is the order
@@ -130,8 +130,8 @@ fn un_class(m: &UnMsg) -> Option<Class> {
 
 /// The searcher and the key of `seed`.
 fn searcher_and_key(n: u32, seed: u64, key: Option<Id>) -> (NodeIdx, Id) {
-    let searcher = OvRng::new(seed ^ SEARCHER_STREAM).below(n as u64) as NodeIdx;
-    let key = key.unwrap_or_else(|| OvRng::new(seed ^ KEY_STREAM).id());
+    let searcher = SimRng::new(seed ^ SEARCHER_STREAM).below(n as u64) as NodeIdx;
+    let key = key.unwrap_or_else(|| Id::random(&mut SimRng::new(seed ^ KEY_STREAM)));
     (searcher, key)
 }
 
@@ -662,7 +662,7 @@ fn search(
         ..config
     });
     let mut holders = Vec::new();
-    let mut rng = OvRng::new(seed ^ KEY_STREAM ^ 1);
+    let mut rng = SimRng::new(seed ^ KEY_STREAM ^ 1);
     while (holders.len() as u32) < copies {
         let i = rng.below(n as u64) as NodeIdx;
         if i != searcher && !holders.contains(&i) {

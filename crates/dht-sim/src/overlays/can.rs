@@ -337,7 +337,7 @@ impl CanNode {
     /// A node with address `idx`, identifier `id` (its join point) and seed `seed`.
     pub fn new(config: CanConfig, idx: NodeIdx, id: Id, seed: u64) -> Self {
         assert!((1..=D_MAX).contains(&config.d), "CAN's d must be 1..=8");
-        let mut rng = crate::rng::OvRng::new(seed);
+        let mut rng = crate::rng::SimRng::new(seed);
         CanNode {
             core: RouteCore::new(idx, id, config.route),
             t: Table {
