@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant as Wall};
 
-use dht_sim::overlay::{Overlay, OverlayNode};
 use dht_sim::overlays::can::{Can, CanConfig};
 use dht_sim::overlays::chord::Chord;
 use dht_sim::overlays::driver::{run_lookups, MiniNet};
 use dht_sim::overlays::onehop::OneHop;
+use dht_sim::overlays::overlay::{Overlay, OverlayNode};
 use dht_sim::overlays::pastry::Pastry;
 
 const LATENCY: Duration = Duration::from_millis(10);

@@ -1,6 +1,6 @@
 //! A run's parameters: what the command line sets, and what is derived from it.
 
-use crate::churn::Churn;
+use crate::world::churn::Churn;
 
 /// Joins per virtual second while the network grows, unless `warmup` is given.
 pub const GROW_JOINS_PER_S: f64 = 1000.0;

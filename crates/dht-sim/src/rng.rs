@@ -3,9 +3,13 @@
 //! Every random choice of a run flows from the one `--seed`: the engine owns one [`SimRng`] for
 //! its own draws (workload, loss, jitter, churn), and derives each node's seed and each node's
 //! fixed properties (position, access delay) with [`mix`], so that a node's properties do not
-//! depend on the order in which other draws happened. The generator is written out here rather
+//! depend on the order in which other draws happened. The overlays other than Kademlia (whose
+//! node is `dht-proto`'s) draw from a [`SimRng`] of their own per node, seeded from that node's
+//! seed; it is the one generator of the crate. The generator is written out here rather
 //! than taken from `rand` because `rand` does not promise the same stream across versions, and
 //! a report must replay byte for byte from its seed.
+
+use std::time::Duration;
 
 use rand::RngCore;
 
@@ -70,11 +74,19 @@ impl SimRng {
         unit_f64(self.next_word())
     }
 
-    /// A uniform integer in [0, n); `n` must be positive.
+    /// A uniform integer in [0, n); 0 when `n` is 0, drawing nothing (so a pick from an empty
+    /// list is `list.get(0)`, which is `None`, not a panic).
     pub fn below(&mut self, n: u64) -> u64 {
-        assert!(n > 0, "below(0) has no value to return");
+        if n == 0 {
+            return 0;
+        }
         // Lemire's multiply-shift; the tiny bias (< n / 2^64) does not matter for a simulation.
         ((self.next_word() as u128 * n as u128) >> 64) as u64
+    }
+
+    /// A uniform duration in [0, d), in whole microseconds (0 when `d` is under 1 µs).
+    pub fn jitter(&mut self, d: Duration) -> Duration {
+        Duration::from_micros(self.below(d.as_micros().max(1) as u64))
     }
 
     /// True with probability `p`.
@@ -131,6 +143,14 @@ mod tests {
         let xc: Vec<u64> = (0..4).map(|_| c.next_word()).collect();
         assert_eq!(xa, xb);
         assert_ne!(xa, xc);
+    }
+
+    #[test]
+    fn below_zero_is_zero_and_draws_nothing() {
+        let mut a = SimRng::new(3);
+        let mut b = SimRng::new(3);
+        assert_eq!(a.below(0), 0);
+        assert_eq!(a.next_word(), b.next_word());
     }
 
     #[test]

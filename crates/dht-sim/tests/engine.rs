@@ -1,8 +1,8 @@
 //! The engine and its checkers, driven with the toy overlay (one hop through a global
 //! directory) so the figures are known in advance.
 
-use dht_sim::churn::Churn;
-use dht_sim::toy::{Faults, ToyOverlay};
+use dht_sim::checks::toy::{Faults, ToyOverlay};
+use dht_sim::world::churn::Churn;
 use dht_sim::{exit_code, Report, Sim, SimConfig, XorClosest, EXIT_CORRECTNESS, EXIT_LIVENESS};
 
 fn config(seed: u64) -> SimConfig {

@@ -1,8 +1,8 @@
 //! The real Kademlia node in the simulator: a few seeds at a few thousand nodes with the
 //! checkers on.
 
-use dht_sim::churn::Churn;
-use dht_sim::kademlia::Kademlia;
+use dht_sim::overlays::kademlia::Kademlia;
+use dht_sim::world::churn::Churn;
 use dht_sim::{exit_code, Report, Sim, SimConfig, XorClosest};
 
 fn run(cfg: SimConfig) -> Report {

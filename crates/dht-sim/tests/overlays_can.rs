@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use dht_proto::Id;
-use dht_sim::overlay::NodeIdx;
 use dht_sim::overlays::can::{Can, CanConfig, CanNode};
-use dht_sim::overlays::common::OvRng;
 use dht_sim::overlays::driver::{run_lookups, LookupStats, MiniNet};
+use dht_sim::overlays::overlay::NodeIdx;
+use dht_sim::rng::SimRng;
 
 const LATENCY: Duration = Duration::from_millis(10);
 
@@ -90,8 +90,9 @@ fn joins_split_zones_and_become_owners() {
     }
     {
         let oracle = zone_oracle(&net);
-        let owners: Vec<Option<NodeIdx>> =
-            (0..300u64).map(|i| oracle(&OvRng::new(i).id())).collect();
+        let owners: Vec<Option<NodeIdx>> = (0..300u64)
+            .map(|i| oracle(&Id::random(&mut SimRng::new(i))))
+            .collect();
         assert!(
             owners.iter().all(|o| o.is_some()),
             "the zones must tile the torus"
@@ -131,7 +132,7 @@ fn joins_split_zones_and_become_owners() {
 fn neighbours_take_over_the_zones_of_failed_nodes() {
     let mut net = MiniNet::new(Can::default(), 512, 5, LATENCY);
     net.converge(&|_, _| LATENCY);
-    let mut rng = OvRng::new(11);
+    let mut rng = SimRng::new(11);
     let mut killed = 0;
     while killed < 512 / 5 {
         let i = rng.below(512) as NodeIdx;
@@ -145,7 +146,7 @@ fn neighbours_take_over_the_zones_of_failed_nodes() {
     let live: Vec<NodeIdx> = net.live();
     let mut orphans = 0;
     for i in 0..500u64 {
-        let k = OvRng::new(1000 + i).id();
+        let k = Id::random(&mut SimRng::new(1000 + i));
         if !live.iter().any(|&n| net.node(n).unwrap().owns_key(&k)) {
             orphans += 1;
         }

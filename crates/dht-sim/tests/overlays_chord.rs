@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use dht_proto::Id;
-use dht_sim::overlay::{NodeIdx, OverlayNode};
 use dht_sim::overlays::chord::{Chord, ChordNode};
-use dht_sim::overlays::common::ring_pos;
 use dht_sim::overlays::driver::{run_lookups, MiniNet};
+use dht_sim::overlays::overlay::{NodeIdx, OverlayNode};
+use dht_sim::overlays::ring::ring_pos;
 
 const LATENCY: Duration = Duration::from_millis(10);
 
@@ -83,7 +83,7 @@ fn joined_nodes_become_reachable_owners() {
 #[test]
 fn ring_repairs_after_a_fifth_of_nodes_fail() {
     let mut net = converged(512, 4);
-    let mut rng = dht_sim::overlays::common::OvRng::new(11);
+    let mut rng = dht_sim::rng::SimRng::new(11);
     let mut killed = 0;
     while killed < 512 / 5 {
         let i = rng.below(512) as NodeIdx;

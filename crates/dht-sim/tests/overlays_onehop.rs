@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use dht_proto::Id;
-use dht_sim::overlay::{NodeIdx, OverlayEvent};
-use dht_sim::overlays::common::OvRng;
 use dht_sim::overlays::driver::{run_lookups, MiniNet};
 use dht_sim::overlays::onehop::OneHop;
+use dht_sim::overlays::overlay::{NodeIdx, OverlayEvent};
+use dht_sim::rng::SimRng;
 
 const LATENCY: Duration = Duration::from_millis(10);
 
@@ -27,7 +27,7 @@ fn converged_ring_answers_in_one_hop() {
     assert!(net.converge(&|_, _| LATENCY));
     let snapshot: Vec<(Id, Option<NodeIdx>)> = (0..2000u64)
         .map(|i| {
-            let k = OvRng::new(i).id();
+            let k = Id::random(&mut SimRng::new(i));
             (k, owner_in_view_of(&net, 0)(&k))
         })
         .collect();
@@ -45,18 +45,21 @@ fn converged_ring_answers_in_one_hop() {
     assert!(s.one_hop_fraction >= 0.99, "{s:?}");
     assert!(s.max_hops <= 1);
     // Every node's view agrees on the owner.
-    let a = oracle(&OvRng::new(5).id());
-    assert_eq!(a, owner_in_view_of(&net, 77)(&OvRng::new(5).id()));
+    let a = oracle(&Id::random(&mut SimRng::new(5)));
+    assert_eq!(
+        a,
+        owner_in_view_of(&net, 77)(&Id::random(&mut SimRng::new(5)))
+    );
 }
 
 #[test]
 fn puts_store_three_copies() {
     let mut net = MiniNet::new(OneHop::default(), 256, 2, LATENCY);
     net.converge(&|_, _| LATENCY);
-    let key = OvRng::new(9).id();
+    let key = Id::random(&mut SimRng::new(9));
     let now = net.now;
     net.with(10, |n| {
-        dht_sim::overlay::OverlayNode::put(n, now, key, b"v".to_vec(), 0)
+        dht_sim::overlays::overlay::OverlayNode::put(n, now, key, b"v".to_vec(), 0)
     });
     net.run_for(Duration::from_secs(1));
     let acked = net.take_finished().iter().find_map(|f| match f.event {
@@ -70,7 +73,7 @@ fn puts_store_three_copies() {
 fn gossip_spreads_failures_and_joins() {
     let mut net = MiniNet::new(OneHop::default(), 1024, 3, LATENCY);
     net.converge(&|_, _| LATENCY);
-    let mut rng = OvRng::new(4);
+    let mut rng = SimRng::new(4);
     let mut dead = Vec::new();
     while dead.len() < 1024 / 5 {
         let i = rng.below(1024) as NodeIdx;

@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use dht_proto::Id;
-use dht_sim::overlay::{NodeIdx, OverlayNode};
-use dht_sim::overlays::common::{ring_pos, OvRng};
 use dht_sim::overlays::driver::{run_lookups, MiniNet};
+use dht_sim::overlays::overlay::{NodeIdx, OverlayNode};
 use dht_sim::overlays::pastry::Pastry;
+use dht_sim::overlays::ring::ring_pos;
+use dht_sim::rng::SimRng;
 
 const LATENCY: Duration = Duration::from_millis(10);
 
@@ -118,7 +119,7 @@ fn joined_nodes_are_found_as_owners() {
 fn leaf_sets_repair_after_a_fifth_of_nodes_fail() {
     let mut net = MiniNet::new(Pastry::default(), 1024, 4, LATENCY);
     net.converge(&|_, _| LATENCY);
-    let mut rng = OvRng::new(11);
+    let mut rng = SimRng::new(11);
     let mut killed = 0;
     while killed < 1024 / 5 {
         let i = rng.below(1024) as NodeIdx;

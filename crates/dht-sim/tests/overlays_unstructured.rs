@@ -3,12 +3,14 @@
 
 use std::time::Duration;
 
-use dht_sim::overlay::NodeIdx;
-use dht_sim::overlays::common::OvRng;
+use dht_proto::Id;
+
 use dht_sim::overlays::driver::{LookupStats, MiniNet};
 use dht_sim::overlays::flooding::flooding_with;
+use dht_sim::overlays::overlay::NodeIdx;
 use dht_sim::overlays::randomwalk::random_walk_with;
 use dht_sim::overlays::unstructured::{UnNode, Unstructured};
+use dht_sim::rng::SimRng;
 
 const LATENCY: Duration = Duration::from_millis(10);
 
@@ -16,7 +18,7 @@ const LATENCY: Duration = Duration::from_millis(10);
 fn search(overlay: Unstructured, n: u32, r: u32, count: u32, seed: u64) -> LookupStats {
     let mut net = MiniNet::new(overlay, n, seed, LATENCY);
     net.converge(&|_, _| LATENCY);
-    let key = OvRng::new(seed ^ 7).id();
+    let key = Id::random(&mut SimRng::new(seed ^ 7));
     {
         let mut refs: Vec<(NodeIdx, &mut UnNode)> = net
             .nodes
@@ -28,7 +30,7 @@ fn search(overlay: Unstructured, n: u32, r: u32, count: u32, seed: u64) -> Looku
         assert_eq!(holders.len() as u32, r);
     }
     // Every search looks for the same key: run_lookups draws random keys, so issue them here.
-    let mut rng = OvRng::new(seed);
+    let mut rng = SimRng::new(seed);
     for _ in 0..count {
         let from = rng.below(n as u64) as NodeIdx;
         net.lookup(from, key);
@@ -41,7 +43,7 @@ fn search(overlay: Unstructured, n: u32, r: u32, count: u32, seed: u64) -> Looku
     };
     let (mut hops, mut msgs) = (0u64, 0u64);
     for f in net.take_finished() {
-        if let dht_sim::overlay::OverlayEvent::LookupDone {
+        if let dht_sim::overlays::overlay::OverlayEvent::LookupDone {
             ok,
             hops: h,
             messages,

@@ -2,7 +2,7 @@
 //! workload, checkers and report.
 
 use dht_sim::config::OverlayKnobs;
-use dht_sim::registry::{predicted_hops, run_overlay, RunError, OVERLAYS};
+use dht_sim::overlays::registry::{predicted_hops, run_overlay, RunError, OVERLAYS};
 use dht_sim::SimConfig;
 
 fn config(nodes: u32, lookups: u64) -> SimConfig {
@@ -169,7 +169,7 @@ fn every_overlay_grown_by_joins_and_churned_finds_its_keys() {
             nodes: 300,
             lookups: 200,
             duration_s: 600,
-            churn: dht_sim::churn::Churn::parse("20%").unwrap(),
+            churn: dht_sim::world::churn::Churn::parse("20%").unwrap(),
             churn_spec: "20%".into(),
             ..SimConfig::default()
         };

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 const DHT: &str = env!("CARGO_BIN_EXE_dht");
 
-use dht_sim::registry::OVERLAYS;
+use dht_sim::overlays::registry::OVERLAYS;
 
 fn draw(args: &[&str]) -> Output {
     Command::new(DHT)

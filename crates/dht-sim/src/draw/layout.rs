@@ -5,8 +5,9 @@ use std::f64::consts::TAU;
 
 use dht_proto::Id;
 
-use crate::overlay::NodeIdx;
-use crate::overlays::common::{ring_pos, OvRng};
+use crate::overlays::overlay::NodeIdx;
+use crate::overlays::ring::ring_pos;
+use crate::rng::SimRng;
 
 /// Relaxation rounds of the plane layout at most; fewer for large graphs (see [`plane_layout`]).
 const RELAX_ROUNDS_MAX: usize = 300;
@@ -29,9 +30,8 @@ pub fn ring_point(id: &Id) -> (f64, f64) {
 /// the step cools), so a walk along edges stays local in the picture instead of crossing it at
 /// every step. Deterministic: a fixed order of floating-point operations.
 pub fn plane_layout(n: usize, edges: &[(NodeIdx, NodeIdx)], seed: u64) -> Vec<(f64, f64)> {
-    let mut rng = OvRng::new(seed ^ 0x0050_4c41_4e45);
-    let unit = |rng: &mut OvRng| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-    let mut p: Vec<(f64, f64)> = (0..n).map(|_| (unit(&mut rng), unit(&mut rng))).collect();
+    let mut rng = SimRng::new(seed ^ 0x0050_4c41_4e45);
+    let mut p: Vec<(f64, f64)> = (0..n).map(|_| (rng.unit(), rng.unit())).collect();
     if n < 2 {
         return p.into_iter().map(|_| (0.5, 0.5)).collect();
     }

@@ -22,8 +22,8 @@ pub use trace::trace_search;
 
 use dht_proto::Id;
 
-use crate::overlay::NodeIdx;
-use crate::registry::OVERLAYS;
+use crate::overlays::overlay::NodeIdx;
+use crate::overlays::registry::OVERLAYS;
 
 /// The key named by 40 hex digits, as `dht draw --key` takes it.
 pub fn key_from_hex(s: &str) -> Option<Id> {

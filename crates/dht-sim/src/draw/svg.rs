@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::{Layout, MsgKind, Trace};
-use crate::overlay::NodeIdx;
+use crate::overlays::overlay::NodeIdx;
 
 const FONT: &str = "system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif";
 const INK: &str = "#1e293b";

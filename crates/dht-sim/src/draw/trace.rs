@@ -19,18 +19,20 @@ use super::layout::{plane_layout, ring_point};
 use super::{
     DrawError, DrawNode, Hop, Layout, Message, MsgKind, Trace, DRAW_NODES_MAX, DRAW_NODES_MIN,
 };
-use crate::kademlia::{idx_of, Kademlia, KademliaNode};
-use crate::network::Network;
-use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 use crate::overlays::can::{point, Can, CanConfig, CanMsg, SPACE};
 use crate::overlays::chord::{Chord, ChordConfig, ChordMsg};
-use crate::overlays::common::{ring_pos, OvRng, RouteMsg};
 use crate::overlays::driver::{MiniNet, Sent};
+use crate::overlays::kademlia::{idx_of, Kademlia, KademliaNode};
 use crate::overlays::onehop::{OneHop, OneHopConfig, OneHopMsg};
+use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 use crate::overlays::pastry::{Pastry, PastryConfig, PastryMsg};
-use crate::overlays::unstructured::{UnMsg, Unstructured, UnstructuredConfig};
 #[cfg(test)]
-use crate::registry::OVERLAYS;
+use crate::overlays::registry::OVERLAYS;
+use crate::overlays::ring::ring_pos;
+use crate::overlays::route::RouteMsg;
+use crate::overlays::unstructured::{UnMsg, Unstructured, UnstructuredConfig};
+use crate::rng::SimRng;
+use crate::world::network::Network;
 
 /// One-way latency of every message: with a fixed latency the order of arrivals is the order
 /// of sending, so a flood's first arrivals form its breadth-first tree.
@@ -128,8 +130,8 @@ fn un_class(m: &UnMsg) -> Option<Class> {
 
 /// The searcher and the key of `seed`.
 fn searcher_and_key(n: u32, seed: u64, key: Option<Id>) -> (NodeIdx, Id) {
-    let searcher = OvRng::new(seed ^ SEARCHER_STREAM).below(n as u64) as NodeIdx;
-    let key = key.unwrap_or_else(|| OvRng::new(seed ^ KEY_STREAM).id());
+    let searcher = SimRng::new(seed ^ SEARCHER_STREAM).below(n as u64) as NodeIdx;
+    let key = key.unwrap_or_else(|| Id::random(&mut SimRng::new(seed ^ KEY_STREAM)));
     (searcher, key)
 }
 
@@ -310,7 +312,7 @@ pub fn trace_search(overlay: &str, n: u32, seed: u64, key: Option<Id>) -> Result
             t.owner_token_at = (0..tokens)
                 .map(|j| ring_pos(&Id::sha1_parts(&[&owner_id.0, &j.to_be_bytes()])))
                 .min_by_key(|&pos| pos.wrapping_sub(k))
-                .map(|pos| ring_point(&crate::overlays::common::id_at(pos)));
+                .map(|pos| ring_point(&crate::overlays::ring::id_at(pos)));
             Ok(t)
         }
         "can" => {
@@ -660,7 +662,7 @@ fn search(
         ..config
     });
     let mut holders = Vec::new();
-    let mut rng = OvRng::new(seed ^ KEY_STREAM ^ 1);
+    let mut rng = SimRng::new(seed ^ KEY_STREAM ^ 1);
     while (holders.len() as u32) < copies {
         let i = rng.below(n as u64) as NodeIdx;
         if i != searcher && !holders.contains(&i) {

@@ -29,11 +29,9 @@ use dht_proto::time::Instant;
 use dht_proto::Id;
 
 use super::chord::node_id;
-use super::common::{
-    routed_core_methods, Next, Op, RouteConfig, RouteCore, RouteMsg, RouteTable, HEADER_BYTES,
-    ID_BYTES,
-};
-use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use super::route::{routed_core_methods, Next, Op, RouteConfig, RouteCore, RouteMsg, RouteTable};
+use super::wire::{HEADER_BYTES, ID_BYTES};
+use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 
 /// Dimensions supported at most.
 pub const D_MAX: usize = 8;
@@ -339,7 +337,7 @@ impl CanNode {
     /// A node with address `idx`, identifier `id` (its join point) and seed `seed`.
     pub fn new(config: CanConfig, idx: NodeIdx, id: Id, seed: u64) -> Self {
         assert!((1..=D_MAX).contains(&config.d), "CAN's d must be 1..=8");
-        let mut rng = super::common::OvRng::new(seed);
+        let mut rng = crate::rng::SimRng::new(seed);
         CanNode {
             core: RouteCore::new(idx, id, config.route),
             t: Table {

@@ -28,12 +28,12 @@ use std::time::Duration;
 use dht_proto::time::Instant;
 use dht_proto::Id;
 
-pub use super::common::Contact;
-use super::common::{
-    id_at, in_half_open, in_open, mix64, ring_pos, routed_core_methods, Next, Op, OvRng,
-    RouteConfig, RouteCore, RouteMsg, RouteTable, CONTACT_BYTES, HEADER_BYTES, ID_BYTES,
-};
-use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+pub use super::ring::Contact;
+use super::ring::{id_at, in_half_open, in_open, ring_pos};
+use super::route::{routed_core_methods, Next, Op, RouteConfig, RouteCore, RouteMsg, RouteTable};
+use super::wire::{CONTACT_BYTES, HEADER_BYTES, ID_BYTES};
+use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::rng::{mix3, SimRng};
 
 /// Finger table entries kept at most (one per bit of the 128-bit ring).
 pub const FINGERS_MAX: usize = 128;
@@ -284,7 +284,7 @@ pub struct ChordNode {
     config: ChordConfig,
     core: RouteCore,
     t: Table,
-    rng: OvRng,
+    rng: SimRng,
     out: VecDeque<(NodeIdx, ChordMsg)>,
     rpcs: Vec<Rpc>,
     next_nonce: u32,
@@ -297,7 +297,7 @@ pub struct ChordNode {
 impl ChordNode {
     /// A node with address `idx`, identifier `id` and generator seed `seed`.
     pub fn new(config: ChordConfig, idx: NodeIdx, id: Id, seed: u64) -> Self {
-        let mut rng = OvRng::new(seed);
+        let mut rng = SimRng::new(seed);
         let me = Contact {
             pos: ring_pos(&id),
             idx,
@@ -681,10 +681,13 @@ impl Chord {
     }
 }
 
+/// Stream label of [`node_id`]'s draw.
+const NODE_ID_STREAM: u64 = 0x004e_4944;
+
 /// The identifier a simulated node with address `idx` and seed `seed` takes (uniform on the
 /// ring; the simulator does not model BEP 42 for the non-Kademlia overlays).
 pub fn node_id(idx: NodeIdx, seed: u64) -> Id {
-    OvRng::new(mix64(seed, idx as u64)).id()
+    Id::random(&mut SimRng::new(mix3(seed, NODE_ID_STREAM, idx as u64)))
 }
 
 impl Overlay for Chord {

@@ -8,7 +8,10 @@ use std::time::Duration;
 use dht_proto::time::Instant;
 use dht_proto::Id;
 
-use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+
+/// Stream label of the per-node seeds [`MiniNet`] hands its nodes.
+const NODE_SEED_STREAM: u64 = 0x4e4f_4445;
 
 /// Events one [`MiniNet::run_until`] call processes at most, so a node that asks to wake in the
 /// past forever cannot hang a test.
@@ -91,7 +94,7 @@ impl<O: Overlay> MiniNet<O> {
     /// `n` fresh nodes (addresses 0..n) seeded from `seed`.
     pub fn new(overlay: O, n: u32, seed: u64, latency: Duration) -> Self {
         let nodes = (0..n)
-            .map(|i| Some(overlay.new_node(i, super::common::mix64(seed, i as u64))))
+            .map(|i| Some(overlay.new_node(i, crate::rng::mix3(seed, NODE_SEED_STREAM, i as u64))))
             .collect();
         MiniNet {
             overlay,
@@ -128,7 +131,7 @@ impl<O: Overlay> MiniNet<O> {
     /// Adds a fresh node and has it join through `via`; returns its address.
     pub fn join(&mut self, via: NodeIdx) -> NodeIdx {
         let idx = self.nodes.len() as NodeIdx;
-        let seed = super::common::mix64(self.seed, idx as u64);
+        let seed = crate::rng::mix3(self.seed, NODE_SEED_STREAM, idx as u64);
         self.nodes.push(Some(self.overlay.new_node(idx, seed)));
         self.wake_at.push(None);
         let now = self.now;
@@ -293,12 +296,12 @@ pub fn run_lookups<O: Overlay>(
     settle: Duration,
     owner: &dyn Fn(&Id) -> Option<NodeIdx>,
 ) -> LookupStats {
-    let mut rng = super::common::OvRng::new(seed);
+    let mut rng = crate::rng::SimRng::new(seed);
     let live = net.live();
     let mut keys = BTreeMap::new();
     for _ in 0..count {
         let from = live[rng.below(live.len() as u64) as usize];
-        let key = rng.id();
+        let key = Id::random(&mut rng);
         if let Some(q) = net.lookup(from, key) {
             keys.insert((from, q), key);
         }

@@ -30,8 +30,8 @@ use dht_proto::node::{Config, Event, Node, Outcome};
 use dht_proto::{Id, Instant};
 use ed25519_dalek::SigningKey;
 
-use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
-use crate::prefetch::prefetch_lines;
+use crate::engine::prefetch::prefetch_lines;
+use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 use crate::rng::SimRng;
 
 /// The UDP port of every virtual node; indices past 2^24 spill into the next ports.

@@ -32,11 +32,11 @@ use dht_proto::time::Instant;
 use dht_proto::Id;
 
 use super::chord::node_id;
-use super::common::{
-    ring_pos, routed_core_methods, Next, Op, OvRng, RouteConfig, RouteCore, RouteMsg, RouteTable,
-    ADDR_BYTES, HEADER_BYTES, ID_BYTES,
-};
-use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use super::ring::ring_pos;
+use super::route::{routed_core_methods, Next, Op, RouteConfig, RouteCore, RouteMsg, RouteTable};
+use super::wire::{ADDR_BYTES, HEADER_BYTES, ID_BYTES};
+use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::rng::SimRng;
 
 /// Membership changes one node remembers beyond the shared base view at most.
 pub const DELTA_MAX: usize = 4096;
@@ -339,7 +339,7 @@ pub struct OneHopNode {
     config: OneHopConfig,
     core: RouteCore,
     v: View,
-    rng: OvRng,
+    rng: SimRng,
     out: VecDeque<(NodeIdx, OneHopMsg)>,
     version: u32,
     gossip_rpc: Option<(u32, NodeIdx, Instant)>,
@@ -378,7 +378,7 @@ impl OneHopNode {
             let Ok(dir) = self.v.dir.read() else { return };
             let mut pick = None;
             for _ in 0..8 {
-                let k = ring_pos(&self.rng.id());
+                let k = ring_pos(&Id::random(&mut self.rng));
                 let idx = dir
                     .tokens
                     .range(k..)
@@ -626,7 +626,7 @@ impl Overlay for OneHop {
         if let Ok(mut d) = self.dir.write() {
             d.register(idx, id, tokens);
         }
-        let mut rng = OvRng::new(seed);
+        let mut rng = SimRng::new(seed);
         let next_gossip = Instant::ZERO + rng.jitter(self.config.gossip_period);
         OneHopNode {
             core: RouteCore::new(idx, id, self.config.route),

@@ -32,11 +32,11 @@ use dht_proto::time::Instant;
 use dht_proto::Id;
 
 use super::chord::node_id;
-use super::common::{
-    ring_pos, routed_core_methods, Contact, Next, Op, OvRng, RouteConfig, RouteCore, RouteMsg,
-    RouteTable, CONTACT_BYTES, HEADER_BYTES,
-};
-use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use super::ring::{ring_pos, Contact};
+use super::route::{routed_core_methods, Next, Op, RouteConfig, RouteCore, RouteMsg, RouteTable};
+use super::wire::{CONTACT_BYTES, HEADER_BYTES};
+use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::rng::SimRng;
 
 /// Candidates examined per routing-table slot when converging with proximity; the closest by
 /// latency wins (the paper's own join heuristic sees a comparable handful of candidates).
@@ -315,7 +315,7 @@ pub struct PastryNode {
     config: PastryConfig,
     core: RouteCore,
     t: Table,
-    rng: OvRng,
+    rng: SimRng,
     out: VecDeque<(NodeIdx, PastryMsg)>,
     rpcs: Vec<Rpc>,
     next_nonce: u32,
@@ -333,7 +333,7 @@ impl PastryNode {
             matches!(config.b, 1 | 2 | 4),
             "Pastry's b must be 1, 2 or 4"
         );
-        let mut rng = OvRng::new(seed);
+        let mut rng = SimRng::new(seed);
         let next_leaf = Instant::ZERO + rng.jitter(config.leaf_period);
         let next_table = Instant::ZERO + rng.jitter(config.table_period);
         PastryNode {
@@ -720,7 +720,7 @@ impl Overlay for Pastry {
             t.right = (1..=half).map(|j| ring[(i + j) % n]).collect();
             t.left = (1..=half).map(|j| ring[(i + n - j) % n]).collect();
             // Seed the generator per node so the choice of candidates replays.
-            let mut rng = OvRng::new(me.pos as u64 ^ 0x5bd1_e995);
+            let mut rng = SimRng::new(me.pos as u64 ^ 0x5bd1_e995);
             for l in 0..t.digits() {
                 let shift = 128 - b * (l + 1);
                 let prefix_mask: u128 = if l == 0 { 0 } else { !0u128 << (128 - b * l) };
@@ -776,7 +776,7 @@ impl Overlay for Pastry {
 }
 impl PastryNode {
     /// The routing core's counters.
-    pub fn route_stats(&self) -> super::common::RouteStats {
+    pub fn route_stats(&self) -> super::route::RouteStats {
         self.core.stats
     }
     /// Whether the node has a routing state (converged, or its join completed).

@@ -33,8 +33,10 @@ use dht_proto::time::Instant;
 use dht_proto::Id;
 
 use super::chord::node_id;
-use super::common::{ItemStore, OvRng, HEADER_BYTES, ID_BYTES};
-use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use super::store::ItemStore;
+use super::wire::{HEADER_BYTES, ID_BYTES};
+use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::rng::SimRng;
 
 /// Neighbours one node keeps at most (links beyond it are refused).
 pub const DEGREE_MAX: usize = 64;
@@ -213,7 +215,7 @@ pub struct UnNode {
     config: UnstructuredConfig,
     me: NodeIdx,
     id: Id,
-    rng: OvRng,
+    rng: SimRng,
     nbrs: Vec<NodeIdx>,
     store: ItemStore,
     seen: BTreeSet<(NodeIdx, QueryId)>,
@@ -760,7 +762,7 @@ impl Unstructured {
         r: u32,
         seed: u64,
     ) -> Vec<NodeIdx> {
-        let mut rng = OvRng::new(seed);
+        let mut rng = SimRng::new(seed);
         let mut holders = Vec::new();
         for _ in 0..r.min(nodes.len() as u32) * 4 {
             if holders.len() as u32 >= r {
@@ -786,7 +788,7 @@ impl Overlay for Unstructured {
     }
 
     fn new_node(&self, idx: NodeIdx, seed: u64) -> UnNode {
-        let mut rng = OvRng::new(seed);
+        let mut rng = SimRng::new(seed);
         let next_keepalive = Instant::ZERO + rng.jitter(self.config.keepalive_period);
         UnNode {
             config: self.config,
@@ -852,7 +854,7 @@ impl Overlay for Unstructured {
 /// random partners; links are symmetric, so the mean degree is `degree` (none above
 /// [`DEGREE_MAX`]). Seeded by `n` alone.
 pub fn fixed_degree_graph(n: usize, degree: usize) -> Vec<Vec<usize>> {
-    let mut rng = OvRng::new(0x51ed_2701 ^ n as u64);
+    let mut rng = SimRng::new(0x51ed_2701 ^ n as u64);
     let half = (degree / 2).max(1);
     let mut adj: Vec<Vec<usize>> = vec![Vec::new(); n];
     for a in 0..n {
@@ -882,7 +884,7 @@ pub fn fixed_degree_graph(n: usize, degree: usize) -> Vec<Vec<usize>> {
 /// dropping self-loops and repeated links. A node left with no link is tied to a random node, so
 /// every node can search. Seeded by `n` alone, like the fixed-degree graph.
 pub fn power_law_graph(n: usize, mean_degree: usize, alpha: f64) -> Vec<Vec<usize>> {
-    let mut rng = OvRng::new(0x9a2e_71c3 ^ n as u64);
+    let mut rng = SimRng::new(0x9a2e_71c3 ^ n as u64);
     let cap = HUB_DEGREE_MAX.min(n.saturating_sub(1)).max(1);
     // Pareto with minimum m has mean m (alpha - 1) / (alpha - 2).
     let m = (mean_degree as f64 * (alpha - 2.0) / (alpha - 1.0)).max(1.0);

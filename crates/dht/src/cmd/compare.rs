@@ -17,9 +17,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use dht_sim::churn::Churn;
 use dht_sim::config::OverlayKnobs;
-use dht_sim::registry::{min_duration_s, predicted_hops, run_overlay, OVERLAYS, TTL_MAX};
+use dht_sim::overlays::registry::{min_duration_s, predicted_hops, run_overlay, OVERLAYS, TTL_MAX};
+use dht_sim::world::churn::Churn;
 use dht_sim::{Report, SimConfig};
 
 use super::compare_plots;

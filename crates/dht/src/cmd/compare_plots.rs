@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use dht_sim::plots::{line_chart_axes, Series};
+use dht_sim::output::plots::{line_chart_axes, Series};
 
 use super::compare::{sweep_points, Results, Row};
 

@@ -13,7 +13,7 @@ use anyhow::Context;
 use dht_sim::draw::{
     key_from_hex, render, render_compare, trace_search, DRAW_NODES_MAX, DRAW_NODES_MIN,
 };
-use dht_sim::registry::OVERLAYS;
+use dht_sim::overlays::registry::OVERLAYS;
 
 use super::sim::parse_overlay;
 

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use dht_sim::churn::Churn;
 use dht_sim::config::{OverlayKnobs, WORKLOAD_TAIL_S};
-use dht_sim::registry::{run_overlay, OVERLAYS};
+use dht_sim::overlays::registry::{run_overlay, OVERLAYS};
+use dht_sim::world::churn::Churn;
 use dht_sim::{exit_code, Report, SimConfig};
 
 /// Flags of `dht sim`.
@@ -185,7 +185,7 @@ pub fn write_outputs(
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(dir) = plots {
-        let files = dht_sim::plots::write_report_plots(report, dir)
+        let files = dht_sim::output::plots::write_report_plots(report, dir)
             .map_err(|e| anyhow::anyhow!("plotting into {}: {e}", dir.display()))?;
         for f in files {
             println!("plot: {}", f.display());

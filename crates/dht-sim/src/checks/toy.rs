@@ -14,7 +14,7 @@ use std::rc::Rc;
 use core::time::Duration;
 use dht_proto::{Id, Instant};
 
-use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 use crate::rng::SimRng;
 
 /// How long a toy command waits for answers.

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::stats::Bucket;
+use crate::output::stats::Bucket;
 
 /// Top-level fields that measure the machine rather than the run; everything else in a report
 /// is byte-identical for the same seed and build.

@@ -1,5 +1,4 @@
-//! What the structured overlays share: ring positions, a small seeded generator, the bounded item
-//! store, and the recursive routing core with per-hop acknowledgements.
+//! The recursive routing core with per-hop acknowledgements that the structured overlays share.
 //!
 //! Chord, Pastry, CAN and the one-hop ring all route a request *recursively*: each node hands the
 //! request to the next hop its own table chooses, and the node that owns the key answers the
@@ -15,191 +14,16 @@ use std::time::Duration;
 use dht_proto::time::Instant;
 use dht_proto::Id;
 
-use crate::overlay::{NodeIdx, OverlayEvent, QueryId};
+use super::store::ItemStore;
+use super::wire::{ADDR_BYTES, CONTACT_BYTES, HEADER_BYTES, ID_BYTES};
+use crate::overlays::overlay::{NodeIdx, OverlayEvent, QueryId};
 
-/// Bytes of a message header on the wire: type (1), transaction tag (4), length (2), and a
-/// checksum-free UDP-style framing; used by every `wire_size` estimate.
-pub const HEADER_BYTES: usize = 8;
-/// Bytes of a node identifier on the wire.
-pub const ID_BYTES: usize = 20;
-/// Bytes of a network address on the wire (IPv4 and port).
-pub const ADDR_BYTES: usize = 6;
-/// Bytes of a contact on the wire: identifier and address.
-pub const CONTACT_BYTES: usize = ID_BYTES + ADDR_BYTES;
-
-/// Items one node stores at most; a put beyond it is dropped and counted.
-pub const STORE_ITEMS_MAX: usize = 65_536;
 /// Lookups in flight that one node originates at most; more fail at once.
 pub const QUERIES_MAX: usize = 4_096;
 /// Forwarded requests awaiting their hop acknowledgement at one node at most.
 pub const PENDING_FORWARDS_MAX: usize = 8_192;
 /// Times one node re-routes one request after hop timeouts before dropping it.
 pub const REROUTES_MAX: u8 = 4;
-
-/// A position on the identifier ring: the top 128 bits of the 160-bit identifier, read as a
-/// big-endian integer. 128 bits keep arithmetic native while collisions stay impossible in
-/// practice (a million nodes collide with probability about 2^-88).
-pub fn ring_pos(id: &Id) -> u128 {
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&id.0[..16]);
-    u128::from_be_bytes(b)
-}
-
-/// An identifier whose top 128 bits are `pos` (the low 32 bits zero): the inverse of
-/// [`ring_pos`] for targets the overlay computes, like Chord's finger starts.
-pub fn id_at(pos: u128) -> Id {
-    let mut b = [0u8; 20];
-    b[..16].copy_from_slice(&pos.to_be_bytes());
-    Id(b)
-}
-
-/// Whether `x` lies in the half-open ring interval (a, b]; the whole ring when a == b.
-pub fn in_half_open(x: u128, a: u128, b: u128) -> bool {
-    if a == b {
-        return true;
-    }
-    x.wrapping_sub(a) != 0 && x.wrapping_sub(a) <= b.wrapping_sub(a)
-}
-
-/// Whether `x` lies strictly inside the ring interval (a, b); everything but `a` when a == b.
-pub fn in_open(x: u128, a: u128, b: u128) -> bool {
-    if a == b {
-        return x != a;
-    }
-    x.wrapping_sub(a) != 0 && x.wrapping_sub(a) < b.wrapping_sub(a)
-}
-
-/// A node as other nodes know it: ring position and address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Contact {
-    /// Ring position (top 128 bits of the identifier).
-    pub pos: u128,
-    /// Address.
-    pub idx: NodeIdx,
-}
-
-/// A small seeded generator (SplitMix64). Overlays use their own rather than `rand`'s so a run
-/// replays bit for bit across `rand` versions.
-#[derive(Debug, Clone)]
-pub struct OvRng(u64);
-
-impl OvRng {
-    /// A generator whose stream is fixed by `seed`.
-    pub fn new(seed: u64) -> Self {
-        OvRng(seed ^ 0x6A09_E667_F3BC_C909)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform integer in 0..n (0 when n is 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            return 0;
-        }
-        // Multiply-shift keeps the bias below 2^-64 * n, far under anything measurable here.
-        ((self.next_u64() as u128 * n as u128) >> 64) as u64
-    }
-
-    /// A uniform duration in [0, d).
-    pub fn jitter(&mut self, d: Duration) -> Duration {
-        Duration::from_micros(self.below(d.as_micros().max(1) as u64))
-    }
-
-    /// A random 160-bit identifier.
-    pub fn id(&mut self) -> Id {
-        let mut b = [0u8; 20];
-        for chunk in b.chunks_mut(8) {
-            let r = self.next_u64().to_be_bytes();
-            chunk.copy_from_slice(&r[..chunk.len()]);
-        }
-        Id(b)
-    }
-}
-
-/// Deterministic 64-bit mix of a seed and an index (SplitMix64's finaliser), for per-node seeds.
-pub fn mix64(seed: u64, index: u64) -> u64 {
-    let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// One node's share of the table: key to (value, sequence number), bounded by
-/// [`STORE_ITEMS_MAX`]; a mutable item only replaces one with a lower or equal sequence number.
-#[derive(Debug, Default, Clone)]
-pub struct ItemStore {
-    items: BTreeMap<Id, (Vec<u8>, i64)>,
-    /// Puts dropped because the store was full.
-    pub dropped: u64,
-}
-
-impl ItemStore {
-    /// Stores `value`; returns whether it was kept.
-    pub fn put(&mut self, key: Id, value: Vec<u8>, seq: i64) -> bool {
-        if let Some(old) = self.items.get(&key) {
-            if old.1 > seq {
-                return false;
-            }
-        } else if self.items.len() >= STORE_ITEMS_MAX {
-            self.dropped += 1;
-            return false;
-        }
-        self.items.insert(key, (value, seq));
-        true
-    }
-
-    /// The value under `key`.
-    pub fn get(&self, key: &Id) -> Option<&(Vec<u8>, i64)> {
-        self.items.get(key)
-    }
-
-    /// Removes the item under `key`; returns whether there was one.
-    pub fn remove(&mut self, key: &Id) -> bool {
-        self.items.remove(key).is_some()
-    }
-
-    /// Number of items.
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// Whether the store is empty.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// Removes and returns the items whose key satisfies `pred` (for hand-over to a new owner).
-    pub fn take_where(&mut self, mut pred: impl FnMut(&Id) -> bool) -> Vec<(Id, Vec<u8>, i64)> {
-        let keys: Vec<Id> = self.items.keys().filter(|k| pred(k)).copied().collect();
-        keys.into_iter()
-            .filter_map(|k| self.items.remove(&k).map(|(v, s)| (k, v, s)))
-            .collect()
-    }
-
-    /// Copies of the items whose key satisfies `pred`.
-    pub fn copy_where(&self, mut pred: impl FnMut(&Id) -> bool) -> Vec<(Id, Vec<u8>, i64)> {
-        self.items
-            .iter()
-            .filter(|(k, _)| pred(k))
-            .map(|(k, (v, s))| (*k, v.clone(), *s))
-            .collect()
-    }
-
-    /// Approximate bytes held.
-    pub fn bytes(&self) -> usize {
-        self.items
-            .values()
-            .map(|(v, _)| v.capacity() + 20 + 8 + 48)
-            .sum()
-    }
-}
 
 /// What a routed request asks of the key's owner.
 #[derive(Debug, Clone, PartialEq)]
@@ -765,7 +589,7 @@ impl RouteCore {
     }
 }
 
-/// The [`OverlayNode`](crate::overlay::OverlayNode) methods that every routed overlay (Chord,
+/// The [`OverlayNode`](crate::overlays::overlay::OverlayNode) methods that every routed overlay (Chord,
 /// Pastry, CAN, the one-hop ring) hands straight to its [`Core`]: the node's ID, starting
 /// commands against its table `$table`, and draining the core's outputs after the overlay's
 /// own maintenance messages (queued in `out`), the core's routed messages wrapped in `$route`.
@@ -798,44 +622,3 @@ macro_rules! routed_core_methods {
     };
 }
 pub(crate) use routed_core_methods;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ring_intervals_wrap_around_zero() {
-        assert!(in_half_open(5, 250, 10));
-        assert!(in_half_open(10, 250, 10));
-        assert!(!in_half_open(250, 250, 10));
-        assert!(!in_half_open(100, 250, 10));
-        assert!(in_open(u128::MAX, 250, 10));
-        assert!(!in_open(10, 250, 10));
-    }
-
-    #[test]
-    fn ring_pos_and_id_at_round_trip() {
-        let p = 0x0123_4567_89ab_cdef_0011_2233_4455_6677u128;
-        assert_eq!(ring_pos(&id_at(p)), p);
-    }
-
-    #[test]
-    fn rng_below_stays_in_range_and_replays() {
-        let mut a = OvRng::new(7);
-        let mut b = OvRng::new(7);
-        for _ in 0..1000 {
-            let x = a.below(13);
-            assert!(x < 13);
-            assert_eq!(x, b.below(13));
-        }
-    }
-
-    #[test]
-    fn store_keeps_highest_sequence_number() {
-        let mut s = ItemStore::default();
-        let k = Id([1; 20]);
-        assert!(s.put(k, b"a".to_vec(), 2));
-        assert!(!s.put(k, b"b".to_vec(), 1));
-        assert_eq!(s.get(&k).unwrap().0, b"a");
-    }
-}

@@ -13,18 +13,18 @@
 
 use std::time::Duration;
 
-use crate::checker::{OwnerOracle, RingSuccessor, XorClosest};
+use crate::checks::checker::{OwnerOracle, RingSuccessor, XorClosest};
+use crate::checks::oracles::{AnyHolder, NumericallyClosest, TokenOwner, ZoneOwner};
 use crate::config::SimConfig;
 use crate::engine::Sim;
-use crate::kademlia::Kademlia;
-use crate::oracles::{AnyHolder, NumericallyClosest, TokenOwner, ZoneOwner};
-use crate::overlay::Overlay;
+use crate::output::report::Report;
 use crate::overlays::can::{Can, CanConfig};
 use crate::overlays::chord::{Chord, ChordConfig};
+use crate::overlays::kademlia::Kademlia;
 use crate::overlays::onehop::{OneHop, OneHopConfig};
+use crate::overlays::overlay::Overlay;
 use crate::overlays::pastry::{Pastry, PastryConfig};
 use crate::overlays::unstructured::{Unstructured, UnstructuredConfig};
-use crate::report::Report;
 
 /// Overlay names `dht sim --overlay` accepts, in the order `dht compare` runs them.
 pub const OVERLAYS: &[&str] = &[

@@ -8,7 +8,7 @@ use plotters::coord::combinators::IntoLogRange;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
-use crate::report::Report;
+use crate::output::report::Report;
 
 /// Pixel size of every plot.
 pub const PLOT_SIZE: (u32, u32) = (800, 500);

@@ -1,39 +1,54 @@
 //! The discrete-event engine: one thread, virtual time, one event queue.
 //!
-//! The queue ([`crate::queue`]) is a timing wheel ordered by (virtual time, sequence number); the
+//! The queue (`engine/queue.rs`) is a timing wheel ordered by (virtual time, sequence number); the
 //! sequence number breaks ties in the order events were scheduled, so a run is a pure function of
 //! its seed.
 //! Nodes live in a vector indexed by [`NodeIdx`]; per node the engine keeps only a 24-byte
-//! [`Meta`] (its one pending wake-up, its next timeout and its incarnation), a 12-byte place in the network
+//! `Meta` (its one pending wake-up, its next timeout and its incarnation), a 12-byte place in the network
 //! model and its entries in the membership index. A node that leaves keeps nothing, unless its
-//! state is set aside for a later return (see [`crate::churn`]).
+//! state is set aside for a later return (see [`crate::world::churn`]).
 //!
 //! After every call into a node the engine drains it as the overlay trait says: transmits (each
 //! becomes a delivery after the network model's delay, or is dropped), then events (judged by
 //! the checkers), then the next timeout (one wake-up per node; a wake-up whose time no longer
 //! matches the node's is stale and ignored).
+//!
+//! | file | what it holds |
+//! | --- | --- |
+//! | `mod.rs` | [`Sim`]: setup, the event loop, joins and departures, draining nodes, judging events |
+//! | `queue.rs` | the timing-wheel event queue |
+//! | `workload.rs` | items, puts, gets, planted lookup targets, commands issued and pending |
+//! | `finish.rs` | the end of a run: counters turned into the [`Report`] and its verdict |
+//! | `progress.rs` | the progress bar or lines on stderr |
+//! | [`prefetch`](mod@prefetch) | the cache hint of the hot path |
 
 mod finish;
+pub mod prefetch;
+mod progress;
+mod queue;
+mod workload;
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 
 use dht_proto::Id;
 
-use crate::checker::{judge_lookup, value_for, GetVerdict, ItemRecord, OwnerOracle, Reference};
-use crate::churn::{Churn, REJOIN_FRACTION, SAVED_POOL_FRACTION, SAVE_FRACTION};
+use crate::checks::checker::{
+    judge_lookup, value_for, GetVerdict, ItemRecord, OwnerOracle, Reference,
+};
 use crate::config::{SimConfig, REPUBLISH_S};
-use crate::live::LiveIndex;
-use crate::network::{Network, Partition};
-use crate::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
-use crate::prefetch::{prefetch, prefetch_lines};
-use crate::queue::Queue;
-use crate::report::{
+use crate::output::report::{
     peak_rss_bytes, CheckRound, ChurnReport, GetReport, HopsReport, LatencyReport, LookupReport,
     NetworkReport, PutReport, Report, TrafficReport, Verdict,
 };
+use crate::output::stats::{Histogram, TimeSeries, HOPS_MAX, LATENCY_MS_MAX};
+use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 use crate::rng::{mix3, SimRng};
-use crate::stats::{Histogram, TimeSeries, HOPS_MAX, LATENCY_MS_MAX};
+use crate::world::churn::{Churn, REJOIN_FRACTION, SAVED_POOL_FRACTION, SAVE_FRACTION};
+use crate::world::live::LiveIndex;
+use crate::world::network::{Network, Partition};
+use prefetch::{prefetch, prefetch_lines};
+use progress::Progress;
+use queue::Queue;
 
 /// Messages one call into a node may emit before the engine stops draining it and counts an
 /// overflow (an overlay bug: a node must not flood in one step).
@@ -323,7 +338,7 @@ impl<O: Overlay> Sim<O> {
             s += &format!(
                 "churn: {:.4}/h, Weibull shape {}, mean session {:.1} min, median {:.1} min, save {} rejoin {} join delay {} s\n",
                 ch.per_hour,
-                crate::churn::SESSION_SHAPE,
+                crate::world::churn::SESSION_SHAPE,
                 ch.mean_session_s() / 60.0,
                 ch.median_session_s() / 60.0,
                 SAVE_FRACTION,
@@ -768,141 +783,6 @@ impl<O: Overlay> Sim<O> {
         }
     }
 
-    fn new_item(&mut self, n: u64) {
-        let mutable = self.rng.chance(self.cfg.mutable_fraction);
-        let (key, seq) = if mutable {
-            (Id::random(&mut self.rng), 1)
-        } else {
-            (Id::sha1(&value_for(self.cfg.seed, n, 0)), 0)
-        };
-        self.reference.add(
-            key,
-            ItemRecord {
-                mutable,
-                number: n,
-                seq_sent: -1,
-                seq_acked: -1,
-            },
-        );
-        self.c.items += 1;
-        self.put_version(key, n, seq);
-        self.schedule_republish(key);
-    }
-
-    fn put_version(&mut self, key: Id, number: u64, seq: i64) {
-        let Some(from) = self.live.random(&mut self.rng) else {
-            return;
-        };
-        self.reference.sent(&key, seq);
-        let value = value_for(self.cfg.seed, number, seq);
-        self.issue(from, PendingKind::Put { seq }, key, Some(value));
-    }
-
-    fn issue_get(&mut self, key: Id, round: Option<u32>) {
-        let Some(from) = self.live.random(&mut self.rng) else {
-            return;
-        };
-        let expected_seq = self.reference.get(&key).map_or(0, |r| r.seq_acked);
-        self.issue(
-            from,
-            PendingKind::Get {
-                expected_seq,
-                round,
-            },
-            key,
-            None,
-        );
-    }
-
-    /// Plants the target `key` of a coming lookup at the overlay's number of distinct random
-    /// live nodes (none for overlays that route to a key's owner); returns the holders.
-    fn plant(&mut self, key: &Id) -> Vec<NodeIdx> {
-        let copies = self.overlay.lookup_copies(self.live.len()) as usize;
-        let mut holders: Vec<NodeIdx> = Vec::with_capacity(copies);
-        // Distinct picks by rejection; the bound only matters when copies is close to the
-        // number of live nodes.
-        let mut tries = copies.saturating_mul(8);
-        while holders.len() < copies && tries > 0 {
-            tries -= 1;
-            let Some(h) = self.live.random(&mut self.rng) else {
-                break;
-            };
-            if !holders.contains(&h) {
-                holders.push(h);
-            }
-        }
-        holders.sort_unstable();
-        for &h in &holders {
-            if let Some(node) = self.nodes[h as usize].as_mut() {
-                self.overlay.plant(node, key);
-            }
-        }
-        holders
-    }
-
-    /// Removes a planted lookup target from the holders that still exist.
-    fn unplant(&mut self, key: &Id, holders: Vec<NodeIdx>) {
-        for h in holders {
-            if let Some(node) = self.nodes.get_mut(h as usize).and_then(|n| n.as_mut()) {
-                self.overlay.unplant(node, key);
-            }
-        }
-    }
-
-    /// Starts a workload command on node `from` and records it as pending; returns its handle.
-    fn issue(
-        &mut self,
-        from: NodeIdx,
-        kind: PendingKind,
-        key: Id,
-        value: Option<Vec<u8>>,
-    ) -> Option<QueryId> {
-        if self.pending.len() >= PENDING_OPS_MAX {
-            self.c.skipped += 1;
-            return None;
-        }
-        let now = self.now.into_instant();
-        let node = self.nodes[from as usize].as_mut()?;
-        let q = match kind {
-            PendingKind::Lookup { .. } => {
-                self.c.lookups_started += 1;
-                node.lookup(now, key)
-            }
-            PendingKind::Put { seq } => {
-                self.c.puts_started += 1;
-                node.put(now, key, value.unwrap_or_default(), seq)
-            }
-            PendingKind::Get { .. } => {
-                self.c.gets_started += 1;
-                node.get(now, key)
-            }
-        };
-        self.pending.insert(
-            (from, q),
-            Pending {
-                kind,
-                key,
-                start_us: self.now,
-            },
-        );
-        self.drain(from);
-        Some(q)
-    }
-
-    fn check_round(&mut self, round: u32) {
-        let keys: Vec<Id> = self.reference.acked_keys().to_vec();
-        let stride = keys.len().div_ceil(CHECK_ITEMS_MAX).max(1);
-        let mut checked = 0;
-        for key in keys.into_iter().step_by(stride) {
-            self.issue_get(key, Some(round));
-            checked += 1;
-        }
-        if let Some(r) = self.rounds.get_mut(round as usize) {
-            r.t_s = (self.now - self.measure_start_us) as f64 / 1e6;
-            r.items = checked;
-        }
-    }
-
     /// Asks the processor to load what an event at node `idx` reads first (its liveness, its
     /// bookkeeping and its state) in parallel: at a million nodes each is a cache miss, and in
     /// sequence they were a large part of an event's cost.
@@ -1095,66 +975,5 @@ trait IntoInstant {
 impl IntoInstant for u64 {
     fn into_instant(self) -> dht_proto::Instant {
         dht_proto::Instant::from_micros(self)
-    }
-}
-
-/// Progress on stderr: a bar on a terminal, otherwise a line every tenth of the run.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    lines: bool,
-    end_us: u64,
-    next_us: u64,
-    step_us: u64,
-}
-
-impl Progress {
-    fn new(on: bool, end_us: u64) -> Self {
-        let tty = std::io::stderr().is_terminal();
-        let bar = (on && tty).then(|| {
-            let b = indicatif::ProgressBar::new(1000);
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {percent:>3}% virtual {msg} [{elapsed_precise} wall]",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            b
-        });
-        let parts = if bar.is_some() { 1000 } else { 10 };
-        let step_us = (end_us / parts).max(1);
-        Progress {
-            bar,
-            lines: on && !tty,
-            end_us,
-            next_us: step_us,
-            step_us,
-        }
-    }
-
-    fn tick(&mut self, now_us: u64, live: usize) {
-        if now_us < self.next_us {
-            return;
-        }
-        self.next_us = now_us + self.step_us;
-        let msg = format!(
-            "{:.0}/{:.0} s, {live} live",
-            now_us as f64 / 1e6,
-            self.end_us as f64 / 1e6
-        );
-        if let Some(b) = &self.bar {
-            b.set_position(now_us * 1000 / self.end_us.max(1));
-            b.set_message(msg);
-        } else if self.lines {
-            eprintln!(
-                "progress: {:>3}% virtual {msg}",
-                now_us * 100 / self.end_us.max(1)
-            );
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
     }
 }

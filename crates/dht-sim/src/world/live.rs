@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 
 use dht_proto::Id;
 
-use crate::overlay::NodeIdx;
-use crate::prefetch::prefetch;
+use crate::engine::prefetch::prefetch;
+use crate::overlays::overlay::NodeIdx;
 use crate::rng::SimRng;
 
 /// Marks a node that is not in the dense live vector.

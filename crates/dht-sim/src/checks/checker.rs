@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 
 use dht_proto::Id;
 
-use crate::live::LiveIndex;
-use crate::overlay::NodeIdx;
+use crate::overlays::overlay::NodeIdx;
+use crate::world::live::LiveIndex;
 
 /// Who truly owns a key, by an overlay's own rule. The engine asks it when a lookup ends.
 ///

@@ -26,7 +26,7 @@
 
 use core::time::Duration;
 
-use crate::overlay::NodeIdx;
+use crate::overlays::overlay::NodeIdx;
 use crate::rng::{mix3, unit_f64, SimRng};
 
 /// Circumference of the world cylinder, in milliseconds of one-way propagation.
@@ -201,7 +201,7 @@ impl Network {
     /// A hint to load node `idx`'s place, which the next message it sends or is sent reads.
     pub fn prefetch(&self, idx: NodeIdx) {
         if let Some(p) = self.places.get(idx as usize) {
-            crate::prefetch::prefetch(p as *const Place);
+            crate::engine::prefetch::prefetch(p as *const Place);
         }
     }
 

@@ -7,12 +7,12 @@
 
 use dht_proto::Id;
 
-use crate::checker::OwnerOracle;
-use crate::live::LiveIndex;
-use crate::overlay::NodeIdx;
+use crate::checks::checker::OwnerOracle;
 use crate::overlays::can::CanNode;
 use crate::overlays::onehop::{OneHop, OneHopNode};
+use crate::overlays::overlay::NodeIdx;
 use crate::overlays::unstructured::UnNode;
+use crate::world::live::LiveIndex;
 
 /// Pastry's rule: the live node whose ID is numerically closest to the key on the ring.
 #[derive(Debug, Clone, Copy)]
