@@ -140,6 +140,10 @@ pub struct SimConfig {
     pub workload_tail_s: f64,
     /// Per-overlay knobs.
     pub knobs: OverlayKnobs,
+    /// Adversaries among the nodes (Kademlia only; see [`crate::adversary`]).
+    pub adversary: Option<crate::adversary::AdversaryConfig>,
+    /// Disjoint paths of Kademlia's lookups (S/Kademlia's d; 1 = the plain lookup).
+    pub disjoint_paths: usize,
     /// Show progress on stderr.
     #[serde(skip)]
     pub progress: bool,
@@ -168,6 +172,8 @@ impl Default for SimConfig {
             min_get_success: None,
             workload_tail_s: WORKLOAD_TAIL_S,
             knobs: OverlayKnobs::default(),
+            adversary: None,
+            disjoint_paths: 1,
             progress: false,
         }
     }
@@ -260,6 +266,19 @@ impl SimConfig {
         }
         if self.workload_tail_s != WORKLOAD_TAIL_S {
             c += &format!(" --workload-tail {}", self.workload_tail_s);
+        }
+        if let Some(a) = &self.adversary {
+            c += &format!(
+                " --adversary {} --adversary-fraction {}",
+                a.kind.name(),
+                a.fraction
+            );
+            if let Some(t) = a.target {
+                c += &format!(" --adversary-target {t}");
+            }
+        }
+        if self.disjoint_paths != 1 {
+            c += &format!(" --disjoint-paths {}", self.disjoint_paths);
         }
         c
     }

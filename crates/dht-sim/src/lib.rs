@@ -12,10 +12,12 @@
 //! | [`overlays`] | the overlay trait, the registry of overlays by name, Kademlia and the others, their shared parts, a test network |
 //! | [`checks`] | the checkers, the owner rules, and a toy overlay with planted faults |
 //! | [`output`] | counters, the report, the plots |
+//! | [`adversary`] | nodes that lie: the behaviour layer over Kademlia's core, and its bookkeeping |
 //! | [`draw`] | drawings of one lookup's path through an overlay |
 //! | [`config`], [`rng`] | the run's settings; the one seeded random-number generator |
 #![warn(missing_docs)]
 
+pub mod adversary;
 pub mod checks;
 pub mod config;
 pub mod draw;

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use dht_proto::Id;
 
-use crate::overlays::overlay::NodeIdx;
+use crate::overlays::overlay::{NodeIdx, OverlayNode};
 use crate::world::live::LiveIndex;
 
 /// Who truly owns a key, by an overlay's own rule. The engine asks it when a lookup ends.
@@ -73,6 +73,57 @@ impl<N> OwnerOracle<N> for XorClosest {
             .into_iter()
             .map(|(_, i)| i)
             .collect()
+    }
+
+    fn cheap_at_start(&self) -> bool {
+        true
+    }
+}
+
+/// Kademlia's rule with adversaries among the nodes ([`crate::adversary`]): the honest nodes
+/// among the `k` live nodes closest to the key by XOR, closest first; if all `k` are
+/// adversaries, the closest honest node beyond them. A lookup succeeds when it returns the
+/// closest honest node; its recall counts the honest owners it returned, so adversaries that
+/// truly are among the closest do not count against it.
+#[derive(Debug, Clone, Copy)]
+pub struct HonestXorClosest {
+    /// How many nodes to look at (Mainline: 8).
+    pub k: usize,
+}
+
+/// How far [`HonestXorClosest`] looks for an honest node past an all-adversary k.
+const HONEST_SEARCH_MAX: usize = 4096;
+
+impl<N: OverlayNode> OwnerOracle<N> for HonestXorClosest {
+    fn rule(&self) -> &'static str {
+        "honest-xor-closest"
+    }
+
+    fn owners(&self, key: &Id, live: &LiveIndex, nodes: &[Option<N>]) -> Vec<NodeIdx> {
+        let honest = |i: &NodeIdx| {
+            nodes
+                .get(*i as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|n| !n.is_adversary())
+        };
+        let mut owners: Vec<NodeIdx> = live
+            .xor_closest(key, self.k)
+            .into_iter()
+            .map(|(_, i)| i)
+            .filter(honest)
+            .collect();
+        let mut want = self.k.max(1);
+        while owners.is_empty() && want < live.len().min(HONEST_SEARCH_MAX) {
+            want *= 4;
+            owners = live
+                .xor_closest(key, want)
+                .into_iter()
+                .map(|(_, i)| i)
+                .filter(honest)
+                .take(1)
+                .collect();
+        }
+        owners
     }
 
     fn cheap_at_start(&self) -> bool {

@@ -1,6 +1,7 @@
 //! The end of a run: the engine's counters turned into a [`Report`], with the verdict.
 
 use super::*;
+use crate::adversary::{AdversaryReport, TargetCommands};
 
 impl<O: Overlay> Sim<O> {
     /// The report of the run that just ended, `wall_seconds` after it started.
@@ -171,6 +172,7 @@ impl<O: Overlay> Sim<O> {
             hop_histogram: c.hops.bins().to_vec(),
             latency_cdf: cdf,
             time_series: self.series.buckets.clone(),
+            adversary: self.adversary_report(),
             verdict: Verdict {
                 passed: failures.is_empty(),
                 correctness_failure: c.gets_corrupt > 0 || c.overflows > 0,
@@ -178,6 +180,45 @@ impl<O: Overlay> Sim<O> {
             },
             replay: self.cfg.replay_command(self.overlay.name()),
         }
+    }
+}
+
+impl<O: Overlay> Sim<O> {
+    /// The report's `adversary` section, for a run with adversaries.
+    fn adversary_report(&self) -> Option<AdversaryReport> {
+        let a = self.cfg.adversary?;
+        let mut tally = self.overlay.adversary_tally().unwrap_or_default();
+        tally.live_at_end = self
+            .live
+            .iter()
+            .filter(|&i| {
+                self.nodes[i as usize]
+                    .as_ref()
+                    .is_some_and(|n| n.is_adversary())
+            })
+            .count() as u64;
+        Some(AdversaryReport {
+            kind: a.kind,
+            fraction: a.fraction,
+            target: a.target.map(|t| t.to_string()),
+            disjoint_paths: self.cfg.disjoint_paths,
+            tally,
+            forgeries_accepted: self.c.gets_corrupt,
+            target_lookups: self.target.as_ref().map(|t| TargetCommands {
+                done: t.lookups_done,
+                correct: t.lookups_succeeded,
+                success_rate: ratio(t.lookups_succeeded, t.lookups_done),
+            }),
+            target_gets: self
+                .target
+                .as_ref()
+                .filter(|t| t.is_item)
+                .map(|t| TargetCommands {
+                    done: t.gets_done,
+                    correct: t.gets_correct,
+                    success_rate: ratio(t.gets_correct, t.gets_done),
+                }),
+        })
     }
 }
 

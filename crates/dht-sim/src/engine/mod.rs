@@ -270,6 +270,33 @@ pub struct Sim<O: Overlay> {
     scratch: Vec<OverlayEvent>,
     median_rtt_ms: f64,
     mass_failure: Option<(f64, f64)>,
+    /// A `targeted` run's target key and how honest commands for it fared.
+    target: Option<Target>,
+}
+
+/// The key a `targeted` attack surrounds, and the counts of honest commands for it.
+#[derive(Debug, Default)]
+struct Target {
+    key: Id,
+    /// Whether the key is the workload's first item (gets ask for it too).
+    is_item: bool,
+    lookups_done: u64,
+    lookups_succeeded: u64,
+    gets_started: u64,
+    gets_done: u64,
+    gets_correct: u64,
+}
+
+/// Share of the lookups, and of the gets, that a `targeted` run aims at its target key.
+pub const TARGET_SHARE: f64 = 0.5;
+
+/// Draws an origin makes to find an honest live node before it gives up.
+const ORIGIN_DRAWS_MAX: usize = 64;
+
+/// The key a `targeted` attack surrounds when none is given: the workload's first item, which
+/// such a run makes immutable (an immutable item's key is its place in the DHT).
+pub fn default_target(seed: u64) -> Id {
+    Id::sha1(&value_for(seed, 0, 0))
 }
 
 impl<O: Overlay> Sim<O> {
@@ -315,6 +342,15 @@ impl<O: Overlay> Sim<O> {
             scratch: Vec::new(),
             median_rtt_ms,
             mass_failure,
+            target: cfg
+                .adversary
+                .filter(|a| a.kind == crate::adversary::Kind::Targeted)
+                .and_then(|a| a.target)
+                .map(|key| Target {
+                    key,
+                    is_item: key == default_target(cfg.seed),
+                    ..Target::default()
+                }),
             cfg,
         })
     }
@@ -379,6 +415,17 @@ impl<O: Overlay> Sim<O> {
                 .map_or("never".to_string(), |i| format!("{i} s")),
             c.mass_failure.as_deref().unwrap_or("none")
         );
+        if let Some(a) = &c.adversary {
+            s += &format!(
+                "adversaries: {} at {}% of the nodes{}; honest lookups on {} disjoint path(s)\n",
+                a.kind.name(),
+                a.fraction * 100.0,
+                a.target.map_or(String::new(), |t| format!(", around {t}")),
+                c.disjoint_paths
+            );
+        } else if c.disjoint_paths != 1 {
+            s += &format!("lookups: {} disjoint paths\n", c.disjoint_paths);
+        }
         s += &format!("replay: {}\n", c.replay_command(self.overlay.name()));
         s
     }
@@ -560,8 +607,11 @@ impl<O: Overlay> Sim<O> {
                 self.bring_up(idx);
             }
             Ev::Lookup { n } => {
-                if let Some(from) = self.live.random(&mut self.rng) {
-                    let key = Id::random(&mut self.rng);
+                if let Some(from) = self.origin() {
+                    let key = match &self.target {
+                        Some(t) if self.rng.chance(TARGET_SHARE) => t.key,
+                        _ => Id::random(&mut self.rng),
+                    };
                     let holders = self.plant(&key);
                     // A lookup that ended inside `issue` has been judged already.
                     let owner_at_start = if self.oracle.cheap_at_start() {
@@ -587,7 +637,15 @@ impl<O: Overlay> Sim<O> {
             Ev::Get { n } => {
                 let keys = self.reference.acked_keys();
                 if !keys.is_empty() {
-                    let key = keys[self.rng.below(keys.len() as u64) as usize];
+                    let mut key = keys[self.rng.below(keys.len() as u64) as usize];
+                    if let Some(t) = self.target.as_mut().filter(|t| t.is_item) {
+                        if self.reference.get(&t.key).is_some_and(|r| r.seq_acked >= 0)
+                            && self.rng.chance(TARGET_SHARE)
+                        {
+                            key = t.key;
+                            t.gets_started += 1;
+                        }
+                    }
                     self.issue_get(key, None);
                 }
                 self.chain(n + 1, self.cfg.gets, |n| Ev::Get { n });
@@ -885,6 +943,10 @@ impl<O: Overlay> Sim<O> {
                 if let Some(h) = self.planted.remove(&(idx, query)) {
                     self.unplant(&p.key, h);
                 }
+                if let Some(t) = self.target.as_mut().filter(|t| t.key == p.key) {
+                    t.lookups_done += 1;
+                    t.lookups_succeeded += v.success as u64;
+                }
                 self.c.lookups_done += 1;
                 self.c.lookups_succeeded += v.success as u64;
                 self.c.lookups_succeeded_at_end += v.success_at_end as u64;
@@ -935,6 +997,10 @@ impl<O: Overlay> Sim<O> {
                 if value.is_some() {
                     let ms = answered_after.map_or(latency_ms, |d| d.as_millis() as u64);
                     self.c.get_latency_ms.add(ms);
+                }
+                if let Some(t) = self.target.as_mut().filter(|t| t.key == p.key) {
+                    t.gets_done += 1;
+                    t.gets_correct += (v == GetVerdict::Correct) as u64;
                 }
                 self.c.gets_found += value.is_some() as u64;
                 self.c.gets_correct += (v == GetVerdict::Correct) as u64;

@@ -4,8 +4,30 @@
 use super::*;
 
 impl<O: Overlay> Sim<O> {
+    /// A random live node to start a workload command from; an honest one in a run with
+    /// adversaries (theirs are not judged), or none after [`ORIGIN_DRAWS_MAX`] draws.
+    pub(super) fn origin(&mut self) -> Option<NodeIdx> {
+        if self.cfg.adversary.is_none() {
+            return self.live.random(&mut self.rng);
+        }
+        for _ in 0..ORIGIN_DRAWS_MAX {
+            let i = self.live.random(&mut self.rng)?;
+            if self.nodes[i as usize]
+                .as_ref()
+                .is_some_and(|n| !n.is_adversary())
+            {
+                return Some(i);
+            }
+        }
+        None
+    }
+
     pub(super) fn new_item(&mut self, n: u64) {
-        let mutable = self.rng.chance(self.cfg.mutable_fraction);
+        let mut mutable = self.rng.chance(self.cfg.mutable_fraction);
+        if n == 0 && self.target.as_ref().is_some_and(|t| t.is_item) {
+            // The target of a `targeted` attack (see `default_target`).
+            mutable = false;
+        }
         let (key, seq) = if mutable {
             (Id::random(&mut self.rng), 1)
         } else {
@@ -26,7 +48,7 @@ impl<O: Overlay> Sim<O> {
     }
 
     pub(super) fn put_version(&mut self, key: Id, number: u64, seq: i64) {
-        let Some(from) = self.live.random(&mut self.rng) else {
+        let Some(from) = self.origin() else {
             return;
         };
         self.reference.sent(&key, seq);
@@ -35,7 +57,7 @@ impl<O: Overlay> Sim<O> {
     }
 
     pub(super) fn issue_get(&mut self, key: Id, round: Option<u32>) {
-        let Some(from) = self.live.random(&mut self.rng) else {
+        let Some(from) = self.origin() else {
             return;
         };
         let expected_seq = self.reference.get(&key).map_or(0, |r| r.seq_acked);

@@ -63,6 +63,9 @@ pub struct Report {
     pub latency_cdf: Vec<(f64, f64)>,
     /// The measured phase in intervals.
     pub time_series: Vec<Bucket>,
+    /// The adversaries of the run and what they did (absent when every node is honest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adversary: Option<crate::adversary::AdversaryReport>,
     /// What the checkers concluded.
     pub verdict: Verdict,
     /// The one command that replays this run.
@@ -309,6 +312,34 @@ impl Report {
             "churn: {} leaves, {} joins, {} rejoins, {} live at end\n",
             self.churn.leaves, self.churn.joins, self.churn.rejoins, self.churn.live_at_end
         );
+        if let Some(a) = &self.adversary {
+            let m = &a.tally.mischief;
+            s += &format!(
+                "adversaries: {} at {}% ({} created, {} live at end), honest lookups on {} path(s) | {} lies, {} dropped, {} forged, {} swallowed | forged values refused {}, accepted {}\n",
+                a.kind.name(),
+                a.fraction * 100.0,
+                a.tally.created,
+                a.tally.live_at_end,
+                a.disjoint_paths,
+                m.lies,
+                m.dropped,
+                m.forged,
+                m.swallowed,
+                a.tally.forgeries_refused,
+                a.forgeries_accepted
+            );
+            for (what, t) in [("lookups", &a.target_lookups), ("gets", &a.target_gets)] {
+                if let Some(t) = t {
+                    s += &format!(
+                        "  {what} of the target {}: {}/{} correct ({:.2}%)\n",
+                        a.target.as_deref().unwrap_or("?"),
+                        t.correct,
+                        t.done,
+                        100.0 * t.success_rate
+                    );
+                }
+            }
+        }
         s += &format!(
             "cost: {:.1} s wall, {} events ({} wake-ups, {} idle), peak RSS {:.1} MiB ({} B/node; overlay state {:.0} B/node, engine {:.0} B/node)\n",
             self.wall_seconds,

@@ -30,6 +30,10 @@ use dht_proto::node::{Config, Event, Node, Outcome};
 use dht_proto::{Id, Instant};
 use ed25519_dalek::SigningKey;
 
+use crate::adversary::{
+    behave, is_adversary, targeted_id, AdversaryConfig, Context, Kind as AdversaryKind, Ledger,
+    Tally, Verdict,
+};
 use crate::engine::prefetch::prefetch_lines;
 use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 use crate::rng::SimRng;
@@ -70,7 +74,30 @@ struct Shared {
     /// Steps of the traced lookups that ended ([`KademliaNode::lookup_traced`]), by (node,
     /// query); kept here rather than in the nodes so that untraced runs pay nothing per node.
     traces: RefCell<BTreeMap<(Id, QueryId), Vec<TraceEvent>>>,
+    /// The run's adversaries (None: every node is honest).
+    adversaries: Option<Adversaries>,
 }
+
+/// The adversaries of a run: who they are, what they know together, what they did.
+#[derive(Debug)]
+struct Adversaries {
+    config: AdversaryConfig,
+    /// The run's seed, which picks them ([`is_adversary`]).
+    seed: u64,
+    ledger: RefCell<Ledger>,
+}
+
+/// The behaviour layer of an adversary node.
+#[derive(Debug)]
+struct Liar {
+    idx: NodeIdx,
+    /// Lying answers waiting to be sent (one per datagram handled: the engine drains the node
+    /// after each).
+    replies: VecDeque<(NodeIdx, Vec<u8>)>,
+}
+
+/// Lying answers an adversary holds at most; more are dropped.
+const LIAR_REPLIES_MAX: usize = 64;
 
 /// The Kademlia overlay: makes [`KademliaNode`]s with one [`Config`].
 #[derive(Debug, Clone)]
@@ -88,6 +115,12 @@ impl Kademlia {
 
     /// Custom settings.
     pub fn with_config(config: Config, seed: u64) -> Self {
+        Self::with_adversaries(config, seed, None)
+    }
+
+    /// Custom settings, with a fraction of the nodes made adversaries ([`crate::adversary`]);
+    /// `seed` is the run's, which picks them.
+    pub fn with_adversaries(config: Config, seed: u64, adversary: Option<AdversaryConfig>) -> Self {
         let mut rng = SimRng::new(seed ^ 0x4b41_444d);
         let mut secret = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rng, &mut secret);
@@ -97,6 +130,11 @@ impl Kademlia {
                 key: SigningKey::from_bytes(&secret),
                 mutable: RefCell::new(BTreeSet::new()),
                 traces: RefCell::new(BTreeMap::new()),
+                adversaries: adversary.map(|config| Adversaries {
+                    config,
+                    seed,
+                    ledger: RefCell::new(Ledger::default()),
+                }),
             }),
         }
     }
@@ -125,6 +163,19 @@ pub struct KademliaNode {
     pending: BTreeMap<QueryId, (Id, Kind)>,
     /// Events produced by the adapter itself (refused commands).
     events: VecDeque<OverlayEvent>,
+    /// Set for an adversary.
+    liar: Option<Box<Liar>>,
+}
+
+impl Drop for KademliaNode {
+    fn drop(&mut self) {
+        if let (Some(l), Some(a)) = (&self.liar, &self.shared.adversaries) {
+            a.ledger
+                .borrow_mut()
+                .colluders
+                .remove(l.idx, self.node.id());
+        }
+    }
 }
 
 impl KademliaNode {
@@ -147,8 +198,38 @@ impl KademliaNode {
         q
     }
 
+    /// Lets the behaviour layer of an adversary decide on `msg`; true if it took it.
+    fn lie(&mut self, now: Instant, from: NodeIdx, msg: &[u8]) -> bool {
+        let (Some(liar), Some(a)) = (self.liar.as_mut(), self.shared.adversaries.as_ref()) else {
+            return false;
+        };
+        let mut ledger = a.ledger.borrow_mut();
+        let Ledger { colluders, tally } = &mut *ledger;
+        let cx = Context {
+            config: &a.config,
+            idx: liar.idx,
+            node: &self.node,
+            colluders,
+            addr_of: &addr_of,
+            now,
+        };
+        match behave(&cx, msg, &mut tally.mischief) {
+            Verdict::Honest => false,
+            Verdict::Silent => true,
+            Verdict::Reply(bytes) => {
+                if liar.replies.len() < LIAR_REPLIES_MAX {
+                    liar.replies.push_back((from, bytes));
+                }
+                true
+            }
+        }
+    }
+
     fn translate(&mut self, mut ev: Event) -> Option<OverlayEvent> {
         let (key, kind) = self.pending.remove(&ev.query)?;
+        if let Some(a) = &self.shared.adversaries {
+            a.ledger.borrow_mut().tally.forgeries_refused += ev.stats.forgeries as u64;
+        }
         if let Some(trace) = ev.trace.take() {
             // Only lookups started by `lookup_traced` carry a trace.
             self.shared
@@ -275,6 +356,9 @@ impl OverlayNode for KademliaNode {
     }
 
     fn handle_message(&mut self, now: Instant, from: NodeIdx, msg: Vec<u8>) {
+        if self.liar.is_some() && self.lie(now, from, &msg) {
+            return;
+        }
         self.node.handle_datagram(now, addr_of(from), &msg);
     }
 
@@ -332,6 +416,9 @@ impl OverlayNode for KademliaNode {
     fn poll_transmit(&mut self) -> Option<(NodeIdx, Vec<u8>)> {
         // A transmit to an address outside the virtual network (none should exist) is skipped;
         // the loop is bounded by the node's own queue.
+        if let Some(r) = self.liar.as_mut().and_then(|l| l.replies.pop_front()) {
+            return Some(r);
+        }
         loop {
             let t = self.node.poll_transmit()?;
             if let Some(to) = idx_of(&t.to) {
@@ -362,6 +449,14 @@ impl OverlayNode for KademliaNode {
         self.node.memory_bytes()
             + self.pending.len() * 64
             + core::mem::size_of::<Self>().saturating_sub(core::mem::size_of::<Node>())
+            + self
+                .liar
+                .as_ref()
+                .map_or(0, |_| core::mem::size_of::<Liar>())
+    }
+
+    fn is_adversary(&self) -> bool {
+        self.liar.is_some()
     }
 }
 
@@ -393,9 +488,26 @@ impl Overlay for Kademlia {
         "kademlia"
     }
 
-    fn new_node(&self, _idx: NodeIdx, seed: u64) -> KademliaNode {
+    fn new_node(&self, idx: NodeIdx, seed: u64) -> KademliaNode {
         let mut rng = SimRng::new(seed);
-        let id = Id::random(&mut rng);
+        let mut id = Id::random(&mut rng);
+        let adversary = self
+            .shared
+            .adversaries
+            .as_ref()
+            .filter(|a| is_adversary(a.seed, idx, a.config.fraction));
+        let liar = adversary.map(|a| {
+            if let (AdversaryKind::Targeted, Some(t)) = (a.config.kind, a.config.target) {
+                id = targeted_id(&t, &id);
+            }
+            let mut ledger = a.ledger.borrow_mut();
+            ledger.colluders.insert(idx, id);
+            ledger.tally.created += 1;
+            Box::new(Liar {
+                idx,
+                replies: VecDeque::new(),
+            })
+        });
         // Nodes are created with the origin as `now`: the node only uses it to spread its first
         // maintenance, which then runs at its first wake-up.
         let node = Node::new(self.config.clone(), id, rng.next_word(), Instant::ZERO);
@@ -404,6 +516,7 @@ impl Overlay for Kademlia {
             shared: self.shared.clone(),
             pending: BTreeMap::new(),
             events: VecDeque::new(),
+            liar,
         }
     }
 
@@ -429,6 +542,15 @@ impl Overlay for Kademlia {
 
     fn predicted_hops(&self, n: u64) -> f64 {
         (n.max(2) as f64).log2() / (1.0 + (self.config.k.max(1) as f64).log2())
+    }
+
+    fn adversary_tally(&self) -> Option<Tally> {
+        let a = self.shared.adversaries.as_ref()?;
+        let ledger = a.ledger.borrow();
+        Some(Tally {
+            live_at_end: ledger.colluders.len() as u64,
+            ..ledger.tally
+        })
     }
 }
 

@@ -128,6 +128,12 @@ pub trait OverlayNode {
     /// Approximate heap and inline bytes of this node's state (routing state and stored items),
     /// for the state-per-node figure.
     fn state_bytes(&self) -> usize;
+
+    /// Whether this node is an adversary ([`crate::adversary`]): the workload starts nothing
+    /// from it and the checkers judge only honest nodes.
+    fn is_adversary(&self) -> bool {
+        false
+    }
 }
 
 /// Makes the nodes of one overlay and, for experiments on a static network, can put every live
@@ -171,4 +177,9 @@ pub trait Overlay {
     /// Removes a planted target again once its lookup has been judged, so that every lookup
     /// searches for an item with exactly its planted copies and stores do not grow.
     fn unplant(&self, _node: &mut Self::Node, _key: &Id) {}
+
+    /// What the overlay's adversaries did, if it has any ([`crate::adversary`]).
+    fn adversary_tally(&self) -> Option<crate::adversary::Tally> {
+        None
+    }
 }

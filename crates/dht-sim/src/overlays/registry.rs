@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use crate::checks::checker::{OwnerOracle, RingSuccessor, XorClosest};
+use crate::checks::checker::{HonestXorClosest, OwnerOracle, RingSuccessor, XorClosest};
 use crate::checks::oracles::{AnyHolder, NumericallyClosest, TokenOwner, ZoneOwner};
 use crate::config::SimConfig;
 use crate::engine::Sim;
@@ -25,6 +25,7 @@ use crate::overlays::onehop::{OneHop, OneHopConfig};
 use crate::overlays::overlay::Overlay;
 use crate::overlays::pastry::{Pastry, PastryConfig};
 use crate::overlays::unstructured::{Unstructured, UnstructuredConfig};
+use dht_proto::node::Config;
 
 /// Overlay names `dht sim --overlay` accepts, in the order `dht compare` runs them.
 pub const OVERLAYS: &[&str] = &[
@@ -144,6 +145,26 @@ fn check_knobs(name: &str, cfg: &SimConfig) -> Result<(), RunError> {
             ));
         }
     }
+    if (cfg.adversary.is_some() || cfg.disjoint_paths != 1) && name != "kademlia" {
+        return bad(format!(
+            "--adversary and --disjoint-paths apply to kademlia only (not {name})"
+        ));
+    }
+    if !(1..=dht_proto::lookup::PATHS_MAX).contains(&cfg.disjoint_paths) {
+        return bad(format!(
+            "--disjoint-paths {} outside 1..={}",
+            cfg.disjoint_paths,
+            dht_proto::lookup::PATHS_MAX
+        ));
+    }
+    if let Some(a) = &cfg.adversary {
+        if !(a.fraction > 0.0 && a.fraction < 1.0) {
+            return bad(format!(
+                "--adversary-fraction {} outside (0, 1) (0.2 = 20% of the nodes)",
+                a.fraction
+            ));
+        }
+    }
     if !(1..=WALKERS_MAX).contains(&k.walkers) {
         return bad(format!("--walkers {} outside 1..={WALKERS_MAX}", k.walkers));
     }
@@ -165,6 +186,11 @@ pub fn run_overlay(
     on_parameters: &mut dyn FnMut(&str),
 ) -> Result<Report, RunError> {
     check_knobs(name, &cfg)?;
+    if let Some(a) = cfg.adversary.as_mut() {
+        if a.kind == crate::adversary::Kind::Targeted && a.target.is_none() {
+            a.target = Some(crate::engine::default_target(cfg.seed));
+        }
+    }
     if let Some(u) = unstructured_config(name, &cfg) {
         let need = u.search_time.as_secs_f64() + SEARCH_TAIL_MARGIN_S;
         cfg.workload_tail_s = cfg.workload_tail_s.max(need);
@@ -173,8 +199,19 @@ pub fn run_overlay(
         "kademlia" => {
             let k = cfg.k;
             go(
-                Kademlia::new(cfg.seed),
-                Box::new(XorClosest { k }),
+                Kademlia::with_adversaries(
+                    Config {
+                        disjoint_paths: cfg.disjoint_paths,
+                        ..Config::default()
+                    },
+                    cfg.seed,
+                    cfg.adversary,
+                ),
+                if cfg.adversary.is_some() {
+                    Box::new(HonestXorClosest { k })
+                } else {
+                    Box::new(XorClosest { k })
+                },
                 cfg,
                 on_parameters,
             )

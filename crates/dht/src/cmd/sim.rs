@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use dht_sim::adversary::AdversaryConfig;
 use dht_sim::config::{OverlayKnobs, WORKLOAD_TAIL_S};
 use dht_sim::overlays::registry::{run_overlay, OVERLAYS};
 use dht_sim::world::churn::Churn;
@@ -102,6 +103,31 @@ pub struct SimArgs {
     /// No progress on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Kademlia: make a fraction of the nodes adversaries (see docs/adversaries.md): drop
+    /// (answer find_node and ping, drop every get, put and announce), eclipse (collude: answer
+    /// every request for nodes with the adversaries closest to its target, never a value),
+    /// targeted (eclipse with IDs placed around one key, and forged values for it), forge
+    /// (answer gets with forged values and get_peers with false peers). Lookups and gets
+    /// are then started only by honest nodes and judged against the closest honest nodes.
+    #[arg(long, value_name = "KIND", value_parser = parse_adversary)]
+    pub adversary: Option<dht_sim::adversary::Kind>,
+    /// The fraction of the nodes that are adversaries, in (0, 1): 0.2 is 20%.
+    #[arg(long, value_name = "F", default_value_t = 0.2, requires = "adversary")]
+    pub adversary_fraction: f64,
+    /// The key a targeted attack surrounds, 40 hex digits (default: the key of the workload's
+    /// first item, which is then immutable; half the gets ask for it, and half the lookups
+    /// look it up).
+    #[arg(long, value_name = "KEY", value_parser = crate::cmd::client::id_arg, requires = "adversary")]
+    pub adversary_target: Option<dht_sim::adversary::Key>,
+    /// Kademlia: run every lookup on D disjoint paths that never share a node (S/Kademlia's
+    /// d; 1 is the plain lookup, at most 16).
+    #[arg(long, value_name = "D", default_value_t = 1)]
+    pub disjoint_paths: usize,
+}
+
+/// Parses an adversary kind (clap prints the error on the usage line, exit 2).
+fn parse_adversary(s: &str) -> Result<dht_sim::adversary::Kind, String> {
+    dht_sim::adversary::Kind::parse(s)
 }
 
 /// Parses an overlay name; the error lists the valid names (clap prints it on the usage line,
@@ -153,6 +179,12 @@ impl SimArgs {
             progress: !self.quiet,
             knobs,
             workload_tail_s: self.workload_tail.unwrap_or(WORKLOAD_TAIL_S),
+            adversary: self.adversary.map(|kind| AdversaryConfig {
+                kind,
+                fraction: self.adversary_fraction,
+                target: self.adversary_target,
+            }),
+            disjoint_paths: self.disjoint_paths,
             ..SimConfig::default()
         })
     }
