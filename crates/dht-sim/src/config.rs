@@ -144,6 +144,9 @@ pub struct SimConfig {
     pub adversary: Option<crate::adversary::AdversaryConfig>,
     /// Disjoint paths of Kademlia's lookups (S/Kademlia's d; 1 = the plain lookup).
     pub disjoint_paths: usize,
+    /// Kademlia nodes at public addresses, adversaries sharing /24s, so that the routing
+    /// table's per-subnet limits apply (see `overlays::kademlia::public_addr_of`).
+    pub ip_diversity: bool,
     /// Show progress on stderr.
     #[serde(skip)]
     pub progress: bool,
@@ -174,6 +177,7 @@ impl Default for SimConfig {
             knobs: OverlayKnobs::default(),
             adversary: None,
             disjoint_paths: 1,
+            ip_diversity: false,
             progress: false,
         }
     }
@@ -279,6 +283,9 @@ impl SimConfig {
         }
         if self.disjoint_paths != 1 {
             c += &format!(" --disjoint-paths {}", self.disjoint_paths);
+        }
+        if self.ip_diversity {
+            c += " --ip-diversity";
         }
         c
     }

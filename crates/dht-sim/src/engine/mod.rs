@@ -772,9 +772,11 @@ impl<O: Overlay> Sim<O> {
     }
 
     /// Makes `idx` live and has it join through a random live node (the first node joins no
-    /// one: it is the network).
+    /// one: it is the network). With adversaries, through an honest one: a real node's first
+    /// contact is a well-known bootstrap router, not a stranger (what that router answers may
+    /// still name adversaries).
     fn bring_up(&mut self, idx: NodeIdx) {
-        let via = self.live.random(&mut self.rng);
+        let via = self.origin();
         let id = self.node_id(idx);
         self.live.insert(idx, id);
         if let Some(node) = self.nodes[idx as usize].as_mut() {

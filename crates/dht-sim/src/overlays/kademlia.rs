@@ -54,15 +54,77 @@ pub fn addr_of(idx: NodeIdx) -> SocketAddr {
     ))
 }
 
-/// The node index behind a virtual address, if it is one.
+/// First octet of an honest node's public address ([`public_addr_of`]).
+const HONEST_FIRST_OCTET: u8 = 11;
+
+/// Honest node indices that have a public address of their own: first octets 11 to 110,
+/// which hold no private, loopback or reserved range.
+pub const PUBLIC_HONEST_MAX: u32 = 100 << 16;
+
+/// First octet of an adversary's public address ([`public_addr_of`]).
+const ADVERSARY_FIRST_OCTET: u8 = 160;
+
+/// The public virtual address of node `idx` (with `dht sim --ip-diversity`). An honest node
+/// has a /24 of its own, `(11 + idx / 2^16).b.c.1`, as honest nodes drawn from the whole
+/// Internet almost always do; an adversary sits at `(160 + idx / 2^24).a.b.c`, so adversaries
+/// whose indices share all but their last 8 bits share a /24, as an attacker's rented hosts
+/// do (about 51 per /24 when a fifth of the nodes are adversaries). These addresses are not
+/// local, so `dht-proto`'s per-subnet limits of the routing table apply to them.
+pub fn public_addr_of(idx: NodeIdx, adversary: bool) -> SocketAddr {
+    let b = idx.to_be_bytes();
+    let ip = if adversary {
+        Ipv4Addr::new(ADVERSARY_FIRST_OCTET.wrapping_add(b[0]), b[1], b[2], b[3])
+    } else {
+        let hi = (idx >> 16).min(PUBLIC_HONEST_MAX >> 16) as u8;
+        Ipv4Addr::new(HONEST_FIRST_OCTET + hi, b[2], b[3], 1)
+    };
+    SocketAddr::V4(SocketAddrV4::new(ip, BASE_PORT))
+}
+
+/// The node index behind a virtual address of either plan ([`addr_of`], [`public_addr_of`]),
+/// if it is one.
 pub fn idx_of(addr: &SocketAddr) -> Option<NodeIdx> {
     let SocketAddr::V4(a) = addr else { return None };
     let o = a.ip().octets();
     let hi = a.port().checked_sub(BASE_PORT)?;
-    if o[0] != 127 || hi > u8::MAX as u16 {
+    if hi > u8::MAX as u16 {
         return None;
     }
-    Some(u32::from_be_bytes([hi as u8, o[1], o[2], o[3]]))
+    match o[0] {
+        127 => Some(u32::from_be_bytes([hi as u8, o[1], o[2], o[3]])),
+        _ if hi != 0 => None,
+        f if (HONEST_FIRST_OCTET..HONEST_FIRST_OCTET + 100).contains(&f) && o[3] == 1 => {
+            Some(((f - HONEST_FIRST_OCTET) as u32) << 16 | (o[1] as u32) << 8 | o[2] as u32)
+        }
+        f if f >= ADVERSARY_FIRST_OCTET => Some(u32::from_be_bytes([
+            f - ADVERSARY_FIRST_OCTET,
+            o[1],
+            o[2],
+            o[3],
+        ])),
+        _ => None,
+    }
+}
+
+/// How a run maps node indices to addresses.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    /// [`addr_of`]: loopback, exempt from the per-subnet limits.
+    Loopback,
+    /// [`public_addr_of`], adversaries picked as [`is_adversary`] picks them.
+    Public { seed: u64, fraction: f64 },
+}
+
+impl Plan {
+    #[inline]
+    fn addr(&self, idx: NodeIdx) -> SocketAddr {
+        match *self {
+            Plan::Loopback => addr_of(idx),
+            Plan::Public { seed, fraction } => {
+                public_addr_of(idx, is_adversary(seed, idx, fraction))
+            }
+        }
+    }
 }
 
 /// State shared by all nodes of one overlay: the workload's signing key and which keys are
@@ -76,6 +138,8 @@ struct Shared {
     traces: RefCell<BTreeMap<(Id, QueryId), Vec<TraceEvent>>>,
     /// The run's adversaries (None: every node is honest).
     adversaries: Option<Adversaries>,
+    /// The address plan.
+    plan: Plan,
 }
 
 /// The adversaries of a run: who they are, what they know together, what they did.
@@ -115,12 +179,27 @@ impl Kademlia {
 
     /// Custom settings.
     pub fn with_config(config: Config, seed: u64) -> Self {
-        Self::with_adversaries(config, seed, None)
+        Self::with_adversaries(config, seed, None, false)
     }
 
     /// Custom settings, with a fraction of the nodes made adversaries ([`crate::adversary`]);
-    /// `seed` is the run's, which picks them.
-    pub fn with_adversaries(config: Config, seed: u64, adversary: Option<AdversaryConfig>) -> Self {
+    /// `seed` is the run's, which picks them. With `public_addresses`, nodes live at
+    /// [`public_addr_of`]'s addresses, where the routing table's per-subnet limits apply
+    /// (`config`'s rate and upload limits apply there too: turn them off for a simulation).
+    pub fn with_adversaries(
+        config: Config,
+        seed: u64,
+        adversary: Option<AdversaryConfig>,
+        public_addresses: bool,
+    ) -> Self {
+        let plan = if public_addresses {
+            Plan::Public {
+                seed,
+                fraction: adversary.map_or(0.0, |a| a.fraction),
+            }
+        } else {
+            Plan::Loopback
+        };
         let mut rng = SimRng::new(seed ^ 0x4b41_444d);
         let mut secret = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rng, &mut secret);
@@ -135,6 +214,7 @@ impl Kademlia {
                     seed,
                     ledger: RefCell::new(Ledger::default()),
                 }),
+                plan,
             }),
         }
     }
@@ -205,12 +285,14 @@ impl KademliaNode {
         };
         let mut ledger = a.ledger.borrow_mut();
         let Ledger { colluders, tally } = &mut *ledger;
+        let plan = self.shared.plan;
+        let addr = move |i: NodeIdx| plan.addr(i);
         let cx = Context {
             config: &a.config,
             idx: liar.idx,
             node: &self.node,
             colluders,
-            addr_of: &addr_of,
+            addr_of: &addr,
             now,
         };
         match behave(&cx, msg, &mut tally.mischief) {
@@ -359,7 +441,8 @@ impl OverlayNode for KademliaNode {
         if self.liar.is_some() && self.lie(now, from, &msg) {
             return;
         }
-        self.node.handle_datagram(now, addr_of(from), &msg);
+        self.node
+            .handle_datagram(now, self.shared.plan.addr(from), &msg);
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -368,7 +451,7 @@ impl OverlayNode for KademliaNode {
 
     fn join(&mut self, now: Instant, via: NodeIdx) {
         // The bootstrap's own event is not tracked, so it is never reported as a lookup.
-        self.node.bootstrap(now, &[], &[addr_of(via)]);
+        self.node.bootstrap(now, &[], &[self.shared.plan.addr(via)]);
     }
 
     fn lookup(&mut self, now: Instant, key: Id) -> QueryId {
@@ -536,7 +619,10 @@ impl Overlay for Kademlia {
             .collect();
         pairs.sort_unstable_by_key(|(key, _)| *key);
         let (sorted, mut tables): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
-        fill_tables(&sorted, &mut tables, self.config.k.max(1));
+        let plan = self.shared.plan;
+        fill_tables(&sorted, &mut tables, self.config.k.max(1), &|i| {
+            plan.addr(i)
+        });
         true
     }
 
@@ -563,7 +649,12 @@ impl Overlay for Kademlia {
 /// search per bucket, on a single bit. Neighbours in `sorted` share their first runs: where
 /// two IDs agree on their first `d` bits, their cuts at depths up to `d` are the same, so
 /// they are kept from the previous node and only the deeper ones are searched again.
-fn fill_tables(sorted: &[(Id, NodeIdx)], tables: &mut [&mut Node], k: usize) {
+fn fill_tables(
+    sorted: &[(Id, NodeIdx)],
+    tables: &mut [&mut Node],
+    k: usize,
+    addr_of: &dyn Fn(NodeIdx) -> SocketAddr,
+) {
     let mut picks: Vec<usize> = Vec::with_capacity(k);
     // `cuts[d]`: the run at depth `d` and where bit `d` cuts it, for the previous node.
     let mut cuts: Vec<(usize, usize, usize)> = Vec::with_capacity(ID_BITS);
@@ -755,7 +846,31 @@ mod tests {
             3 << 24,
         ] {
             assert_eq!(idx_of(&addr_of(idx)), Some(idx), "{idx}");
+            assert_eq!(idx_of(&public_addr_of(idx, true)), Some(idx), "{idx}");
+            if idx < PUBLIC_HONEST_MAX {
+                assert_eq!(idx_of(&public_addr_of(idx, false)), Some(idx), "{idx}");
+            }
         }
+        // Public addresses are not local, honest ones a /24 each, adversaries' shared.
+        for idx in [0u32, 1, 255, 70_000, 1 << 22] {
+            let ip = public_addr_of(idx, false).ip();
+            assert!(!dht_proto::id::is_local_address(&ip), "{ip}");
+            assert!(!dht_proto::id::is_local_address(
+                &public_addr_of(idx, true).ip()
+            ));
+        }
+        let subnet = |a: SocketAddr| match a {
+            SocketAddr::V4(v) => v.ip().octets()[..3].to_vec(),
+            _ => unreachable!(),
+        };
+        assert_ne!(
+            subnet(public_addr_of(256, false)),
+            subnet(public_addr_of(257, false))
+        );
+        assert_eq!(
+            subnet(public_addr_of(256, true)),
+            subnet(public_addr_of(257, true))
+        );
         assert_eq!(idx_of(&"10.0.0.1:6881".parse().unwrap()), None);
         assert_eq!(idx_of(&"127.0.0.1:80".parse().unwrap()), None);
     }

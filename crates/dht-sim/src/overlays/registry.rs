@@ -121,6 +121,26 @@ pub fn min_duration_s(name: &str, cfg: &SimConfig) -> u64 {
     (2.0 * tail).ceil() as u64
 }
 
+/// Kademlia's node settings for a run: Mainline's, with the run's disjoint paths; with
+/// `--ip-diversity` the nodes have public addresses, where the per-source rate limit and the
+/// upload budget would apply too: they are turned off, so that only the routing table's
+/// per-subnet limits differ from a loopback run.
+fn kademlia_config(cfg: &SimConfig) -> Config {
+    let mut c = Config {
+        disjoint_paths: cfg.disjoint_paths,
+        ..Config::default()
+    };
+    if cfg.ip_diversity {
+        c.rate_limit.per_second = 0;
+        c.upload_bytes_per_second = 0;
+    }
+    c
+}
+
+/// The most nodes an `--ip-diversity` run may start with: churn adds indices, and honest ones
+/// must stay below [`crate::overlays::kademlia::PUBLIC_HONEST_MAX`].
+pub const IP_DIVERSITY_NODES_MAX: u32 = 2_000_000;
+
 /// Checks the knobs against their bounds.
 fn check_knobs(name: &str, cfg: &SimConfig) -> Result<(), RunError> {
     let k = &cfg.knobs;
@@ -148,6 +168,16 @@ fn check_knobs(name: &str, cfg: &SimConfig) -> Result<(), RunError> {
     if (cfg.adversary.is_some() || cfg.disjoint_paths != 1) && name != "kademlia" {
         return bad(format!(
             "--adversary and --disjoint-paths apply to kademlia only (not {name})"
+        ));
+    }
+    if cfg.ip_diversity && name != "kademlia" {
+        return bad(format!(
+            "--ip-diversity applies to kademlia only (not {name})"
+        ));
+    }
+    if cfg.ip_diversity && cfg.nodes > IP_DIVERSITY_NODES_MAX {
+        return bad(format!(
+            "--ip-diversity gives each honest node a /24 of its own, for up to {IP_DIVERSITY_NODES_MAX} nodes"
         ));
     }
     if !(1..=dht_proto::lookup::PATHS_MAX).contains(&cfg.disjoint_paths) {
@@ -200,12 +230,10 @@ pub fn run_overlay(
             let k = cfg.k;
             go(
                 Kademlia::with_adversaries(
-                    Config {
-                        disjoint_paths: cfg.disjoint_paths,
-                        ..Config::default()
-                    },
+                    kademlia_config(&cfg),
                     cfg.seed,
                     cfg.adversary,
+                    cfg.ip_diversity,
                 ),
                 if cfg.adversary.is_some() {
                     Box::new(HonestXorClosest { k })

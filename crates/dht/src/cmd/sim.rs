@@ -123,6 +123,12 @@ pub struct SimArgs {
     /// d; 1 is the plain lookup, at most 16).
     #[arg(long, value_name = "D", default_value_t = 1)]
     pub disjoint_paths: usize,
+    /// Kademlia: give the nodes public addresses, each honest node a /24 of its own and the
+    /// adversaries packed about 256 indices to a /24 (as an attacker's rented hosts are), so
+    /// that the routing table's limits of one contact per /24 per bucket and four per table
+    /// apply (loopback addresses are exempt from them).
+    #[arg(long)]
+    pub ip_diversity: bool,
 }
 
 /// Parses an adversary kind (clap prints the error on the usage line, exit 2).
@@ -185,6 +191,7 @@ impl SimArgs {
                 target: self.adversary_target,
             }),
             disjoint_paths: self.disjoint_paths,
+            ip_diversity: self.ip_diversity,
             ..SimConfig::default()
         })
     }
