@@ -379,3 +379,171 @@ pub struct Ledger {
     /// The counts.
     pub tally: Tally,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dht_proto::message::Want;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn addr(i: NodeIdx) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8)), 6881)
+    }
+
+    fn query(method: Method) -> Vec<u8> {
+        Message {
+            transaction_id: b"tt".to_vec(),
+            version: None,
+            requester_ip: None,
+            read_only: false,
+            body: Body::Query(Query {
+                sender_id: Id([1; 20]),
+                method,
+            }),
+        }
+        .encode()
+    }
+
+    fn answer(v: Verdict) -> Response {
+        let Verdict::Reply(bytes) = v else {
+            panic!("expected a reply, got {v:?}");
+        };
+        let m = Message::decode(&bytes).expect("the reply decodes");
+        assert_eq!(m.transaction_id, b"tt");
+        match m.body {
+            Body::Response(r) => r,
+            other => panic!("not a response: {other:?}"),
+        }
+    }
+
+    fn setup(kind: Kind) -> (Node, Colluders, AdversaryConfig) {
+        let node = Node::new(
+            dht_proto::node::Config::default(),
+            Id([0x80; 20]),
+            1,
+            Instant::ZERO,
+        );
+        let mut colluders = Colluders::default();
+        for i in 0..20u32 {
+            colluders.insert(i, Id([i as u8 * 12; 20]));
+        }
+        let config = AdversaryConfig {
+            kind,
+            fraction: 0.2,
+            target: Some(Id([0x33; 20])),
+        };
+        (node, colluders, config)
+    }
+
+    #[test]
+    fn kinds_parse_by_name_and_unknown_ones_are_listed() {
+        for (name, kind) in Kind::ALL {
+            assert_eq!(Kind::parse(name), Ok(kind));
+            assert_eq!(kind.name(), name);
+        }
+        let e = Kind::parse("sybil").unwrap_err();
+        assert!(e.contains("drop, eclipse, targeted, forge"), "{e}");
+    }
+
+    #[test]
+    fn the_fraction_of_adversaries_follows_the_setting() {
+        let n = (0..10_000).filter(|&i| is_adversary(7, i, 0.2)).count();
+        assert!((1_800..2_200).contains(&n), "{n}");
+        assert_eq!((0..1000).filter(|&i| is_adversary(7, i, 0.0)).count(), 0);
+        let target = Id([0xab; 20]);
+        let id = targeted_id(&target, &Id([0x01; 20]));
+        assert!(id.distance(&target).leading_zeros() >= TARGET_PREFIX_BITS);
+    }
+
+    #[test]
+    fn drop_answers_pings_and_find_node_but_drops_data_requests() {
+        let (node, colluders, config) = setup(Kind::Drop);
+        let cx = Context {
+            config: &config,
+            idx: 3,
+            node: &node,
+            colluders: &colluders,
+            addr_of: &addr,
+            now: Instant::ZERO,
+        };
+        let mut m = Mischief::default();
+        assert_eq!(behave(&cx, &query(Method::Ping), &mut m), Verdict::Honest);
+        let find = Method::FindNode {
+            target: Id([2; 20]),
+            want: None,
+        };
+        assert_eq!(behave(&cx, &query(find), &mut m), Verdict::Honest);
+        let get = Method::Get {
+            target: Id([2; 20]),
+            seq: None,
+        };
+        assert_eq!(behave(&cx, &query(get), &mut m), Verdict::Silent);
+        assert_eq!(m.dropped, 1);
+    }
+
+    #[test]
+    fn eclipse_names_only_the_colluders_closest_to_the_target_and_never_itself() {
+        let (node, colluders, config) = setup(Kind::Eclipse);
+        let cx = Context {
+            config: &config,
+            idx: 3,
+            node: &node,
+            colluders: &colluders,
+            addr_of: &addr,
+            now: Instant::ZERO,
+        };
+        let mut m = Mischief::default();
+        let target = Id([37; 20]);
+        let r = answer(behave(
+            &cx,
+            &query(Method::FindNode {
+                target,
+                want: Some(Want::default()),
+            }),
+            &mut m,
+        ));
+        let mut expected: Vec<Id> = (0..20u32)
+            .filter(|&i| i != 3)
+            .map(|i| Id([i as u8 * 12; 20]))
+            .collect();
+        expected.sort_by_key(|id| id.distance(&target));
+        expected.truncate(LIE_CONTACTS);
+        let named: Vec<Id> = r.nodes.iter().map(|n| n.id).collect();
+        assert_eq!(named, expected);
+        assert!(r.value.is_none() && r.token.is_some());
+        // A put is acknowledged and kept nowhere.
+        let put = Method::Put(dht_proto::message::PutArgs {
+            token: b"lies".to_vec(),
+            value: b"1:x".to_vec(),
+            mutable: None,
+            target: None,
+        });
+        let r = answer(behave(&cx, &query(put), &mut m));
+        assert_eq!(r.sender_id, node.id());
+        assert_eq!(node.storage().item_count(), 0);
+        assert_eq!((m.lies, m.swallowed), (1, 1));
+    }
+
+    #[test]
+    fn forged_values_fail_verification() {
+        let (node, colluders, config) = setup(Kind::Forge);
+        let cx = Context {
+            config: &config,
+            idx: 3,
+            node: &node,
+            colluders: &colluders,
+            addr_of: &addr,
+            now: Instant::ZERO,
+        };
+        let mut m = Mischief::default();
+        let target = Id([9; 20]);
+        let r = answer(behave(
+            &cx,
+            &query(Method::Get { target, seq: None }),
+            &mut m,
+        ));
+        let v = r.value.expect("a forged value");
+        assert_ne!(dht_proto::bep44::immutable_target(&v), target);
+        assert_eq!(m.forged, 1);
+    }
+}
