@@ -416,6 +416,22 @@ mod tests {
         }
     }
 
+    /// The context of adversary 3.
+    fn context<'a>(
+        node: &'a Node,
+        colluders: &'a Colluders,
+        config: &'a AdversaryConfig,
+    ) -> Context<'a> {
+        Context {
+            config,
+            idx: 3,
+            node,
+            colluders,
+            addr_of: &addr,
+            now: Instant::ZERO,
+        }
+    }
+
     fn setup(kind: Kind) -> (Node, Colluders, AdversaryConfig) {
         let node = Node::new(
             dht_proto::node::Config::default(),
@@ -458,14 +474,7 @@ mod tests {
     #[test]
     fn drop_answers_pings_and_find_node_but_drops_data_requests() {
         let (node, colluders, config) = setup(Kind::Drop);
-        let cx = Context {
-            config: &config,
-            idx: 3,
-            node: &node,
-            colluders: &colluders,
-            addr_of: &addr,
-            now: Instant::ZERO,
-        };
+        let cx = context(&node, &colluders, &config);
         let mut m = Mischief::default();
         assert_eq!(behave(&cx, &query(Method::Ping), &mut m), Verdict::Honest);
         let find = Method::FindNode {
@@ -484,14 +493,7 @@ mod tests {
     #[test]
     fn eclipse_names_only_the_colluders_closest_to_the_target_and_never_itself() {
         let (node, colluders, config) = setup(Kind::Eclipse);
-        let cx = Context {
-            config: &config,
-            idx: 3,
-            node: &node,
-            colluders: &colluders,
-            addr_of: &addr,
-            now: Instant::ZERO,
-        };
+        let cx = context(&node, &colluders, &config);
         let mut m = Mischief::default();
         let target = Id([37; 20]);
         let r = answer(behave(
@@ -527,14 +529,7 @@ mod tests {
     #[test]
     fn forged_values_fail_verification() {
         let (node, colluders, config) = setup(Kind::Forge);
-        let cx = Context {
-            config: &config,
-            idx: 3,
-            node: &node,
-            colluders: &colluders,
-            addr_of: &addr,
-            now: Instant::ZERO,
-        };
+        let cx = context(&node, &colluders, &config);
         let mut m = Mischief::default();
         let target = Id([9; 20]);
         let r = answer(behave(
