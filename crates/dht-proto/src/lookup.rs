@@ -18,8 +18,12 @@
 //! are dealt out to d paths, closest first, round robin; a node learned from a reply belongs to
 //! the path of the node that named it, unless another path knows it already, so no node is
 //! ever asked by two paths and a path that meets a liar is fed only by that path's own
-//! answers. Each path keeps its own α in flight and ends on its own k closest; the lookup ends
-//! when every path has. With d = 1 it is the plain lookup above, step for step.
+//! answers. Each path keeps its own α in flight, its own [`CANDIDATES_MAX`] candidates (a liar
+//! on one path cannot push another path's candidates out) and ends on its own k closest; the
+//! lookup ends when every path has. A candidate a path dropped is not taken back by another,
+//! and one address is one candidate within a path (a liar naming an honest address under a
+//! false ID does not keep the honest node from the other paths). With d = 1 it is the plain
+//! lookup above, step for step.
 
 use core::time::Duration;
 
@@ -35,6 +39,13 @@ pub const TRACE_MAX: usize = 512;
 
 /// Disjoint paths a lookup runs at most ([`Lookup::with_paths`]).
 pub const PATHS_MAX: usize = 16;
+
+/// Contacts of one reply a lookup considers (a Mainline reply has at most 8 IPv4 and 8 IPv6
+/// ones): a liar's long list cannot crowd out what the lookup knows.
+pub const REPLY_CONTACTS_MAX: usize = 16;
+
+/// IDs a lookup on several paths remembers having dropped (see [`Lookup::with_paths`]).
+const DROPPED_MAX: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -132,6 +143,10 @@ pub struct Lookup {
     paths: u8,
     /// The path whose turn it is to send next, so that paths take turns.
     next_path: u8,
+    /// The path the next contact from [`Lookup::add_nodes`] is dealt to.
+    next_deal: u8,
+    /// IDs dropped from a lookup on several paths, never taken back (at most [`DROPPED_MAX`]).
+    dropped: Vec<Id>,
     /// Whether the lookup may widen to k requests in flight once converging.
     widen: bool,
 }
@@ -160,6 +175,8 @@ impl Lookup {
             converging: 0,
             paths: 1,
             next_path: 0,
+            next_deal: 0,
+            dropped: Vec::new(),
             widen: true,
         };
         for s in seeds {
@@ -177,6 +194,7 @@ impl Lookup {
         for (i, c) in self.candidates.iter_mut().enumerate() {
             c.path = (i % d) as u8;
         }
+        self.next_deal = (self.candidates.len() % d) as u8;
         self
     }
 
@@ -197,7 +215,7 @@ impl Lookup {
     /// started with): the candidates it already knows beyond the old k are asked next, and
     /// [`Lookup::is_done`] waits for them. A get that found nothing among the k closest asks
     /// the next ones, where an item's older holders sit when newcomers have taken their
-    /// places.
+    /// places. With several paths each path widens (so about d·k more requests).
     pub fn widen_to(&mut self, k: usize) {
         self.k = self.k.max(k);
     }
@@ -220,13 +238,25 @@ impl Lookup {
         {
             Ok(_) => false,
             Err(pos) => {
-                let cap = CANDIDATES_MAX * self.paths as usize;
-                if pos >= cap {
+                let several = self.paths > 1;
+                let closer = if several {
+                    self.candidates[..pos]
+                        .iter()
+                        .filter(|c| c.path == path)
+                        .count()
+                } else {
+                    pos
+                };
+                if closer >= CANDIDATES_MAX || (several && self.dropped.contains(&node.id)) {
                     return false;
                 }
-                // One address, one candidate: a node that lies about many IDs at one address
-                // gets one request, not many.
-                if self.candidates.iter().any(|c| c.node.addr == node.addr) {
+                // One address, one candidate (within a path): a node that lies about many IDs
+                // at one address gets one request, not many.
+                if self
+                    .candidates
+                    .iter()
+                    .any(|c| c.path == path && c.node.addr == node.addr)
+                {
                     return false;
                 }
                 debug_assert!(
@@ -246,14 +276,23 @@ impl Lookup {
                         path,
                     },
                 );
-                if self.candidates.len() > cap {
-                    // Never drop a request in flight: its reply must still find its candidate.
+                let full = if several {
+                    self.candidates.iter().filter(|c| c.path == path).count() > CANDIDATES_MAX
+                } else {
+                    self.candidates.len() > CANDIDATES_MAX
+                };
+                if full {
+                    // The path's farthest, but never a request in flight: its reply must still
+                    // find its candidate.
                     if let Some(p) = self
                         .candidates
                         .iter()
-                        .rposition(|c| !matches!(c.state, State::InFlight { .. }))
+                        .rposition(|c| c.path == path && !matches!(c.state, State::InFlight { .. }))
                     {
-                        self.candidates.remove(p);
+                        let gone = self.candidates.remove(p);
+                        if several && self.dropped.len() < DROPPED_MAX {
+                            self.dropped.push(gone.node.id);
+                        }
                     }
                 }
                 true
@@ -264,8 +303,11 @@ impl Lookup {
     /// Adds contacts learned outside the lookup's own requests (from a bootstrap router whose
     /// ID we did not know) as candidates of `round`, dealt out to the paths like seeds.
     pub fn add_nodes(&mut self, nodes: &[NodeInfo], round: u32) {
-        for (i, n) in nodes.iter().enumerate() {
-            self.add_candidate(*n, round, (i % self.paths as usize) as u8);
+        for n in nodes {
+            let path = self.next_deal;
+            if self.add_candidate(*n, round, path) {
+                self.next_deal = (path + 1) % self.paths;
+            }
         }
     }
 
@@ -367,7 +409,7 @@ impl Lookup {
         // pays nothing for it.
         let traced = self.trace.is_some();
         let mut introduced = Vec::new();
-        for n in nodes {
+        for n in nodes.iter().take(REPLY_CONTACTS_MAX) {
             if n.id != from.id && self.add_candidate(*n, round + 1, path) {
                 new += 1;
                 if traced {
@@ -829,5 +871,83 @@ mod tests {
         }
         assert_eq!(order[0], order[1]);
         assert_eq!(plain.closest_responded(), one.closest_responded());
+    }
+
+    #[test]
+    fn a_liar_flooding_one_path_cannot_push_out_the_other_paths_candidates() {
+        let all = network(300, 41);
+        let target = Id([0x42; 20]);
+        let seeds = closest_of(&all[..200], &target, 16);
+        let mut l = Lookup::new(Instant::ZERO, target, 8, 3, &seeds, false).with_paths(2);
+        let liar = l.candidates.iter().find(|c| c.path == 1).unwrap().node;
+        let path0_before: Vec<NodeInfo> = l
+            .candidates
+            .iter()
+            .filter(|c| c.path == 0)
+            .map(|c| c.node)
+            .collect();
+        // Three long replies of invented IDs, all closer than anything known, at fresh
+        // addresses.
+        let mut fake = 0u32;
+        for _ in 0..3 {
+            let lies: Vec<NodeInfo> = (0..75)
+                .map(|_| {
+                    fake += 1;
+                    let mut id = target;
+                    id.0[19] ^= fake as u8;
+                    id.0[18] ^= (fake >> 8) as u8 | 1;
+                    node(id, 100_000 + fake)
+                })
+                .collect();
+            // Mark the liar asked, then let it answer.
+            l.candidates
+                .iter_mut()
+                .filter(|c| c.node == liar)
+                .for_each(|c| c.state = State::InFlight { stalled: false });
+            l.on_response(&liar, &lies, None);
+        }
+        let path0_after: Vec<NodeInfo> = l
+            .candidates
+            .iter()
+            .filter(|c| c.path == 0)
+            .map(|c| c.node)
+            .collect();
+        assert_eq!(path0_before, path0_after, "path 0 kept every candidate");
+        let path1 = l.candidates.iter().filter(|c| c.path == 1).count();
+        assert!(path1 <= CANDIDATES_MAX, "{path1}");
+        // A reply counts at most REPLY_CONTACTS_MAX contacts.
+        let lies_taken = l
+            .candidates
+            .iter()
+            .filter(|c| {
+                c.path == 1 && matches!(c.node.addr, SocketAddr::V4(a) if a.ip().octets()[1] > 0)
+            })
+            .count();
+        assert!(lies_taken <= 3 * REPLY_CONTACTS_MAX, "{lies_taken}");
+    }
+
+    #[test]
+    fn a_false_id_at_an_honest_address_on_one_path_does_not_hide_it_from_another() {
+        let all = network(50, 43);
+        let target = Id([0x11; 20]);
+        let seeds = closest_of(&all, &target, 4);
+        let mut l = Lookup::new(Instant::ZERO, target, 8, 3, &seeds, false).with_paths(2);
+        let honest = all[40];
+        let liar = l.candidates.iter().find(|c| c.path == 1).unwrap().node;
+        let teller = l.candidates.iter().find(|c| c.path == 0).unwrap().node;
+        let mut forged = honest;
+        forged.id = Id([0x11; 20]);
+        forged.id.0[19] ^= 1;
+        for (who, named) in [(liar, forged), (teller, honest)] {
+            l.candidates
+                .iter_mut()
+                .filter(|c| c.node == who)
+                .for_each(|c| c.state = State::InFlight { stalled: false });
+            l.on_response(&who, &[named], None);
+        }
+        assert!(
+            l.candidates.iter().any(|c| c.node == honest && c.path == 0),
+            "the honest node joined path 0"
+        );
     }
 }

@@ -91,9 +91,6 @@ pub struct HonestXorClosest {
     pub k: usize,
 }
 
-/// How far [`HonestXorClosest`] looks for an honest node past an all-adversary k.
-const HONEST_SEARCH_MAX: usize = 4096;
-
 impl<N: OverlayNode> OwnerOracle<N> for HonestXorClosest {
     fn rule(&self) -> &'static str {
         "honest-xor-closest"
@@ -113,7 +110,8 @@ impl<N: OverlayNode> OwnerOracle<N> for HonestXorClosest {
             .filter(honest)
             .collect();
         let mut want = self.k.max(1);
-        while owners.is_empty() && want < live.len().min(HONEST_SEARCH_MAX) {
+        // Bounded by the live nodes: `want` grows fourfold each time.
+        while owners.is_empty() && want < live.len() {
             want *= 4;
             owners = live
                 .xor_closest(key, want)

@@ -282,7 +282,6 @@ struct Target {
     is_item: bool,
     lookups_done: u64,
     lookups_succeeded: u64,
-    gets_started: u64,
     gets_done: u64,
     gets_correct: u64,
 }
@@ -643,7 +642,6 @@ impl<O: Overlay> Sim<O> {
                             && self.rng.chance(TARGET_SHARE)
                         {
                             key = t.key;
-                            t.gets_started += 1;
                         }
                     }
                     self.issue_get(key, None);
@@ -776,10 +774,12 @@ impl<O: Overlay> Sim<O> {
     /// contact is a well-known bootstrap router, not a stranger (what that router answers may
     /// still name adversaries).
     fn bring_up(&mut self, idx: NodeIdx) {
-        let via = self.origin();
+        // Any live node when no honest one was drawn: only the very first node joins no one.
+        let via = self.origin().or_else(|| self.live.random(&mut self.rng));
         let id = self.node_id(idx);
         self.live.insert(idx, id);
         if let Some(node) = self.nodes[idx as usize].as_mut() {
+            self.overlay.node_up(idx, node);
             match via {
                 Some(via) => node.join(self.now.into_instant(), via),
                 None => {
@@ -804,6 +804,9 @@ impl<O: Overlay> Sim<O> {
     fn kill(&mut self, idx: NodeIdx, save: bool) {
         let id = self.node_id(idx);
         self.live.remove(idx, id);
+        if let Some(node) = self.nodes[idx as usize].as_ref() {
+            self.overlay.node_down(idx, node);
+        }
         let m = &mut self.meta[idx as usize];
         m.incarnation = m.incarnation.wrapping_add(1);
         m.timer_at = NO_TIMER;

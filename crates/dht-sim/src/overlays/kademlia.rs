@@ -58,7 +58,10 @@ pub fn addr_of(idx: NodeIdx) -> SocketAddr {
 const HONEST_FIRST_OCTET: u8 = 11;
 
 /// Honest node indices that have a public address of their own: first octets 11 to 110,
-/// which hold no private, loopback or reserved range.
+/// which hold no private, loopback or link-local range (100.64.0.0/10, the carriers' shared
+/// space, is among them; it is not local either). Higher honest indices would all share
+/// `111.x.y.1`, which [`idx_of`] refuses: an `--ip-diversity` run must create fewer nodes,
+/// joins included.
 pub const PUBLIC_HONEST_MAX: u32 = 100 << 16;
 
 /// First octet of an adversary's public address ([`public_addr_of`]).
@@ -628,6 +631,18 @@ impl Overlay for Kademlia {
 
     fn predicted_hops(&self, n: u64) -> f64 {
         (n.max(2) as f64).log2() / (1.0 + (self.config.k.max(1) as f64).log2())
+    }
+
+    fn node_down(&self, idx: NodeIdx, node: &KademliaNode) {
+        if let (Some(_), Some(a)) = (&node.liar, &self.shared.adversaries) {
+            a.ledger.borrow_mut().colluders.remove(idx, node.id());
+        }
+    }
+
+    fn node_up(&self, idx: NodeIdx, node: &KademliaNode) {
+        if let (Some(_), Some(a)) = (&node.liar, &self.shared.adversaries) {
+            a.ledger.borrow_mut().colluders.insert(idx, node.id());
+        }
     }
 
     fn adversary_tally(&self) -> Option<Tally> {

@@ -178,6 +178,13 @@ pub trait Overlay {
     /// searches for an item with exactly its planted copies and stores do not grow.
     fn unplant(&self, _node: &mut Self::Node, _key: &Id) {}
 
+    /// `node` (index `idx`) left the network; its state may be kept for a rejoin. For
+    /// bookkeeping across an overlay's nodes (Kademlia's colluding adversaries).
+    fn node_down(&self, _idx: NodeIdx, _node: &Self::Node) {}
+
+    /// `node` (index `idx`) is live again after [`Overlay::node_down`].
+    fn node_up(&self, _idx: NodeIdx, _node: &Self::Node) {}
+
     /// What the overlay's adversaries did, if it has any ([`crate::adversary`]).
     fn adversary_tally(&self) -> Option<crate::adversary::Tally> {
         None

@@ -188,6 +188,12 @@ fn check_knobs(name: &str, cfg: &SimConfig) -> Result<(), RunError> {
         ));
     }
     if let Some(a) = &cfg.adversary {
+        if a.target.is_some() && a.kind != crate::adversary::Kind::Targeted {
+            return bad(format!(
+                "--adversary-target applies to --adversary targeted only (not {})",
+                a.kind.name()
+            ));
+        }
         if !(a.fraction > 0.0 && a.fraction < 1.0) {
             return bad(format!(
                 "--adversary-fraction {} outside (0, 1) (0.2 = 20% of the nodes)",
