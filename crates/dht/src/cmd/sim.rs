@@ -114,7 +114,7 @@ pub struct SimArgs {
     /// The fraction of the nodes that are adversaries, in (0, 1): 0.2 is 20%.
     #[arg(long, value_name = "F", default_value_t = 0.2, requires = "adversary")]
     pub adversary_fraction: f64,
-    /// The key a targeted attack surrounds, 40 hex digits (default: the key of the workload's
+    /// With --adversary targeted: the key the attack surrounds, 40 hex digits (default: the key of the workload's
     /// first item, which is then immutable; half the gets ask for it, and half the lookups
     /// look it up).
     #[arg(long, value_name = "KEY", value_parser = crate::cmd::client::id_arg, requires = "adversary")]
