@@ -321,14 +321,8 @@ impl Lookup {
     /// The next node to ask, if a slot is free and a useful candidate is left. Paths take
     /// turns.
     pub fn next_request(&mut self) -> Option<NodeInfo> {
-        if self.paths == 1 {
-            // One path: the plain lookup, without the turn-taking.
-            return if self.is_done() {
-                None
-            } else {
-                self.next_request_on(0)
-            };
-        }
+        // A path that is done has no not-asked candidate among its k closest alive ones, so
+        // `next_request_on` finds nothing there: no separate check of `is_done` is needed.
         for step in 0..self.paths {
             let p = (self.next_path + step) % self.paths;
             if let Some(n) = self.next_request_on(p) {
@@ -468,28 +462,6 @@ impl Lookup {
     /// failed nor stalled have all answered, or no candidate is left to ask and nothing is in
     /// flight un-stalled.
     pub fn is_done(&self) -> bool {
-        if self.paths > 1 {
-            return self.all_paths_done();
-        }
-        let mut alive_seen = 0;
-        for c in &self.candidates {
-            match c.state {
-                // A stalled request counts as failed here: the lookup does not wait for it
-                // (its reply is still used if it comes before the lookup ends).
-                State::Failed | State::InFlight { stalled: true } => continue,
-                State::Responded => {}
-                State::NotAsked | State::InFlight { stalled: false } => return false,
-            }
-            alive_seen += 1;
-            if alive_seen >= self.k {
-                return true;
-            }
-        }
-        true
-    }
-
-    /// [`Lookup::is_done`] for several paths: each path's own k closest are checked.
-    fn all_paths_done(&self) -> bool {
         let mut alive_seen = [0usize; PATHS_MAX];
         let mut paths_done = 0;
         for c in &self.candidates {
@@ -498,6 +470,8 @@ impl Lookup {
                 continue;
             }
             match c.state {
+                // A stalled request counts as failed here: the lookup does not wait for it
+                // (its reply is still used if it comes before the lookup ends).
                 State::Failed | State::InFlight { stalled: true } => continue,
                 State::Responded => {}
                 State::NotAsked | State::InFlight { stalled: false } => return false,
@@ -886,10 +860,19 @@ mod tests {
             .filter(|c| c.path == 0)
             .map(|c| c.node)
             .collect();
-        // Three long replies of invented IDs, all closer than anything known, at fresh
-        // addresses.
+        let lies_on_path_1 = |l: &Lookup| {
+            l.candidates
+                .iter()
+                .filter(|c| {
+                    c.path == 1
+                        && matches!(c.node.addr, SocketAddr::V4(a) if a.ip().octets()[1] > 0)
+                })
+                .count()
+        };
+        // Six long replies of invented IDs, all closer than anything known, at fresh
+        // addresses: more than a path holds.
         let mut fake = 0u32;
-        for _ in 0..3 {
+        for round in 0..6 {
             let lies: Vec<NodeInfo> = (0..75)
                 .map(|_| {
                     fake += 1;
@@ -905,6 +888,11 @@ mod tests {
                 .filter(|c| c.node == liar)
                 .for_each(|c| c.state = State::InFlight { stalled: false });
             l.on_response(&liar, &lies, None);
+            if round == 0 {
+                // A reply counts at most REPLY_CONTACTS_MAX contacts.
+                let taken = lies_on_path_1(&l);
+                assert!(taken <= REPLY_CONTACTS_MAX, "{taken}");
+            }
         }
         let path0_after: Vec<NodeInfo> = l
             .candidates
@@ -915,15 +903,10 @@ mod tests {
         assert_eq!(path0_before, path0_after, "path 0 kept every candidate");
         let path1 = l.candidates.iter().filter(|c| c.path == 1).count();
         assert!(path1 <= CANDIDATES_MAX, "{path1}");
-        // A reply counts at most REPLY_CONTACTS_MAX contacts.
-        let lies_taken = l
-            .candidates
-            .iter()
-            .filter(|c| {
-                c.path == 1 && matches!(c.node.addr, SocketAddr::V4(a) if a.ip().octets()[1] > 0)
-            })
-            .count();
-        assert!(lies_taken <= 3 * REPLY_CONTACTS_MAX, "{lies_taken}");
+        assert!(
+            lies_on_path_1(&l) > 3 * REPLY_CONTACTS_MAX,
+            "the flood reached the cap"
+        );
     }
 
     #[test]
@@ -949,5 +932,56 @@ mod tests {
             l.candidates.iter().any(|c| c.node == honest && c.path == 0),
             "the honest node joined path 0"
         );
+    }
+
+    #[test]
+    fn a_candidate_one_path_dropped_is_not_taken_back_by_another() {
+        let all = network(300, 47);
+        let target = Id([0x24; 20]);
+        let seeds = closest_of(&all[..100], &target, 16);
+        let mut l = Lookup::new(Instant::ZERO, target, 8, 3, &seeds, false).with_paths(2);
+        let on = |l: &Lookup, p: u8| -> Vec<NodeInfo> {
+            l.candidates
+                .iter()
+                .filter(|c| c.path == p)
+                .map(|c| c.node)
+                .collect()
+        };
+        let path1_seeds = on(&l, 1);
+        let liar = path1_seeds[0];
+        // The liar fills path 1 with closer contacts (in replies of 16), pushing its other
+        // seeds out.
+        for batch in 0..(CANDIDATES_MAX / REPLY_CONTACTS_MAX + 1) {
+            let closer: Vec<NodeInfo> = (0..REPLY_CONTACTS_MAX)
+                .map(|j| {
+                    let n = (batch * REPLY_CONTACTS_MAX + j) as u32 + 1;
+                    let mut id = target;
+                    id.0[18] ^= (n >> 8) as u8 | 0x01;
+                    id.0[19] ^= n as u8;
+                    node(id, 200_000 + n)
+                })
+                .collect();
+            l.candidates
+                .iter_mut()
+                .filter(|c| c.node == liar)
+                .for_each(|c| c.state = State::InFlight { stalled: false });
+            l.on_response(&liar, &closer, None);
+        }
+        let dropped: Vec<NodeInfo> = path1_seeds
+            .iter()
+            .filter(|n| !on(&l, 1).contains(n))
+            .copied()
+            .collect();
+        assert!(!dropped.is_empty(), "path 1 dropped some of its seeds");
+        // Path 0 is then told of them: they stay out.
+        let teller = on(&l, 0)[0];
+        l.candidates
+            .iter_mut()
+            .filter(|c| c.node == teller)
+            .for_each(|c| c.state = State::InFlight { stalled: false });
+        l.on_response(&teller, &dropped, None);
+        for n in &dropped {
+            assert!(!on(&l, 0).contains(n), "{n:?} came back on path 0");
+        }
     }
 }
