@@ -326,8 +326,6 @@ fn reply(query: &Message, body: Response) -> Verdict {
 pub struct Tally {
     /// Adversaries created (at the start and among the nodes that joined later).
     pub created: u64,
-    /// Adversaries live at the end.
-    pub live_at_end: u64,
     /// What they did.
     pub mischief: Mischief,
     /// Values honest gets were sent that failed verification, and refused
@@ -358,6 +356,8 @@ pub struct AdversaryReport {
     pub target: Option<String>,
     /// Disjoint paths of the honest nodes' lookups (1 = the plain lookup).
     pub disjoint_paths: usize,
+    /// Adversaries live at the end.
+    pub live_at_end: u64,
     /// The overlay's count.
     #[serde(flatten)]
     pub tally: Tally,

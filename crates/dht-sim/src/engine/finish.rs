@@ -187,8 +187,8 @@ impl<O: Overlay> Sim<O> {
     /// The report's `adversary` section, for a run with adversaries.
     fn adversary_report(&self) -> Option<AdversaryReport> {
         let a = self.cfg.adversary?;
-        let mut tally = self.overlay.adversary_tally().unwrap_or_default();
-        tally.live_at_end = self
+        let tally = self.overlay.adversary_tally().unwrap_or_default();
+        let live_at_end = self
             .live
             .iter()
             .filter(|&i| {
@@ -202,6 +202,7 @@ impl<O: Overlay> Sim<O> {
             fraction: a.fraction,
             target: a.target.map(|t| t.to_string()),
             disjoint_paths: self.cfg.disjoint_paths,
+            live_at_end,
             tally,
             forgeries_accepted: self.c.gets_corrupt,
             target_lookups: self.target.as_ref().map(|t| TargetCommands {

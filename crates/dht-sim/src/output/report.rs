@@ -319,7 +319,7 @@ impl Report {
                 a.kind.name(),
                 a.fraction * 100.0,
                 a.tally.created,
-                a.tally.live_at_end,
+                a.live_at_end,
                 a.disjoint_paths,
                 m.lies,
                 m.dropped,

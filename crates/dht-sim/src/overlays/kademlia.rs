@@ -158,13 +158,10 @@ struct Adversaries {
 #[derive(Debug)]
 struct Liar {
     idx: NodeIdx,
-    /// Lying answers waiting to be sent (one per datagram handled: the engine drains the node
-    /// after each).
-    replies: VecDeque<(NodeIdx, Vec<u8>)>,
+    /// The lying answer to send: at most one, since the engine drains the node after every
+    /// datagram it hands it.
+    reply: Option<(NodeIdx, Vec<u8>)>,
 }
-
-/// Lying answers an adversary holds at most; more are dropped.
-const LIAR_REPLIES_MAX: usize = 64;
 
 /// The Kademlia overlay: makes [`KademliaNode`]s with one [`Config`].
 #[derive(Debug, Clone)]
@@ -250,17 +247,6 @@ pub struct KademliaNode {
     liar: Option<Box<Liar>>,
 }
 
-impl Drop for KademliaNode {
-    fn drop(&mut self) {
-        if let (Some(l), Some(a)) = (&self.liar, &self.shared.adversaries) {
-            a.ledger
-                .borrow_mut()
-                .colluders
-                .remove(l.idx, self.node.id());
-        }
-    }
-}
-
 impl KademliaNode {
     /// The wrapped node.
     pub fn node(&self) -> &Node {
@@ -279,6 +265,12 @@ impl KademliaNode {
         let q = self.node.find_node_traced(now, key);
         self.track(q, key, Kind::Lookup);
         q
+    }
+
+    /// The engine starts the workload only at honest nodes (`Sim::origin`): the checkers
+    /// judge honest nodes' commands, and an adversary's own would be judged as if honest.
+    fn assert_honest_origin(&self) {
+        debug_assert!(self.liar.is_none(), "a workload command at an adversary");
     }
 
     /// Lets the behaviour layer of an adversary decide on `msg`; true if it took it.
@@ -302,9 +294,7 @@ impl KademliaNode {
             Verdict::Honest => false,
             Verdict::Silent => true,
             Verdict::Reply(bytes) => {
-                if liar.replies.len() < LIAR_REPLIES_MAX {
-                    liar.replies.push_back((from, bytes));
-                }
+                liar.reply = Some((from, bytes));
                 true
             }
         }
@@ -458,12 +448,14 @@ impl OverlayNode for KademliaNode {
     }
 
     fn lookup(&mut self, now: Instant, key: Id) -> QueryId {
+        self.assert_honest_origin();
         let q = self.node.find_node(now, key);
         self.track(q, key, Kind::Lookup);
         q
     }
 
     fn put(&mut self, now: Instant, key: Id, value: Vec<u8>, seq: i64) -> QueryId {
+        self.assert_honest_origin();
         if seq == 0 {
             return match self.node.put_immutable(now, value) {
                 Ok((_, q)) => {
@@ -488,6 +480,7 @@ impl OverlayNode for KademliaNode {
     }
 
     fn get(&mut self, now: Instant, key: Id) -> QueryId {
+        self.assert_honest_origin();
         let mutable = self.shared.mutable.borrow().contains(&key);
         let q = if mutable {
             let pk = self.shared.key.verifying_key().to_bytes();
@@ -502,7 +495,7 @@ impl OverlayNode for KademliaNode {
     fn poll_transmit(&mut self) -> Option<(NodeIdx, Vec<u8>)> {
         // A transmit to an address outside the virtual network (none should exist) is skipped;
         // the loop is bounded by the node's own queue.
-        if let Some(r) = self.liar.as_mut().and_then(|l| l.replies.pop_front()) {
+        if let Some(r) = self.liar.as_mut().and_then(|l| l.reply.take()) {
             return Some(r);
         }
         loop {
@@ -589,10 +582,7 @@ impl Overlay for Kademlia {
             let mut ledger = a.ledger.borrow_mut();
             ledger.colluders.insert(idx, id);
             ledger.tally.created += 1;
-            Box::new(Liar {
-                idx,
-                replies: VecDeque::new(),
-            })
+            Box::new(Liar { idx, reply: None })
         });
         // Nodes are created with the origin as `now`: the node only uses it to spread its first
         // maintenance, which then runs at its first wake-up.
@@ -648,10 +638,7 @@ impl Overlay for Kademlia {
     fn adversary_tally(&self) -> Option<Tally> {
         let a = self.shared.adversaries.as_ref()?;
         let ledger = a.ledger.borrow();
-        Some(Tally {
-            live_at_end: ledger.colluders.len() as u64,
-            ..ledger.tally
-        })
+        Some(ledger.tally)
     }
 }
 
@@ -803,6 +790,69 @@ mod tests {
         assert_eq!(common_prefix_bits(&a, &b), 18);
         b.0[0] = 0x80;
         assert_eq!(common_prefix_bits(&a, &b), 0);
+    }
+
+    /// The most contacts from one /24 in any honest node's table, and in any one bucket of
+    /// it, after a converged start of 2,000 nodes of which half are adversaries.
+    fn crowding(public: bool) -> (usize, usize) {
+        let adversary = AdversaryConfig {
+            kind: AdversaryKind::Eclipse,
+            fraction: 0.5,
+            target: None,
+        };
+        let mut config = Config::default();
+        config.rate_limit.per_second = 0;
+        let overlay = Kademlia::with_adversaries(config, 3, Some(adversary), public);
+        let mut nodes: Vec<KademliaNode> = (0..2000u32)
+            .map(|i| overlay.new_node(i, crate::rng::mix3(3, 1, i as u64)))
+            .collect();
+        let mut refs: Vec<(NodeIdx, &mut KademliaNode)> = nodes
+            .iter_mut()
+            .enumerate()
+            .map(|(i, n)| (i as NodeIdx, n))
+            .collect();
+        assert!(overlay.converge(&mut refs, &|_, _| Duration::ZERO));
+        drop(refs);
+        let subnet = |a: SocketAddr| match a {
+            SocketAddr::V4(v) => u32::from_be_bytes(v.ip().octets()) >> 8,
+            SocketAddr::V6(_) => 0,
+        };
+        let most = |addrs: &mut dyn Iterator<Item = SocketAddr>| {
+            let mut count: BTreeMap<u32, usize> = BTreeMap::new();
+            for a in addrs {
+                *count.entry(subnet(a)).or_default() += 1;
+            }
+            count.into_values().max().unwrap_or(0)
+        };
+        let (mut table_max, mut bucket_max) = (0, 0);
+        for n in nodes.iter().filter(|n| !n.is_adversary()) {
+            let t = n.node().routing_table();
+            table_max = table_max.max(most(&mut t.contacts().map(|c| c.addr())));
+            for b in 0..t.bucket_count() {
+                bucket_max = bucket_max.max(most(&mut t.bucket(b).iter().map(|c| c.addr())));
+            }
+        }
+        (table_max, bucket_max)
+    }
+
+    #[test]
+    fn with_public_addresses_the_tables_limit_each_adversary_subnet() {
+        use dht_proto::routing::{SUBNET_PER_BUCKET_MAX, SUBNET_PER_TABLE_MAX};
+        let (table, bucket) = crowding(true);
+        assert!(
+            table <= SUBNET_PER_TABLE_MAX,
+            "{table} from one /24 in a table"
+        );
+        assert!(
+            bucket <= SUBNET_PER_BUCKET_MAX,
+            "{bucket} from one /24 in a bucket"
+        );
+        // On loopback the limits do not apply, and a table takes many from one /24.
+        let (table, bucket) = crowding(false);
+        assert!(
+            table > SUBNET_PER_TABLE_MAX && bucket > SUBNET_PER_BUCKET_MAX,
+            "{table} {bucket}"
+        );
     }
 
     #[test]

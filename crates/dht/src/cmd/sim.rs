@@ -109,7 +109,7 @@ pub struct SimArgs {
     /// targeted (eclipse with IDs placed around one key, and forged values for it), forge
     /// (answer gets with forged values and get_peers with false peers). Lookups and gets
     /// are then started only by honest nodes and judged against the closest honest nodes.
-    #[arg(long, value_name = "KIND", value_parser = parse_adversary)]
+    #[arg(long, value_name = "KIND", value_parser = dht_sim::adversary::Kind::parse)]
     pub adversary: Option<dht_sim::adversary::Kind>,
     /// The fraction of the nodes that are adversaries, in (0, 1): 0.2 is 20%.
     #[arg(long, value_name = "F", default_value_t = 0.2, requires = "adversary")]
@@ -129,11 +129,6 @@ pub struct SimArgs {
     /// apply (loopback addresses are exempt from them).
     #[arg(long)]
     pub ip_diversity: bool,
-}
-
-/// Parses an adversary kind (clap prints the error on the usage line, exit 2).
-fn parse_adversary(s: &str) -> Result<dht_sim::adversary::Kind, String> {
-    dht_sim::adversary::Kind::parse(s)
 }
 
 /// Parses an overlay name; the error lists the valid names (clap prints it on the usage line,
