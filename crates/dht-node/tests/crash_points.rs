@@ -558,7 +558,8 @@ fn creating_the_store_survives_a_crash_at_every_point() {
 /// A power loss during a commit that grew the file could leave the new header on the old,
 /// shorter file (fixed by syncing a resize at once); and a second power loss while the next
 /// start repaired the store could leave a header marked clean on a file longer than it names
-/// (fixed by the order in which a staged repair reaches the file). Seeds from the search that
+/// (fixed by the order in which a staged repair reaches the file), or a header torn between a
+/// new god byte and old commit slots (fixed by writing the slots first). Seeds from the search that
 /// found them.
 #[test]
 fn a_crash_during_growth_or_during_recovery_leaves_a_store_that_opens() {
@@ -568,6 +569,9 @@ fn a_crash_during_growth_or_during_recovery_leaves_a_store_that_opens() {
     }]];
     crash_search(&one, 6_692_630_521_249_267_712, Some(7)).unwrap();
     crash_search(&one, 5_226_145_892_586_749_952, Some(7)).unwrap();
+    // The repair's header torn at its 40th byte: the god byte naming the new primary slot,
+    // whose contents had not landed (fixed by writing the slots first, the god byte after).
+    crash_search(&one, 11_581_209_852_486_684_288, Some(4)).unwrap();
     let three = [
         vec![Op::Immutable {
             source: 0,

@@ -121,7 +121,13 @@ impl<B: StorageBackend> StagingHandle<B> {
     /// point leaves recoverable: (1) a growth, synced; (2) every changed byte outside the header
     /// with its final contents, synced: pages the header on the file does not reference, as in
     /// any redb commit; (3) the final header, synced (it is marked "in use", since redb wrote
-    /// that last while staging, so the next open repairs whatever follows); (4) a shrink,
+    /// that last while staging, so the next open repairs whatever follows), in two writes as
+    /// redb's own two-phase commit puts it: first its commit slots, synced, then the bytes
+    /// before them (the god byte that names the primary slot, and the layout). A write of the
+    /// whole header at once could land torn, the god byte already naming a slot whose new
+    /// contents had not landed: a primary that fails its checksum, which redb with two-phase
+    /// commit refuses to open. The repair writes its one new commit into the slot that is not
+    /// primary on the file, so the slot write leaves the primary untouched; (4) a shrink,
     /// synced. On an error the file is in one of those states; the staging is kept (and never
     /// replayed again), so that nothing more reaches the file.
     pub(crate) fn commit(&self) -> io::Result<()> {
@@ -140,8 +146,13 @@ impl<B: StorageBackend> StagingHandle<B> {
         // The staged reads below still apply the log over what is on the file, so the ranges
         // already written read back the same; `ranges` are disjoint, so no range reads another's
         // new bytes as old.
-        let (header, body) = changed_ranges(&ops, end_len);
+        let changed = changed_ranges(&ops, end_len);
+        let (header, body) = split_ranges(&changed, HEADER_BYTES);
+        let (top, slots) = split_ranges(&header, HEADER_SLOTS_START);
         let replay = |ranges: &[Range]| -> io::Result<()> {
+            if ranges.is_empty() {
+                return Ok(());
+            }
             for &(start, end) in ranges {
                 let data = Staging::read_with(file, &ops, staging.file_len, end_len, start, end)?;
                 file.write(start, &data)?;
@@ -149,7 +160,8 @@ impl<B: StorageBackend> StagingHandle<B> {
             file.sync_data(false)
         };
         replay(&body)?;
-        replay(&header)?;
+        replay(&slots)?;
+        replay(&top)?;
         if end_len < staging.file_len {
             file.set_len(end_len)?;
             file.sync_data(false)?;
@@ -172,13 +184,31 @@ impl<B: StorageBackend> StagingHandle<B> {
 /// slots: 320 bytes in redb 2), written last when the log is put on the file.
 const HEADER_BYTES: u64 = 512;
 
+/// Where redb's commit slots start in its header (redb 2.6, `tree_store/page_store/header.rs`:
+/// the magic number, the god byte and the layout come first, the two 128-byte slots at 64).
+const HEADER_SLOTS_START: u64 = 64;
+
 /// A byte range of the file, start inclusive, end exclusive.
 type Range = (u64, u64);
 
-/// The byte ranges the log's writes cover, clipped to the file's final length `len`, merged,
-/// and split into those within the header and the rest; each list sorted and disjoint. Bounded
-/// by the log's length.
-fn changed_ranges(ops: &[Op], len: u64) -> (Vec<Range>, Vec<Range>) {
+/// `ranges` (sorted, disjoint) cut at `at`: the parts before it and the parts from it on.
+fn split_ranges(ranges: &[Range], at: u64) -> (Vec<Range>, Vec<Range>) {
+    let mut below = Vec::new();
+    let mut above = Vec::new();
+    for &(start, end) in ranges {
+        if start < at {
+            below.push((start, end.min(at)));
+        }
+        if end > at {
+            above.push((start.max(at), end));
+        }
+    }
+    (below, above)
+}
+
+/// The byte ranges the log's writes cover, clipped to the file's final length `len`, merged;
+/// sorted and disjoint. Bounded by the log's length.
+fn changed_ranges(ops: &[Op], len: u64) -> Vec<Range> {
     let mut ranges: Vec<Range> = ops
         .iter()
         .filter_map(|op| match op {
@@ -195,17 +225,7 @@ fn changed_ranges(ops: &[Op], len: u64) -> (Vec<Range>, Vec<Range>) {
             _ => merged.push((start, end)),
         }
     }
-    let mut header = Vec::new();
-    let mut body = Vec::new();
-    for (start, end) in merged {
-        if start < HEADER_BYTES {
-            header.push((start, end.min(HEADER_BYTES)));
-        }
-        if end > HEADER_BYTES {
-            body.push((start.max(HEADER_BYTES), end));
-        }
-    }
-    (header, body)
+    merged
 }
 
 impl Staging {
@@ -443,7 +463,7 @@ mod tests {
     }
 
     #[test]
-    fn commit_writes_the_body_then_the_header_then_shrinks() {
+    fn commit_writes_the_body_then_the_header_slots_then_the_god_byte_then_shrinks() {
         let file = Recorder::default();
         file.bytes.lock().unwrap().resize(8192, b'.');
         let (b, h) = StagedFile::staging(file.clone()).unwrap();
@@ -454,7 +474,10 @@ mod tests {
         b.sync_data(false).unwrap();
         b.set_len(6000).unwrap();
         b.write(2000, b"more").unwrap();
+        // A header write that changes a commit slot and the god byte at once: on the file the
+        // slot goes first, the god byte after it.
         b.write(0, b"inuse").unwrap();
+        b.write(100, b"slot").unwrap();
         b.sync_data(false).unwrap();
         h.commit().unwrap();
         assert_eq!(
@@ -462,6 +485,8 @@ mod tests {
             [
                 "write 1000+4",
                 "write 2000+4",
+                "sync",
+                "write 100+4",
                 "sync",
                 "write 0+5",
                 "sync",
