@@ -121,6 +121,8 @@ pub struct LookupStats {
     /// the key; a mutable item of another key, or whose signature over salt, seq and value does
     /// not verify): ignored, and the get asked on.
     pub forgeries: u32,
+    /// Disjoint paths the lookup ran on ([`Lookup::with_paths`]; 0 in a default value).
+    pub paths: u32,
 }
 
 /// One iterative lookup for a target. See the module documentation for the calling protocol.
@@ -517,6 +519,7 @@ impl Lookup {
             first_value_after: None,
             stored_k_after: None,
             forgeries: 0,
+            paths: self.paths as u32,
         }
     }
 

@@ -104,6 +104,11 @@ fn gets_and_lookups_on_disjoint_paths_find_what_one_path_finds() {
     lookup.assert_success();
     let plain = c.client(3).run(&["lookup", &key]);
     plain.assert_success();
+    // The flag reaches the lookup: it says on how many paths it ran.
+    let says =
+        |out: &common::Output, what: &str| String::from_utf8_lossy(&out.stdout).contains(what);
+    assert!(says(&lookup, " ms, 4 paths):"), "{lookup}");
+    assert!(says(&plain, " ms, 1 path):"), "{plain}");
     // Both end on the same closest nodes: the last lines list them.
     let closest = |out: &common::Output| {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();

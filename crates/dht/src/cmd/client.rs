@@ -591,13 +591,15 @@ fn print_lookup(t: &LookupTrace) {
         }
     }
     println!(
-        "closest {} nodes ({} rounds, {} requests, {} answers, {} timed out, {} ms):",
+        "closest {} nodes ({} rounds, {} requests, {} answers, {} timed out, {} ms, {} path{}):",
         t.closest.len(),
         t.rounds,
         t.messages,
         t.responses,
         t.timeouts,
-        t.duration_ms
+        t.duration_ms,
+        t.paths,
+        if t.paths == 1 { "" } else { "s" }
     );
     for n in &t.closest {
         println!("  {} {:<21} shared bits {}", n.id, n.addr, n.shared_bits);

@@ -271,6 +271,8 @@ pub struct LookupTrace {
     pub responses: u32,
     /// Requests that timed out.
     pub timeouts: usize,
+    /// Disjoint paths the lookup ran on (1: the plain lookup).
+    pub paths: u32,
     /// Every step, in the order they happened.
     pub steps: Vec<LookupStep>,
     /// The closest nodes that answered, closest first.
@@ -320,6 +322,7 @@ impl LookupTrace {
             target: target.to_string(),
             node_id: searcher.to_string(),
             duration_ms: e.stats.duration.as_millis() as u64,
+            paths: e.stats.paths,
             rounds: e.stats.hops,
             messages: e.stats.messages,
             responses: e.stats.responses,
