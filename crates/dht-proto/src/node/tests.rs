@@ -239,6 +239,19 @@ fn mutable_puts_follow_every_bep44_rule_with_its_code() {
         None,
         "same seq, same value refreshes"
     );
+    // A re-put of the stored item skips the signature check, so that shortcut must compare the
+    // signature too: the same seq and value under a broken signature is still refused, by the
+    // server and by our own put.
+    let mut bad_signature = v1.clone();
+    bad_signature.signature[0] ^= 1;
+    assert_eq!(
+        put(&mut n, &bad_signature, None),
+        Some(206),
+        "same item, bad signature"
+    );
+    assert!(n.put_mutable(Instant::ZERO, bad_signature, None).is_err());
+    assert!(n.put_mutable(Instant::ZERO, v1.clone(), None).is_ok());
+    while n.poll_transmit().is_some() {}
 
     let v6 = MutableItem::sign(&key, b"salt", 6, b"2:v6".to_vec()).unwrap();
     assert_eq!(put(&mut n, &v6, Some(4)), Some(301), "cas mismatch");
