@@ -286,6 +286,7 @@ impl Driver {
                             now.as_micros().saturating_sub(c.last_seen().as_micros()),
                         ),
                         failures: c.failures(),
+                        rtt: c.rtt(),
                     })
                     .collect();
                 BucketSnapshot {

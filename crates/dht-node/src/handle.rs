@@ -107,6 +107,9 @@ pub struct ContactSnapshot {
     pub since_seen: Duration,
     /// Queries in a row it left unanswered.
     pub failures: u8,
+    /// Its smoothed round trip (to 4.4%), once one of its answers to a request sent once was
+    /// timed.
+    pub rtt: Option<Duration>,
 }
 
 /// One bucket of a [`RoutingSnapshot`]: the key range it covers and its contacts.

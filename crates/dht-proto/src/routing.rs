@@ -63,6 +63,32 @@ const IPV6: u8 = 2;
 /// [`Contact::flags`]: known only from its own query: it has not answered us, and no node that
 /// answered us named it, so its address is only as good as its word (it may be forged).
 const QUERIED_ONLY: u8 = 4;
+/// [`Contact::flags`]: the failure count ([`Contact::failures`]) lives in the top four bits.
+const FAILURES_SHIFT: u32 = 4;
+/// The most failures a contact counts (far above [`FAILURES_BAD`]).
+const FAILURES_MAX: u8 = 15;
+
+/// Steps of the round-trip code per doubling ([`Contact::rtt`]): one step is 2^(1/16), 4.4%.
+const RTT_STEPS_PER_DOUBLING: f64 = 16.0;
+/// The round trip of code 0 of the logarithmic scale, in milliseconds (code 0 itself means
+/// none measured).
+const RTT_CODE_UNIT_MS: f64 = 0.1;
+
+/// A round trip as one byte: a logarithmic scale from 0.1 ms (loopback) to about 6 s (code
+/// 255), in steps of 4.4%; 0 is kept for "none measured".
+fn rtt_code(rtt: Duration) -> u8 {
+    let ms = rtt.as_secs_f64() * 1000.0;
+    let code = (RTT_STEPS_PER_DOUBLING * (ms / RTT_CODE_UNIT_MS).max(1.0).log2()).round();
+    code.clamp(1.0, 255.0) as u8
+}
+
+/// The round trip a code stands for ([`rtt_code`]); `None` for code 0.
+fn rtt_of(code: u8) -> Option<Duration> {
+    (code != 0).then(|| {
+        let ms = RTT_CODE_UNIT_MS * (f64::from(code) / RTT_STEPS_PER_DOUBLING).exp2();
+        Duration::from_secs_f64(ms / 1000.0)
+    })
+}
 
 /// One entry of the table: 44 bytes. The address is packed with the flags (16 bytes of IP, 2 of
 /// port, a family bit) instead of a `SocketAddr`'s 32, since a table holds a few hundred
@@ -75,10 +101,11 @@ pub struct Contact {
     port: u16,
     /// Whole seconds from the time origin to when we last received a message from it.
     last_seen_s: u32,
-    /// [`VERIFIED`], [`IPV6`] and [`QUERIED_ONLY`].
+    /// [`VERIFIED`], [`IPV6`] and [`QUERIED_ONLY`] in the low bits, and the queries in a row
+    /// it failed to answer (up to [`FAILURES_MAX`]) in the top four.
     flags: u8,
-    /// Queries in a row it failed to answer.
-    failures: u8,
+    /// Smoothed round trip of its answers, [`rtt_code`]d (0: none measured).
+    rtt: u8,
 }
 
 const _: () = assert!(core::mem::size_of::<Contact>() == 44);
@@ -113,7 +140,7 @@ impl Contact {
             port,
             last_seen_s: seconds(now),
             flags: family | flags,
-            failures: 0,
+            rtt: 0,
         }
     }
 
@@ -156,9 +183,38 @@ impl Contact {
         self.flags & QUERIED_ONLY == 0
     }
 
-    /// Queries in a row it failed to answer.
+    /// Queries in a row it failed to answer (counted up to 15).
     pub fn failures(&self) -> u8 {
-        self.failures
+        self.flags >> FAILURES_SHIFT
+    }
+
+    fn set_failures(&mut self, failures: u8) {
+        let low = (1 << FAILURES_SHIFT) - 1;
+        self.flags = (self.flags & low) | (failures.min(FAILURES_MAX) << FAILURES_SHIFT);
+    }
+
+    /// Its smoothed round trip, if one of its answers was timed (to 4.4%).
+    pub fn rtt(&self) -> Option<Duration> {
+        rtt_of(self.rtt)
+    }
+
+    /// Folds a measured round trip into [`Contact::rtt`]: a quarter of the way from the
+    /// estimate to the sample on the logarithmic scale (a geometric mean, which one outlier
+    /// moves little), at least one step, so the estimate reaches a steady round trip exactly.
+    fn add_rtt_sample(&mut self, rtt: Duration) {
+        let sample = i16::from(rtt_code(rtt));
+        if self.rtt == 0 {
+            self.rtt = sample as u8;
+            return;
+        }
+        let old = i16::from(self.rtt);
+        let diff = sample - old;
+        let step = if diff.abs() < 4 {
+            diff.signum()
+        } else {
+            diff / 4
+        };
+        self.rtt = (old + step).clamp(1, 255) as u8;
     }
 
     /// When we last received a message from it (to the second).
@@ -168,7 +224,7 @@ impl Contact {
 
     /// The contact's standing at `now`.
     pub fn standing(&self, now: Instant) -> Standing {
-        if self.failures >= FAILURES_BAD {
+        if self.failures() >= FAILURES_BAD {
             Standing::Bad
         } else if self.verified()
             && seconds(now).saturating_sub(self.last_seen_s) < GOOD_FOR.as_secs() as u32
@@ -279,7 +335,7 @@ impl Bucket {
         );
         let (mut verified, mut hearsay, mut bad) = (NONE_S, NONE_S, 0);
         for c in &self.contacts {
-            if c.failures >= FAILURES_BAD {
+            if c.failures() >= FAILURES_BAD {
                 bad += 1;
             } else if c.verified() {
                 verified = verified.min(c.last_seen_s);
@@ -495,7 +551,7 @@ impl RoutingTable {
             c.last_seen_s = seconds(now);
             if how == Heard::Response {
                 c.flags = (c.flags | VERIFIED) & !QUERIED_ONLY;
-                c.failures = 0;
+                c.set_failures(0);
                 // BEP 5: a bucket is fresh when one of its nodes answered us.
                 bucket.last_changed_s = seconds(now);
             }
@@ -627,6 +683,20 @@ impl RoutingTable {
         );
     }
 
+    /// The contact `id` at `addr` answered a request sent once in `rtt`: folded into its
+    /// [`Contact::rtt`]. Nothing happens for an ID not in the table (a replacement, or a node
+    /// met only in a lookup).
+    pub fn measured(&mut self, id: &Id, addr: SocketAddr, rtt: Duration) {
+        let index = self.bucket_index(id);
+        if let Some(c) = self.buckets[index]
+            .contacts
+            .iter_mut()
+            .find(|c| c.id == *id && c.is_at(addr))
+        {
+            c.add_rtt_sample(rtt);
+        }
+    }
+
     /// Records that a query to `id` at `addr` went unanswered, sent `tries` times (a request
     /// and its resend count two: BEP 5 tries a node once more before it gives up on it). A
     /// contact that becomes bad is replaced by the freshest waiting replacement, if its bucket
@@ -642,7 +712,7 @@ impl RoutingTable {
             return;
         };
         let c = &mut bucket.contacts[pos];
-        c.failures = c.failures.saturating_add(tries);
+        c.set_failures(c.failures().saturating_add(tries));
         let bad = c.standing(now) == Standing::Bad;
         let verified = c.verified();
         bucket.summarize();
@@ -860,6 +930,52 @@ mod tests {
             .collect();
         q.sort_by_key(|c| c.last_seen_s);
         q.into_iter().take(count).map(Contact::info).collect()
+    }
+
+    #[test]
+    fn a_contact_times_its_answers_to_within_a_step_and_keeps_its_failures_beside_its_flags() {
+        let own = Id([0; 20]);
+        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        let mut id = Id([0; 20]);
+        id.0[0] = 0x80;
+        let node = NodeInfo { id, addr: addr(1) };
+        let now = Instant::from_millis(1_000);
+        t.heard_from(now, node, Heard::Response);
+        let rtt = |t: &RoutingTable| t.contacts().next().unwrap().rtt();
+        assert_eq!(rtt(&t), None, "not timed yet");
+        // A stranger's round trip, or one from another address, changes nothing.
+        t.measured(&Id([7; 20]), addr(1), Duration::from_millis(5));
+        t.measured(&id, addr(2), Duration::from_millis(5));
+        assert_eq!(rtt(&t), None);
+        // The first sample is taken as it is, to the scale's 4.4%.
+        t.measured(&id, addr(1), Duration::from_millis(150));
+        let first = rtt(&t).unwrap().as_secs_f64() * 1000.0;
+        assert!((first / 150.0 - 1.0).abs() < 0.023, "{first}");
+        // A 16-times outlier moves it a quarter of the way in log scale (a doubling), then a
+        // steady 40 ms wins.
+        t.measured(&id, addr(1), Duration::from_millis(2_400));
+        let after_outlier = rtt(&t).unwrap().as_secs_f64() * 1000.0;
+        assert!(
+            (after_outlier / 300.0 - 1.0).abs() < 0.023,
+            "{after_outlier}"
+        );
+        for _ in 0..40 {
+            t.measured(&id, addr(1), Duration::from_millis(40));
+        }
+        let steady = rtt(&t).unwrap().as_secs_f64() * 1000.0;
+        assert!((steady / 40.0 - 1.0).abs() < 0.023, "{steady}");
+        // Loopback's tenth of a millisecond and a 10 s answer stay on the scale.
+        assert_eq!(rtt_of(rtt_code(Duration::from_micros(20))), rtt_of(1));
+        assert!(rtt_of(rtt_code(Duration::from_secs(10))).unwrap() > Duration::from_secs(5));
+        // Failures share the flags' byte without touching them.
+        t.failed(now, &id, addr(1), 1);
+        let c = *t.contacts().next().unwrap();
+        assert_eq!((c.failures(), c.verified(), c.addr()), (1, true, addr(1)));
+        t.heard_from(now, node, Heard::Response);
+        assert_eq!(t.contacts().next().unwrap().failures(), 0);
+        let mut c = c;
+        c.set_failures(200);
+        assert_eq!((c.failures(), c.verified(), c.vouched()), (15, true, true));
     }
 
     proptest::proptest! {

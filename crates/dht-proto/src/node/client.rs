@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use super::{Event, Node, Outcome, OwnItem, Pending, Purpose, QueryId};
+use super::{Event, Node, Outcome, OwnItem, Pending, Purpose, QueryId, Resend};
 use crate::bep44::{check_sizes, immutable_target, ItemError, MutableItem};
 use crate::id::Id;
 use crate::lookup::Lookup;
@@ -553,6 +553,13 @@ impl Node {
             return self.request_failed(now, p, None);
         }
         self.heard_from(now, responder, Heard::Response);
+        // Only an answer to a request sent once times the round trip (Karn's rule: an answer
+        // after the resend may be to either copy).
+        if !matches!(p.resend, Resend::Spent) {
+            let sent = p.deadline - self.config.request_timeout;
+            let rtt = now.saturating_duration_since(sent);
+            self.table.measured(&responder.id, from, rtt);
+        }
         match p.purpose {
             Purpose::Ping => {
                 // A refresh's find_node reply: its contacts fill the bucket's gaps.

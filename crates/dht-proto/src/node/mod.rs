@@ -57,7 +57,7 @@ pub use transactions::TRANSACTION_ID_LEN;
 
 use client::Command;
 use guard::Guard;
-use transactions::{Pending, Purpose, Transactions};
+use transactions::{Pending, Purpose, Resend, Transactions};
 
 /// A command's handle.
 pub type QueryId = u64;

@@ -204,8 +204,7 @@ async fn routing(State(state): State<AppState>, p: Params) -> Result<Json<Value>
                         "addr": c.addr.to_string(),
                         "state": c.state.name(),
                         "last_seen_s": c.since_seen.as_secs_f64(),
-                        // Round trips are not measured per contact yet.
-                        "rtt_ms": Value::Null,
+                        "rtt_ms": c.rtt.map(|d| d.as_secs_f64() * 1000.0),
                         "failures": c.failures,
                     })
                 })
