@@ -375,7 +375,16 @@ pub struct RoutingConfig {
     pub subnet_per_bucket_max: usize,
     /// At most this many contacts per subnet in the whole table.
     pub subnet_per_table_max: usize,
+    /// Proximity neighbour selection: a newcomer waiting among a full bucket's replacements
+    /// that answers us at least [`PROXIMITY_FACTOR`] times faster than the bucket's slowest
+    /// timed contact takes that contact's place (see [`RoutingTable::measured`]).
+    pub proximity: bool,
 }
+
+/// How much faster than a bucket's slowest timed contact a waiting newcomer must answer to
+/// take its place under [`RoutingConfig::proximity`]: twice, so that jitter never swaps two
+/// contacts of about the same distance back and forth.
+pub const PROXIMITY_FACTOR: u32 = 2;
 
 /// Default of [`RoutingConfig::subnet_per_bucket_max`]: libtorrent's one.
 pub const SUBNET_PER_BUCKET_MAX: usize = 1;
@@ -392,6 +401,7 @@ impl Default for RoutingConfig {
             one_per_ip: true,
             subnet_per_bucket_max: SUBNET_PER_BUCKET_MAX,
             subnet_per_table_max: SUBNET_PER_TABLE_MAX,
+            proximity: true,
         }
     }
 }
@@ -683,18 +693,63 @@ impl RoutingTable {
         );
     }
 
-    /// The contact `id` at `addr` answered a request sent once in `rtt`: folded into its
-    /// [`Contact::rtt`]. Nothing happens for an ID not in the table (a replacement, or a node
-    /// met only in a lookup).
-    pub fn measured(&mut self, id: &Id, addr: SocketAddr, rtt: Duration) {
+    /// At `now`, the contact `id` at `addr` answered a request sent once in `rtt`: folded into its
+    /// [`Contact::rtt`], whether it is in a bucket or waits among its replacements. Nothing
+    /// happens for a node not in the table (one met only in a lookup).
+    ///
+    /// With [`RoutingConfig::proximity`], a replacement that answers [`PROXIMITY_FACTOR`] times
+    /// faster than the slowest timed contact of its full bucket takes that contact's place,
+    /// and the slow one waits among the replacements (it comes back if the fast one fails).
+    /// This is proximity neighbour selection (Gummadi et al., "The Impact of DHT Routing
+    /// Geometry on Resilience and Proximity", SIGCOMM 2003; Kademlia's buckets leave the
+    /// choice free): a bucket far from our ID covers a large share of the network and can be
+    /// filled with nearby nodes, so the first hops of a lookup cost less than a median round
+    /// trip. Contacts never timed (restored, or only heard about) are not compared.
+    pub fn measured(&mut self, now: Instant, id: &Id, addr: SocketAddr, rtt: Duration) {
         let index = self.bucket_index(id);
-        if let Some(c) = self.buckets[index]
+        let bucket = &mut self.buckets[index];
+        if let Some(c) = bucket
             .contacts
             .iter_mut()
             .find(|c| c.id == *id && c.is_at(addr))
         {
             c.add_rtt_sample(rtt);
+            return;
         }
+        let Some(r) = bucket
+            .replacements
+            .iter()
+            .position(|c| c.id == *id && c.is_at(addr))
+        else {
+            return;
+        };
+        bucket.replacements[r].add_rtt_sample(rtt);
+        if !self.config.proximity || bucket.contacts.len() < K {
+            return;
+        }
+        let newcomer = bucket.replacements[r];
+        let Some(newcomer_rtt) = newcomer.rtt() else {
+            return;
+        };
+        let slowest = bucket
+            .contacts
+            .iter()
+            .enumerate()
+            .filter_map(|(pos, c)| c.rtt().map(|t| (t, pos)))
+            .max();
+        let Some((slow_rtt, pos)) = slowest else {
+            return;
+        };
+        if slow_rtt < newcomer_rtt * PROXIMITY_FACTOR || self.ip_blocked(&newcomer, index) {
+            return;
+        }
+        let bucket = &mut self.buckets[index];
+        let slow = bucket.contacts[pos];
+        // `put_at` takes the newcomer out of the replacements; the slow contact takes its
+        // place there.
+        bucket.put_at(pos, newcomer, now);
+        push_replacement(&mut bucket.replacements, slow);
+        bucket.summarize();
     }
 
     /// Records that a query to `id` at `addr` went unanswered, sent `tries` times (a request
@@ -944,23 +999,23 @@ mod tests {
         let rtt = |t: &RoutingTable| t.contacts().next().unwrap().rtt();
         assert_eq!(rtt(&t), None, "not timed yet");
         // A stranger's round trip, or one from another address, changes nothing.
-        t.measured(&Id([7; 20]), addr(1), Duration::from_millis(5));
-        t.measured(&id, addr(2), Duration::from_millis(5));
+        t.measured(now, &Id([7; 20]), addr(1), Duration::from_millis(5));
+        t.measured(now, &id, addr(2), Duration::from_millis(5));
         assert_eq!(rtt(&t), None);
         // The first sample is taken as it is, to the scale's 4.4%.
-        t.measured(&id, addr(1), Duration::from_millis(150));
+        t.measured(now, &id, addr(1), Duration::from_millis(150));
         let first = rtt(&t).unwrap().as_secs_f64() * 1000.0;
         assert!((first / 150.0 - 1.0).abs() < 0.023, "{first}");
         // A 16-times outlier moves it a quarter of the way in log scale (a doubling), then a
         // steady 40 ms wins.
-        t.measured(&id, addr(1), Duration::from_millis(2_400));
+        t.measured(now, &id, addr(1), Duration::from_millis(2_400));
         let after_outlier = rtt(&t).unwrap().as_secs_f64() * 1000.0;
         assert!(
             (after_outlier / 300.0 - 1.0).abs() < 0.023,
             "{after_outlier}"
         );
         for _ in 0..40 {
-            t.measured(&id, addr(1), Duration::from_millis(40));
+            t.measured(now, &id, addr(1), Duration::from_millis(40));
         }
         let steady = rtt(&t).unwrap().as_secs_f64() * 1000.0;
         assert!((steady / 40.0 - 1.0).abs() < 0.023, "{steady}");
@@ -992,6 +1047,7 @@ mod tests {
                     one_per_ip: false,
                     subnet_per_bucket_max: usize::MAX,
                     subnet_per_table_max: usize::MAX,
+                    proximity: true,
                 },
             );
             let pool: Vec<Id> = (0..300).map(|_| Id::random(&mut rng)).collect();
@@ -999,8 +1055,19 @@ mod tests {
             for step in 0..400 {
                 let i = (rng.next_u32() % 300) as usize;
                 let node = info(pool[i], i as u32);
-                match rng.next_u32() % 8 {
-                    0..=2 => drop(t.heard_from(Instant::from_micros(now_s * 1_000_000), node, Heard::Response)),
+                match rng.next_u32() % 9 {
+                    0..=1 => drop(t.heard_from(Instant::from_micros(now_s * 1_000_000), node, Heard::Response)),
+                    2 => {
+                        // An answer, timed: proximity may swap a replacement into the bucket.
+                        let at = Instant::from_micros(now_s * 1_000_000);
+                        let _ = t.heard_from(at, node, Heard::Response);
+                        let ms = u64::from(1 + rng.next_u32() % 500);
+                        t.measured(at, &node.id, node.addr, Duration::from_millis(ms));
+                    }
+                    8 => {
+                        let ms = u64::from(1 + rng.next_u32() % 500);
+                        t.measured(Instant::from_micros(now_s * 1_000_000), &node.id, node.addr, Duration::from_millis(ms));
+                    }
                     3 => drop(t.heard_from(Instant::from_micros(now_s * 1_000_000), node, Heard::Query)),
                     4 => drop(t.heard_from(Instant::from_micros(now_s * 1_000_000), node, Heard::About)),
                     5 => t.failed(Instant::from_micros(now_s * 1_000_000), &node.id, node.addr, 1 + (rng.next_u32() % 2) as u8),
@@ -1188,6 +1255,59 @@ mod tests {
                 Insert::Added
             );
         }
+    }
+
+    #[test]
+    fn a_waiting_newcomer_twice_as_fast_takes_the_place_of_the_slowest_timed_contact() {
+        let now = Instant::from_millis(10_000);
+        let run = |proximity: bool| {
+            let (mut t, ids) = table_with_full_far_bucket(Heard::Response, addr(1000));
+            t.config.proximity = proximity;
+            // Contacts 0..K-1 answer in 100 ms, contact 3 in 400 ms; contact 0 is never timed.
+            for (i, id) in ids.iter().enumerate().skip(1) {
+                let ms = if i == 3 { 400 } else { 100 };
+                t.measured(now, id, addr(i as u32), Duration::from_millis(ms));
+            }
+            // A newcomer answers: the bucket is full of good contacts, so it waits.
+            let fast = info(far_id(0x40), 500);
+            assert!(!matches!(
+                t.heard_from(now, fast, Heard::Response),
+                Insert::Added
+            ));
+            // 250 ms is not twice as fast as 400: nothing moves; 150 ms is.
+            t.measured(now, &fast.id, fast.addr, Duration::from_millis(250));
+            assert!(t.get(&fast.id).is_none(), "not twice as fast");
+            for _ in 0..8 {
+                t.measured(now, &fast.id, fast.addr, Duration::from_millis(150));
+            }
+            (t, ids, fast)
+        };
+        let (t, ids, fast) = run(true);
+        assert!(
+            t.get(&fast.id).is_some(),
+            "the fast newcomer is in the bucket"
+        );
+        assert!(
+            t.get(&ids[3]).is_none(),
+            "the slowest timed contact left the bucket"
+        );
+        assert!(
+            t.known_at(&ids[3], addr(3)).is_some(),
+            "and waits among the replacements"
+        );
+        assert!(
+            t.get(&ids[0]).is_some(),
+            "an untimed contact is never compared"
+        );
+        assert_eq!(t.bucket(0).len(), K);
+        // Without proximity the newcomer only waits.
+        let (t, ids, fast) = run(false);
+        assert!(t.get(&fast.id).is_none());
+        assert!(t.get(&ids[3]).is_some());
+        assert!(
+            t.known_at(&fast.id, fast.addr).unwrap().rtt().is_some(),
+            "but it is timed"
+        );
     }
 
     /// An ID in bucket 0 (first bit set) of a table whose own ID is zero, told apart by its

@@ -147,6 +147,10 @@ pub struct SimConfig {
     /// Kademlia nodes at public addresses, adversaries sharing /24s, so that the routing
     /// table's per-subnet limits apply (see `overlays::kademlia::public_addr_of`).
     pub ip_diversity: bool,
+    /// Kademlia: proximity neighbour selection in the routing tables
+    /// (`dht_proto::routing::RoutingConfig::proximity`, on by default as in the node), and in
+    /// the converged start's tables (see `overlays::kademlia::PROXIMITY_CANDIDATES`).
+    pub proximity: bool,
     /// Show progress on stderr.
     #[serde(skip)]
     pub progress: bool,
@@ -178,6 +182,7 @@ impl Default for SimConfig {
             adversary: None,
             disjoint_paths: 1,
             ip_diversity: false,
+            proximity: true,
             progress: false,
         }
     }
@@ -286,6 +291,9 @@ impl SimConfig {
         }
         if self.ip_diversity {
             c += " --ip-diversity";
+        }
+        if !self.proximity {
+            c += " --no-proximity";
         }
         c
     }

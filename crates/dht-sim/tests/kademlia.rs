@@ -111,3 +111,39 @@ fn tables_keep_up_with_one_point_four_minute_sessions() {
     let strict = r.lookups.succeeded_at_end as f64 / r.lookups.started as f64;
     assert!(strict > 0.9, "end-only success {strict}: {}", r.summary());
 }
+
+/// Proximity neighbour selection (on by default, as in the node): a converged table holds the
+/// nearest of four times as many nodes per bucket, so a lookup's first hops are short and its
+/// latency drops, with the same lookups right; `--no-proximity` is the plain random table.
+#[test]
+fn proximity_neighbour_selection_shortens_lookups_without_losing_any() {
+    let run = |proximity: bool| {
+        let cfg = SimConfig {
+            seed: 6,
+            nodes: 5000,
+            lookups: 2000,
+            gets: 500,
+            puts: 50,
+            duration_s: 600,
+            warmup_s: Some(120),
+            converge: true,
+            proximity,
+            ..SimConfig::default()
+        };
+        let r = dht_sim::overlays::registry::run_overlay("kademlia", cfg, &mut |_| {}).unwrap();
+        println!("proximity {proximity}: {}", r.summary());
+        r
+    };
+    let (near, plain) = (run(true), run(false));
+    assert!(near.lookups.success_rate >= 0.999, "{}", near.summary());
+    assert!(plain.lookups.success_rate >= 0.999, "{}", plain.summary());
+    let (a, b) = (&near.lookups.latency_ms, &plain.lookups.latency_ms);
+    assert!(
+        a.p50 < 0.9 * b.p50,
+        "lookup p50 {} against {}",
+        a.p50,
+        b.p50
+    );
+    let (a, b) = (&near.gets.latency_ms, &plain.gets.latency_ms);
+    assert!(a.p50 < 0.8 * b.p50, "get p50 {} against {}", a.p50, b.p50);
+}

@@ -558,7 +558,7 @@ impl Node {
         if !matches!(p.resend, Resend::Spent) {
             let sent = p.deadline - self.config.request_timeout;
             let rtt = now.saturating_duration_since(sent);
-            self.table.measured(&responder.id, from, rtt);
+            self.table.measured(now, &responder.id, from, rtt);
         }
         match p.purpose {
             Purpose::Ping => {

@@ -599,11 +599,13 @@ impl Overlay for Kademlia {
     fn converge(
         &self,
         nodes: &mut [(NodeIdx, &mut KademliaNode)],
-        _latency: &dyn Fn(NodeIdx, NodeIdx) -> Duration,
+        latency: &dyn Fn(NodeIdx, NodeIdx) -> Duration,
     ) -> bool {
         // Each node's table is what a long-stable network gives it: in every bucket up to k
-        // contacts drawn at random from all the live nodes of that bucket's range, entered as
-        // if they had just answered (`Node::restore_contact`). See `fill_tables`.
+        // contacts drawn at random from all the live nodes of that bucket's range (with
+        // proximity neighbour selection, the k nearest of PROXIMITY_CANDIDATES times k so
+        // drawn), entered as if they had just answered (`Node::restore_contact`). See
+        // `fill_tables`.
         // The live IDs sorted, each with its node's table: neighbours share most of their
         // binary searches.
         let mut pairs: Vec<((Id, NodeIdx), &mut Node)> = nodes
@@ -613,9 +615,19 @@ impl Overlay for Kademlia {
         pairs.sort_unstable_by_key(|(key, _)| *key);
         let (sorted, mut tables): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
         let plan = self.shared.plan;
-        fill_tables(&sorted, &mut tables, self.config.k.max(1), &|i| {
-            plan.addr(i)
-        });
+        let draw = if self.config.routing.proximity {
+            PROXIMITY_CANDIDATES
+        } else {
+            1
+        };
+        fill_tables(
+            &sorted,
+            &mut tables,
+            self.config.k.max(1),
+            draw,
+            &|i| plan.addr(i),
+            latency,
+        );
         true
     }
 
@@ -642,9 +654,18 @@ impl Overlay for Kademlia {
     }
 }
 
+/// How many nodes per place a converged table chooses from under proximity neighbour
+/// selection (`RoutingConfig::proximity`): each bucket holds the `k` nodes of least latency
+/// among `4 k` drawn at random from its range. It models a node that has run long enough to
+/// have timed four times as many nodes of each bucket as the bucket holds and kept the fastest
+/// (the node's own rule swaps a contact for one twice as fast). A far bucket covers a large
+/// share of the network, so this is a modest assumption there; a near bucket's range often
+/// holds fewer nodes, and then all of them are candidates.
+pub const PROXIMITY_CANDIDATES: usize = 4;
+
 /// Fills the tables of `sorted`'s nodes (`tables[i]` is the node of `sorted[i]`): in every
 /// bucket up to `k` contacts drawn at random from all of `sorted`'s nodes in that bucket's
-/// range.
+/// range; with `draw` above 1, the `k` of least `latency` from `draw × k` so drawn.
 ///
 /// In the sorted array of the IDs the nodes that share our first `depth` bits are one run,
 /// which bit `depth` cuts into our side and the bucket's range; so a table costs one binary
@@ -655,7 +676,9 @@ fn fill_tables(
     sorted: &[(Id, NodeIdx)],
     tables: &mut [&mut Node],
     k: usize,
+    draw: usize,
     addr_of: &dyn Fn(NodeIdx) -> SocketAddr,
+    latency: &dyn Fn(NodeIdx, NodeIdx) -> Duration,
 ) {
     let mut picks: Vec<usize> = Vec::with_capacity(k);
     // `cuts[d]`: the run at depth `d` and where bit `d` cuts it, for the previous node.
@@ -685,7 +708,12 @@ fn fill_tables(
             } else {
                 ((mid, hi), (lo, mid))
             };
-            sample_distinct(&mut rng, range.0, range.1, k, &mut picks);
+            sample_distinct(&mut rng, range.0, range.1, draw * k, &mut picks);
+            if picks.len() > k {
+                let me = sorted[i].1;
+                picks.sort_by_key(|&p| (latency(me, sorted[p].1), p));
+                picks.truncate(k);
+            }
             for &p in &picks {
                 let (id, idx) = sorted[p];
                 let info = NodeInfo {

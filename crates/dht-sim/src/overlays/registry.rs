@@ -121,7 +121,8 @@ pub fn min_duration_s(name: &str, cfg: &SimConfig) -> u64 {
     (2.0 * tail).ceil() as u64
 }
 
-/// Kademlia's node settings for a run: Mainline's, with the run's disjoint paths; with
+/// Kademlia's node settings for a run: Mainline's, with the run's disjoint paths and
+/// proximity neighbour selection; with
 /// `--ip-diversity` the nodes have public addresses, where the per-source rate limit and the
 /// upload budget would apply too: they are turned off, so that only the routing table's
 /// per-subnet limits differ from a loopback run.
@@ -130,6 +131,7 @@ fn kademlia_config(cfg: &SimConfig) -> Config {
         disjoint_paths: cfg.disjoint_paths,
         ..Config::default()
     };
+    c.routing.proximity = cfg.proximity;
     if cfg.ip_diversity {
         c.rate_limit.per_second = 0;
         c.upload_bytes_per_second = 0;

@@ -129,6 +129,11 @@ pub struct SimArgs {
     /// apply (loopback addresses are exempt from them).
     #[arg(long)]
     pub ip_diversity: bool,
+    /// Kademlia: turn off proximity neighbour selection (a newcomer that answers twice as fast
+    /// as a full bucket's slowest timed contact takes its place; a converged table holds the
+    /// fastest of four times as many nodes as it has places), which the node does by default.
+    #[arg(long)]
+    pub no_proximity: bool,
 }
 
 /// Parses an overlay name; the error lists the valid names (clap prints it on the usage line,
@@ -187,6 +192,7 @@ impl SimArgs {
             }),
             disjoint_paths: self.disjoint_paths,
             ip_diversity: self.ip_diversity,
+            proximity: !self.no_proximity,
             ..SimConfig::default()
         })
     }
