@@ -386,6 +386,10 @@ pub struct RoutingConfig {
 /// contacts of about the same distance back and forth.
 pub const PROXIMITY_FACTOR: u32 = 2;
 
+/// And by at least this much: on a LAN or loopback, where round trips differ by scheduling
+/// noise of a fraction of a millisecond, no swap buys anything.
+pub const PROXIMITY_MARGIN: Duration = Duration::from_millis(10);
+
 /// Default of [`RoutingConfig::subnet_per_bucket_max`]: libtorrent's one.
 pub const SUBNET_PER_BUCKET_MAX: usize = 1;
 
@@ -698,7 +702,8 @@ impl RoutingTable {
     /// happens for a node not in the table (one met only in a lookup).
     ///
     /// With [`RoutingConfig::proximity`], a replacement that answers [`PROXIMITY_FACTOR`] times
-    /// faster than the slowest timed contact of its full bucket takes that contact's place,
+    /// faster than the slowest timed contact of its full bucket, and [`PROXIMITY_MARGIN`]
+    /// faster at least, takes that contact's place,
     /// and the slow one waits among the replacements (it comes back if the fast one fails).
     /// This is proximity neighbour selection (Gummadi et al., "The Impact of DHT Routing
     /// Geometry on Resilience and Proximity", SIGCOMM 2003; Kademlia's buckets leave the
@@ -740,7 +745,10 @@ impl RoutingTable {
         let Some((slow_rtt, pos)) = slowest else {
             return;
         };
-        if slow_rtt < newcomer_rtt * PROXIMITY_FACTOR || self.ip_blocked(&newcomer, index) {
+        if slow_rtt < newcomer_rtt * PROXIMITY_FACTOR
+            || slow_rtt < newcomer_rtt + PROXIMITY_MARGIN
+            || self.ip_blocked(&newcomer, index)
+        {
             return;
         }
         let bucket = &mut self.buckets[index];
@@ -1300,6 +1308,15 @@ mod tests {
             "an untimed contact is never compared"
         );
         assert_eq!(t.bucket(0).len(), K);
+        // On loopback, 0.1 ms against 0.4 ms is four times as fast but buys nothing.
+        let (mut t, ids) = table_with_full_far_bucket(Heard::Response, addr(1000));
+        for (i, id) in ids.iter().enumerate() {
+            t.measured(now, id, addr(i as u32), Duration::from_micros(400));
+        }
+        let quick = info(far_id(0x41), 501);
+        let _ = t.heard_from(now, quick, Heard::Response);
+        t.measured(now, &quick.id, quick.addr, Duration::from_micros(100));
+        assert!(t.get(&quick.id).is_none(), "within the margin");
         // Without proximity the newcomer only waits.
         let (t, ids, fast) = run(false);
         assert!(t.get(&fast.id).is_none());
