@@ -194,14 +194,17 @@ impl Node {
         let salt: &[u8] = args.mutable.as_ref().map_or(&[], |m| &m.salt);
         check_sizes(&args.value, salt).map_err(|e| (e.code(), "item refused"))?;
         let expires = now + ITEM_LIFETIME;
-        let claimed = args.target;
-        let (target, value) = match args.mutable {
-            None => (
-                immutable_target(&args.value),
-                ItemValue::Immutable(args.value),
-            ),
+        let target = match &args.mutable {
+            None => immutable_target(&args.value),
+            Some(m) => mutable_target(&m.public_key, &m.salt),
+        };
+        // The optional `target` (which the `mainline` crate sends) must name the item.
+        if args.target.is_some_and(|t| t != target) {
+            return Err((error_code::PROTOCOL, "target does not match the item"));
+        }
+        let value = match args.mutable {
+            None => ItemValue::Immutable(args.value),
             Some(m) => {
-                let target = mutable_target(&m.public_key, &m.salt);
                 let cas = m.cas;
                 let item = MutableItem {
                     public_key: m.public_key,
@@ -214,39 +217,36 @@ impl Node {
                 if !self.tokens.check(&args.token, &from.ip(), &target) {
                     return Err((error_code::PROTOCOL, "bad token"));
                 }
-                // A put of the very item stored (a republish, a replay) was verified when it
-                // was stored: refresh it without paying for the signature again.
-                if let Some(old) = self.storage.item(&target) {
-                    if matches!(&old.value, ItemValue::Mutable(old) if *old == item) {
-                        self.storage.touch_item(&target, expires);
-                        return Ok(());
+                // The stored item's seq, whether it holds the same value, and whether it is
+                // this very item (a republish, a replay): that one verified when it was
+                // stored, so only its signature check is skipped, not the rules below.
+                let old = match self.storage.item(&target).map(|s| &s.value) {
+                    Some(ItemValue::Mutable(old)) => {
+                        Some((old.seq, old.value == item.value, *old == item))
+                    }
+                    _ => None,
+                };
+                if !old.is_some_and(|(_, _, same_item)| same_item) {
+                    item.verify().map_err(|e| (e.code(), "invalid item"))?;
+                }
+                if let Some((old_seq, same_value, _)) = old {
+                    if cas.is_some_and(|c| c != old_seq) {
+                        return Err((error_code::CAS_MISMATCH, "cas mismatch"));
+                    }
+                    if item.seq < old_seq {
+                        return Err((error_code::SEQ_TOO_LOW, "sequence number too low"));
+                    }
+                    if item.seq == old_seq {
+                        if same_value {
+                            self.storage.touch_item(&target, expires);
+                            return Ok(());
+                        }
+                        return Err((error_code::SEQ_TOO_LOW, "sequence number not newer"));
                     }
                 }
-                item.verify().map_err(|e| (e.code(), "invalid item"))?;
-                if let Some(old) = self.storage.item(&target) {
-                    if let ItemValue::Mutable(old) = &old.value {
-                        if cas.is_some_and(|c| c != old.seq) {
-                            return Err((error_code::CAS_MISMATCH, "cas mismatch"));
-                        }
-                        if item.seq < old.seq {
-                            return Err((error_code::SEQ_TOO_LOW, "sequence number too low"));
-                        }
-                        if item.seq == old.seq {
-                            if item.value == old.value {
-                                self.storage.touch_item(&target, expires);
-                                return Ok(());
-                            }
-                            return Err((error_code::SEQ_TOO_LOW, "sequence number not newer"));
-                        }
-                    }
-                }
-                (target, ItemValue::Mutable(item))
+                ItemValue::Mutable(item)
             }
         };
-        // The optional `target` (which the `mainline` crate sends) must name the item.
-        if claimed.is_some_and(|t| t != target) {
-            return Err((error_code::PROTOCOL, "target does not match the item"));
-        }
         if matches!(value, ItemValue::Immutable(_)) {
             if !self.tokens.check(&args.token, &from.ip(), &target) {
                 return Err((error_code::PROTOCOL, "bad token"));

@@ -250,6 +250,30 @@ fn mutable_puts_follow_every_bep44_rule_with_its_code() {
         "same item, bad signature"
     );
     assert!(n.put_mutable(Instant::ZERO, bad_signature, None).is_err());
+    // Nor does it skip the rules: the very item stored, with a cas that does not match or a
+    // target that is not its own, is refused as before.
+    assert_eq!(
+        put(&mut n, &v1, Some(4)),
+        Some(301),
+        "same item, cas mismatch"
+    );
+    let wrong_target = ask(
+        &mut n,
+        &query(
+            b"mt",
+            Method::Put(PutArgs {
+                target: Some(Id([0x77; 20])),
+                ..PutArgs::mutable(&v1, token.clone(), None)
+            }),
+            false,
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        error_code(&wrong_target),
+        Some(203),
+        "same item, another target"
+    );
     assert!(n.put_mutable(Instant::ZERO, v1.clone(), None).is_ok());
     while n.poll_transmit().is_some() {}
 
