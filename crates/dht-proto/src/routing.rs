@@ -315,6 +315,13 @@ impl Default for Bucket {
 }
 
 impl Bucket {
+    /// Where the contact `id` at `addr` is among the bucket's contacts.
+    fn position(&self, id: &Id, addr: SocketAddr) -> Option<usize> {
+        self.contacts
+            .iter()
+            .position(|c| c.id == *id && c.is_at(addr))
+    }
+
     /// Puts `contact` in place `pos` (whose contact leaves), and out of the replacements.
     fn put_at(&mut self, pos: usize, contact: Contact, now: Instant) {
         self.contacts[pos] = contact;
@@ -713,12 +720,8 @@ impl RoutingTable {
     pub fn measured(&mut self, now: Instant, id: &Id, addr: SocketAddr, rtt: Duration) {
         let index = self.bucket_index(id);
         let bucket = &mut self.buckets[index];
-        if let Some(c) = bucket
-            .contacts
-            .iter_mut()
-            .find(|c| c.id == *id && c.is_at(addr))
-        {
-            c.add_rtt_sample(rtt);
+        if let Some(pos) = bucket.position(id, addr) {
+            bucket.contacts[pos].add_rtt_sample(rtt);
             return;
         }
         let Some(r) = bucket
@@ -732,32 +735,32 @@ impl RoutingTable {
         if !self.config.proximity || bucket.contacts.len() < K {
             return;
         }
+        // The codes order as the round trips do (0, never timed, is left out).
         let newcomer = bucket.replacements[r];
-        let Some(newcomer_rtt) = newcomer.rtt() else {
-            return;
-        };
         let slowest = bucket
             .contacts
             .iter()
             .enumerate()
-            .filter_map(|(pos, c)| c.rtt().map(|t| (t, pos)))
-            .max();
-        let Some((slow_rtt, pos)) = slowest else {
+            .filter(|(_, c)| c.rtt != 0)
+            .max_by_key(|(_, c)| c.rtt)
+            .map(|(pos, c)| (pos, *c));
+        let Some((pos, slow)) = slowest else {
             return;
         };
-        if slow_rtt < newcomer_rtt * PROXIMITY_FACTOR
-            || slow_rtt < newcomer_rtt + PROXIMITY_MARGIN
+        let (fast, slow_rtt) = (rtt_of(newcomer.rtt), rtt_of(slow.rtt));
+        let Some((fast, slow_rtt)) = fast.zip(slow_rtt) else {
+            return;
+        };
+        if slow_rtt < fast * PROXIMITY_FACTOR
+            || slow_rtt < fast + PROXIMITY_MARGIN
             || self.ip_blocked(&newcomer, index)
         {
             return;
         }
+        // `put_at` takes the newcomer out of the replacements; the slow contact waits there.
         let bucket = &mut self.buckets[index];
-        let slow = bucket.contacts[pos];
-        // `put_at` takes the newcomer out of the replacements; the slow contact takes its
-        // place there.
         bucket.put_at(pos, newcomer, now);
         push_replacement(&mut bucket.replacements, slow);
-        bucket.summarize();
     }
 
     /// Records that a query to `id` at `addr` went unanswered, sent `tries` times (a request
@@ -767,11 +770,7 @@ impl RoutingTable {
     pub fn failed(&mut self, now: Instant, id: &Id, addr: SocketAddr, tries: u8) {
         let index = self.bucket_index(id);
         let bucket = &mut self.buckets[index];
-        let Some(pos) = bucket
-            .contacts
-            .iter()
-            .position(|c| c.id == *id && c.is_at(addr))
-        else {
+        let Some(pos) = bucket.position(id, addr) else {
             return;
         };
         let c = &mut bucket.contacts[pos];
