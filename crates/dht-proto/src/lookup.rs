@@ -726,6 +726,14 @@ mod tests {
         assert!(l.is_done());
     }
 
+    /// Marks `who` asked (in flight), as a request to it would, so that its reply counts.
+    fn asked(l: &mut Lookup, who: &NodeInfo) {
+        l.candidates
+            .iter_mut()
+            .filter(|c| c.node == *who)
+            .for_each(|c| c.state = State::InFlight { stalled: false });
+    }
+
     #[test]
     fn disjoint_paths_never_ask_a_node_twice_and_follow_only_their_own_answers() {
         let all = network(400, 11);
@@ -886,10 +894,7 @@ mod tests {
                 })
                 .collect();
             // Mark the liar asked, then let it answer.
-            l.candidates
-                .iter_mut()
-                .filter(|c| c.node == liar)
-                .for_each(|c| c.state = State::InFlight { stalled: false });
+            asked(&mut l, &liar);
             l.on_response(&liar, &lies, None);
             if round == 0 {
                 // A reply counts at most REPLY_CONTACTS_MAX contacts.
@@ -925,10 +930,7 @@ mod tests {
         forged.id = Id([0x11; 20]);
         forged.id.0[19] ^= 1;
         for (who, named) in [(liar, forged), (teller, honest)] {
-            l.candidates
-                .iter_mut()
-                .filter(|c| c.node == who)
-                .for_each(|c| c.state = State::InFlight { stalled: false });
+            asked(&mut l, &who);
             l.on_response(&who, &[named], None);
         }
         assert!(
@@ -964,10 +966,7 @@ mod tests {
                     node(id, 200_000 + n)
                 })
                 .collect();
-            l.candidates
-                .iter_mut()
-                .filter(|c| c.node == liar)
-                .for_each(|c| c.state = State::InFlight { stalled: false });
+            asked(&mut l, &liar);
             l.on_response(&liar, &closer, None);
         }
         let dropped: Vec<NodeInfo> = path1_seeds
@@ -978,10 +977,7 @@ mod tests {
         assert!(!dropped.is_empty(), "path 1 dropped some of its seeds");
         // Path 0 is then told of them: they stay out.
         let teller = on(&l, 0)[0];
-        l.candidates
-            .iter_mut()
-            .filter(|c| c.node == teller)
-            .for_each(|c| c.state = State::InFlight { stalled: false });
+        asked(&mut l, &teller);
         l.on_response(&teller, &dropped, None);
         for n in &dropped {
             assert!(!on(&l, 0).contains(n), "{n:?} came back on path 0");

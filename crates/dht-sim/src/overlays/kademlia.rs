@@ -822,6 +822,20 @@ mod tests {
         assert_eq!(common_prefix_bits(&a, &b), 0);
     }
 
+    /// `count` nodes of `overlay` after its converged start (latency zero everywhere).
+    fn converged(overlay: &Kademlia, count: u32) -> Vec<KademliaNode> {
+        let mut nodes: Vec<KademliaNode> = (0..count)
+            .map(|i| overlay.new_node(i, crate::rng::mix3(3, 1, i as u64)))
+            .collect();
+        let mut refs: Vec<(NodeIdx, &mut KademliaNode)> = nodes
+            .iter_mut()
+            .enumerate()
+            .map(|(i, n)| (i as NodeIdx, n))
+            .collect();
+        assert!(overlay.converge(&mut refs, &|_, _| Duration::ZERO));
+        nodes
+    }
+
     /// The most contacts from one /24 in any honest node's table, and in any one bucket of
     /// it, after a converged start of 2,000 nodes of which half are adversaries.
     fn crowding(public: bool) -> (usize, usize) {
@@ -833,16 +847,7 @@ mod tests {
         let mut config = Config::default();
         config.rate_limit.per_second = 0;
         let overlay = Kademlia::with_adversaries(config, 3, Some(adversary), public);
-        let mut nodes: Vec<KademliaNode> = (0..2000u32)
-            .map(|i| overlay.new_node(i, crate::rng::mix3(3, 1, i as u64)))
-            .collect();
-        let mut refs: Vec<(NodeIdx, &mut KademliaNode)> = nodes
-            .iter_mut()
-            .enumerate()
-            .map(|(i, n)| (i as NodeIdx, n))
-            .collect();
-        assert!(overlay.converge(&mut refs, &|_, _| Duration::ZERO));
-        drop(refs);
+        let nodes = converged(&overlay, 2000);
         let subnet = |a: SocketAddr| match a {
             SocketAddr::V4(v) => u32::from_be_bytes(v.ip().octets()) >> 8,
             SocketAddr::V6(_) => 0,
@@ -888,17 +893,8 @@ mod tests {
     #[test]
     fn converged_tables_fill_every_bucket_from_its_whole_range() {
         let overlay = Kademlia::new(3);
-        let mut nodes: Vec<KademliaNode> = (0..2000u32)
-            .map(|i| overlay.new_node(i, crate::rng::mix3(3, 1, i as u64)))
-            .collect();
+        let nodes = converged(&overlay, 2000);
         let ids: Vec<Id> = nodes.iter().map(|n| n.id()).collect();
-        let mut refs: Vec<(NodeIdx, &mut KademliaNode)> = nodes
-            .iter_mut()
-            .enumerate()
-            .map(|(i, n)| (i as NodeIdx, n))
-            .collect();
-        assert!(overlay.converge(&mut refs, &|_, _| Duration::ZERO));
-        drop(refs);
         let now = Instant::ZERO;
         // Tables are filled in ID order, reusing the neighbour's cuts: check many of them.
         for (i, n) in nodes.iter().enumerate().step_by(13) {
