@@ -680,7 +680,8 @@ fn fill_tables(
     addr_of: &dyn Fn(NodeIdx) -> SocketAddr,
     latency: &dyn Fn(NodeIdx, NodeIdx) -> Duration,
 ) {
-    let mut picks: Vec<usize> = Vec::with_capacity(k);
+    let mut picks: Vec<usize> = Vec::with_capacity(draw * k);
+    let mut keyed: Vec<(Duration, usize)> = Vec::with_capacity(draw * k);
     // `cuts[d]`: the run at depth `d` and where bit `d` cuts it, for the previous node.
     let mut cuts: Vec<(usize, usize, usize)> = Vec::with_capacity(ID_BITS);
     let mut prev: Option<Id> = None;
@@ -712,9 +713,13 @@ fn fill_tables(
             if picks.len() > k {
                 let me = sorted[i].1;
                 // One latency per candidate: each reads two nodes' places, a cache miss at a
-                // million nodes, so the sort must not compute them again.
-                picks.sort_by_cached_key(|&p| (latency(me, sorted[p].1), p));
-                picks.truncate(k);
+                // million nodes, so the sort must not compute them again; the keys live in
+                // one buffer for the whole build.
+                keyed.clear();
+                keyed.extend(picks.iter().map(|&p| (latency(me, sorted[p].1), p)));
+                keyed.sort_unstable();
+                picks.clear();
+                picks.extend(keyed.iter().take(k).map(|&(_, p)| p));
             }
             for &p in &picks {
                 let (id, idx) = sorted[p];
