@@ -388,6 +388,8 @@ pub struct RuntimeMetrics {
     pub commit_failures: u64,
     /// Receive calls that failed with a real error.
     pub recv_errors: u64,
+    /// Datagrams longer than [`crate::udp::SLOT_LEN`] received (each cut to that length).
+    pub recv_truncated: u64,
     /// Datagrams the OS refused to send, or left unsent after a stall.
     pub send_failed: u64,
     /// Datagrams not sent because the turn's store commit failed.
@@ -404,6 +406,7 @@ impl Default for RuntimeMetrics {
             commit_duration: Histogram::new(COMMIT_DURATION_BOUNDS_S),
             commit_failures: 0,
             recv_errors: 0,
+            recv_truncated: 0,
             send_failed: 0,
             send_withheld: 0,
         }

@@ -132,8 +132,9 @@ impl RecvBatch {
         self.count == 0
     }
 
-    /// Datagrams longer than [`SLOT_LEN`] received so far (each was cut to `SLOT_LEN`).
-    pub fn truncated_total(&self) -> u64 {
+    /// Datagrams of the last receive that were longer than [`SLOT_LEN`] (each was cut to
+    /// `SLOT_LEN`).
+    pub fn truncated(&self) -> u64 {
         self.truncated
     }
 
@@ -152,6 +153,7 @@ impl RecvBatch {
 /// `Err(WouldBlock)` when none was waiting.
 pub fn try_recv_batch(socket: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usize> {
     batch.count = 0;
+    batch.truncated = 0;
     let n = socket.try_io(Interest::READABLE, || sys::recv(socket, batch))?;
     batch.count = n;
     Ok(n)
@@ -508,7 +510,7 @@ mod tests {
         assert_eq!(n, 1);
         assert_eq!(batch.iter().next().unwrap().1.len(), SLOT_LEN);
         if cfg!(target_os = "linux") {
-            assert_eq!(batch.truncated_total(), 1);
+            assert_eq!(batch.truncated(), 1);
         }
     }
 }
