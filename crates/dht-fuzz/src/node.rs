@@ -23,7 +23,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::OnceLock;
 
 use dht_proto::bep44::{immutable_target, MutableItem};
-use dht_proto::message::{Body, Message, NodeInfo};
+use dht_proto::message::{Body, Message, NodeInfo, Shape};
 use dht_proto::node::{Config, Node};
 use dht_proto::routing::K;
 use dht_proto::store::{ItemValue, StoredItem, ITEM_LIFETIME, PEER_LIFETIME};
@@ -259,7 +259,13 @@ pub fn run(data: &[u8]) -> Node {
                 };
                 let datagram = take(&mut rest, len);
                 let datagram = substitute(datagram, &seen);
-                node.handle_datagram(now, from, &datagram);
+                if let Some(shape) = node.handle_datagram(now, from, &datagram) {
+                    assert_eq!(
+                        Some(shape),
+                        Shape::read(&datagram),
+                        "the shape the node decoded is not the one the bytes read as"
+                    );
+                }
             }
         }
         drain(&mut node, after_timeout, &mut seen);
@@ -336,7 +342,8 @@ fn replace(out: &mut Vec<u8>, placeholder: &[u8], value: &[u8]) {
 
 /// Drains every output after a step and checks the invariants that hold whatever came in:
 ///
-/// - every datagram the node sends is a KRPC message that decodes;
+/// - every datagram the node sends is a KRPC message that decodes, of the [`Shape`] its
+///   transmit says (and a datagram the node decoded has the shape it returned);
 /// - no queue outgrows what the settings bound: a step sends at most one reply plus one datagram
 ///   per request slot (a resend included), finishes at most the commands that may run, and the
 ///   routing table, store, commands and requests stay within their limits;
@@ -359,6 +366,11 @@ fn drain(node: &mut Node, after_timeout: Option<Instant>, seen: &mut Seen) {
                 t.data
             ),
         };
+        assert_eq!(
+            Some(t.shape),
+            Shape::read(&t.data),
+            "a transmit's shape is not what its bytes read as"
+        );
         match &message.body {
             Body::Query(_) => seen.last_query = Some((t.to, message.transaction_id.clone())),
             Body::Response(r) => {

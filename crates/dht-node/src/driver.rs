@@ -15,6 +15,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use dht_proto::message::Shape;
 use dht_proto::node::{Event, Node, QueryId, Transmit};
 use dht_proto::routing::Standing;
 use tokio::net::UdpSocket;
@@ -166,8 +167,16 @@ impl Driver {
                     // One clock read per batch: its datagrams arrived together.
                     let now = self.clock.now();
                     for (from, bytes) in batch.iter() {
-                        self.metrics.traffic.received.count(bytes);
-                        self.node.handle_datagram(now, from, bytes);
+                        // The node says what it decoded; what it could not decode is read
+                        // leniently, so the counters still sort it as it arrived.
+                        let shape = self
+                            .node
+                            .handle_datagram(now, from, bytes)
+                            .or_else(|| Shape::read(bytes));
+                        self.metrics
+                            .traffic
+                            .received
+                            .count_shaped(bytes.len(), shape);
                     }
                     if n < RECV_SLOTS {
                         // The socket is drained; a further call would only say so.
@@ -349,7 +358,10 @@ impl Driver {
                 continue;
             }
             for t in &self.outgoing {
-                self.metrics.traffic.sent.count(&t.data);
+                self.metrics
+                    .traffic
+                    .sent
+                    .count_shaped(t.data.len(), Some(t.shape));
             }
             let report = udp::send_batch(&self.socket, &self.outgoing).await;
             self.metrics.send_failed += report.failed as u64;

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use dht_proto::bencode::{self, Value};
+use dht_proto::message::Shape;
 use dht_proto::node::Outcome;
 
 /// The most buckets a [`Histogram`] has (its bounds; the `+Inf` bucket is implied).
@@ -94,62 +94,8 @@ impl Histogram {
     }
 }
 
-/// A KRPC query method, as the traffic counters sort queries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Method {
-    /// `ping`.
-    Ping,
-    /// `find_node`.
-    FindNode,
-    /// `get_peers`.
-    GetPeers,
-    /// `announce_peer`.
-    AnnouncePeer,
-    /// BEP 44 `get`.
-    Get,
-    /// BEP 44 `put`.
-    Put,
-    /// Any other method name.
-    Other,
-}
-
-impl Method {
-    /// Every method, in counter order.
-    pub const ALL: [Method; 7] = [
-        Method::Ping,
-        Method::FindNode,
-        Method::GetPeers,
-        Method::AnnouncePeer,
-        Method::Get,
-        Method::Put,
-        Method::Other,
-    ];
-
-    /// The method's name on the wire (`other` for unknown ones).
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Ping => "ping",
-            Method::FindNode => "find_node",
-            Method::GetPeers => "get_peers",
-            Method::AnnouncePeer => "announce_peer",
-            Method::Get => "get",
-            Method::Put => "put",
-            Method::Other => "other",
-        }
-    }
-
-    fn of(name: &[u8]) -> Method {
-        match name {
-            b"ping" => Method::Ping,
-            b"find_node" => Method::FindNode,
-            b"get_peers" => Method::GetPeers,
-            b"announce_peer" => Method::AnnouncePeer,
-            b"get" => Method::Get,
-            b"put" => Method::Put,
-            _ => Method::Other,
-        }
-    }
-}
+/// A KRPC query method, as the traffic counters sort queries (dht-proto's kind of method).
+pub use dht_proto::message::MethodKind as Method;
 
 /// The KRPC error codes counted one by one (BEP 5 and BEP 44); others count as `other`.
 pub const ERROR_CODES: [i64; 9] = [201, 202, 203, 204, 205, 206, 207, 301, 302];
@@ -186,19 +132,24 @@ pub struct TrafficCounts {
 }
 
 impl TrafficCounts {
-    /// Counts one datagram.
+    /// Counts one datagram, reading its shape from the bytes ([`Shape::read`]).
     pub fn count(&mut self, datagram: &[u8]) {
-        let len = datagram.len() as u64;
-        match classify(datagram) {
-            Class::Query(m) => {
+        self.count_shaped(datagram.len(), Shape::read(datagram));
+    }
+
+    /// Counts one datagram of `len` bytes whose shape is known (`None`: not a KRPC message).
+    pub fn count_shaped(&mut self, len: usize, shape: Option<Shape>) {
+        let len = len as u64;
+        match shape {
+            Some(Shape::Query(m)) => {
                 self.queries[m as usize] += 1;
                 self.query_bytes[m as usize] += len;
             }
-            Class::Response => {
+            Some(Shape::Response) => {
                 self.responses += 1;
                 self.response_bytes += len;
             }
-            Class::Error(code) => {
+            Some(Shape::Error(code)) => {
                 let slot = ERROR_CODES
                     .iter()
                     .position(|c| Some(*c) == code)
@@ -206,7 +157,7 @@ impl TrafficCounts {
                 self.errors[slot] += 1;
                 self.error_bytes += len;
             }
-            Class::Malformed => {
+            None => {
                 self.malformed += 1;
                 self.malformed_bytes += len;
             }
@@ -221,52 +172,6 @@ pub struct Traffic {
     pub received: TrafficCounts,
     /// What was handed to the socket to send.
     pub sent: TrafficCounts,
-}
-
-/// What a datagram is, read from its top-level dictionary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
-    Query(Method),
-    Response,
-    Error(Option<i64>),
-    Malformed,
-}
-
-/// Reads the top-level keys `e`, `q` and `y` of a KRPC datagram in one walk that skips every
-/// other value without looking inside it ([`bencode::lenient_top_level_fields`]), so a reply's
-/// `nodes` costs nothing. This is a count, not a check: the core decodes (and may refuse) the
-/// datagram itself; here one whose top level cannot be walked counts as malformed.
-fn classify(datagram: &[u8]) -> Class {
-    let Some([e, q, y]) =
-        bencode::lenient_top_level_fields(datagram, [&b"e"[..], &b"q"[..], &b"y"[..]])
-    else {
-        return Class::Malformed;
-    };
-    match byte_string(y) {
-        Some(b"q") => Class::Query(Method::of(byte_string(q).unwrap_or(b""))),
-        Some(b"r") => Class::Response,
-        Some(b"e") => Class::Error(error_code(e)),
-        _ => Class::Malformed,
-    }
-}
-
-/// The byte string a raw value is, if it is one.
-fn byte_string(raw: Option<&[u8]>) -> Option<&[u8]> {
-    match bencode::decode(raw?).ok()? {
-        Value::Bytes(b) => Some(b),
-        _ => None,
-    }
-}
-
-/// The code of a KRPC error, `[code, message]`: the list's first item if it is an integer.
-fn error_code(raw: Option<&[u8]>) -> Option<i64> {
-    match bencode::decode(raw?).ok()? {
-        Value::List(l) => match l.items().first()? {
-            Value::Int(code) => Some(*code),
-            _ => None,
-        },
-        _ => None,
-    }
 }
 
 /// A command a handle runs, as the command counters sort them.

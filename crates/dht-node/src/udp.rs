@@ -26,9 +26,9 @@ use tokio::net::UdpSocket;
 /// driver does this, and so does the load benchmark's bare echo server, so the two compare.
 pub const TURN_DATAGRAMS_MAX: usize = 256;
 
-/// Datagrams one receive call can return. With [`SLOT_LEN`] this is 64 KiB of buffer per
-/// socket: the size of the single buffer the driver used before batching, so a node's memory
-/// does not grow (the loopback cluster runs thousands of nodes in one process).
+/// Datagrams one receive call can return. With [`SLOT_LEN`] this is 64 KiB of buffer; the
+/// driver keeps one such batch per runtime thread, shared by the nodes on it (the loopback
+/// cluster runs hundreds of nodes in one process).
 pub const RECV_SLOTS: usize = 32;
 
 /// Bytes of one receive slot. Mainline keeps every message inside one unfragmented datagram

@@ -28,11 +28,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use thiserror::Error;
 
-use crate::bencode::{self, BencodeError, DictEncoder, Encoder, RawDict, RawValue};
+use crate::bencode::{self, BencodeError, DictEncoder, Encoder, RawDict, RawValue, Value};
 use crate::id::{Id, ID_LEN};
 use crate::message::{
-    Body, ErrorBody, Message, Method, MutableArgs, NodeInfo, PutArgs, Query, Response, Want,
-    TOKEN_LEN_MAX, TRANSACTION_ID_LEN_MAX, VERSION_LEN_MAX,
+    Body, ErrorBody, Message, Method, MethodKind, MutableArgs, NodeInfo, PutArgs, Query, Response,
+    Shape, Want, TOKEN_LEN_MAX, TRANSACTION_ID_LEN_MAX, VERSION_LEN_MAX,
 };
 
 /// Length of a compact IPv4 address and port (BEP 5 "compact peer info").
@@ -294,6 +294,45 @@ pub struct Envelope<'a> {
     pub requester_ip: Option<SocketAddr>,
     /// BEP 43 `ro`.
     pub read_only: bool,
+}
+
+impl Shape {
+    /// Reads a datagram's [`Shape`] from its top-level `y`, `q` and `e` alone, in one lenient
+    /// walk that skips every other value without looking inside it
+    /// ([`crate::bencode::lenient_top_level_fields`]): a reply's `nodes` costs nothing. This
+    /// sorts, it does not check (a datagram the strict decoder refuses may still have a
+    /// shape); `None` when the top level cannot be walked or `y` is not `q`, `r` or `e`.
+    pub fn read(datagram: &[u8]) -> Option<Shape> {
+        let [e, q, y] =
+            bencode::lenient_top_level_fields(datagram, [&b"e"[..], &b"q"[..], &b"y"[..]])?;
+        match lenient_bytes(y)? {
+            b"q" => Some(Shape::Query(MethodKind::of_name(
+                lenient_bytes(q).unwrap_or(b""),
+            ))),
+            b"r" => Some(Shape::Response),
+            b"e" => Some(Shape::Error(lenient_error_code(e))),
+            _ => None,
+        }
+    }
+}
+
+/// The byte string a raw value is, if it is one.
+fn lenient_bytes(raw: Option<&[u8]>) -> Option<&[u8]> {
+    match bencode::decode(raw?).ok()? {
+        Value::Bytes(b) => Some(b),
+        _ => None,
+    }
+}
+
+/// The code of a KRPC error, `[code, message]`: the list's first item if it is an integer.
+fn lenient_error_code(raw: Option<&[u8]>) -> Option<i64> {
+    match bencode::decode(raw?).ok()? {
+        Value::List(l) => match l.items().first()? {
+            Value::Int(code) => Some(*code),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// The `q` name of a method.

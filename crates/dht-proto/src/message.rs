@@ -114,6 +114,94 @@ pub enum Method {
     },
 }
 
+impl Method {
+    /// The method without its arguments.
+    pub fn kind(&self) -> MethodKind {
+        match self {
+            Method::Ping => MethodKind::Ping,
+            Method::FindNode { .. } => MethodKind::FindNode,
+            Method::GetPeers { .. } => MethodKind::GetPeers,
+            Method::AnnouncePeer { .. } => MethodKind::AnnouncePeer,
+            Method::Get { .. } => MethodKind::Get,
+            Method::Put(_) => MethodKind::Put,
+            Method::Unknown { .. } => MethodKind::Other,
+        }
+    }
+}
+
+/// A query method without its arguments, as traffic counters sort queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MethodKind {
+    /// `ping`.
+    Ping,
+    /// `find_node`.
+    FindNode,
+    /// `get_peers`.
+    GetPeers,
+    /// `announce_peer`.
+    AnnouncePeer,
+    /// BEP 44 `get`.
+    Get,
+    /// BEP 44 `put`.
+    Put,
+    /// Any other method name.
+    Other,
+}
+
+impl MethodKind {
+    /// Every kind, in counter order.
+    pub const ALL: [MethodKind; 7] = [
+        MethodKind::Ping,
+        MethodKind::FindNode,
+        MethodKind::GetPeers,
+        MethodKind::AnnouncePeer,
+        MethodKind::Get,
+        MethodKind::Put,
+        MethodKind::Other,
+    ];
+
+    /// The method's name on the wire (`other` for unknown ones).
+    pub fn name(self) -> &'static str {
+        match self {
+            MethodKind::Ping => "ping",
+            MethodKind::FindNode => "find_node",
+            MethodKind::GetPeers => "get_peers",
+            MethodKind::AnnouncePeer => "announce_peer",
+            MethodKind::Get => "get",
+            MethodKind::Put => "put",
+            MethodKind::Other => "other",
+        }
+    }
+
+    /// The kind of the method named `name` on the wire.
+    pub fn of_name(name: &[u8]) -> MethodKind {
+        match name {
+            b"ping" => MethodKind::Ping,
+            b"find_node" => MethodKind::FindNode,
+            b"get_peers" => MethodKind::GetPeers,
+            b"announce_peer" => MethodKind::AnnouncePeer,
+            b"get" => MethodKind::Get,
+            b"put" => MethodKind::Put,
+            _ => MethodKind::Other,
+        }
+    }
+}
+
+/// What a KRPC datagram is at its top level: a query of some method, a response, or an error
+/// with its code. The node gives it for every datagram it decodes
+/// ([`crate::node::Node::handle_datagram`]) and sends ([`crate::node::Transmit::shape`]), so
+/// a runtime's traffic counters need not walk the bytes again; [`Shape::read`] reads it from
+/// bytes the node did not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A query (`y` = `q`).
+    Query(MethodKind),
+    /// A response (`y` = `r`).
+    Response,
+    /// An error (`y` = `e`) and its code, if the `e` list starts with an integer.
+    Error(Option<i64>),
+}
+
 /// Arguments of a BEP 44 `put`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutArgs {

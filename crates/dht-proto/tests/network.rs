@@ -117,7 +117,9 @@ impl Net {
                 continue;
             };
             match item {
-                Item::Datagram(from, data) => node.handle_datagram(at, from, &data),
+                Item::Datagram(from, data) => {
+                    node.handle_datagram(at, from, &data);
+                }
                 Item::Timer => {
                     if self.timers[to] != Some(at) {
                         continue;

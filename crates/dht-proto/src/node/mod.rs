@@ -44,7 +44,7 @@ use crate::bep44::MutableItem;
 use crate::id::Id;
 use crate::krpc::Envelope;
 use crate::lookup::{LookupStats, TraceEvent};
-use crate::message::{Body, Message, NodeInfo};
+use crate::message::{Body, Message, NodeInfo, Shape};
 use crate::routing::{Heard, Insert, RoutingTable};
 use crate::store::{ItemValue, Storage, StoreChange, StoredItem};
 use crate::time::Instant;
@@ -69,6 +69,9 @@ pub struct Transmit {
     pub to: SocketAddr,
     /// The encoded KRPC message.
     pub data: Vec<u8>,
+    /// What the message is (a query and its method, a response, an error and its code), for
+    /// counters that sort traffic without reading `data` again.
+    pub shape: Shape,
 }
 
 /// What a finished command produced.
@@ -324,8 +327,14 @@ impl Node {
 
     // ---- inputs ----
 
-    /// A datagram arrived from `from`.
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+    /// A datagram arrived from `from`. Returns its [`Shape`] when it decoded (`None`: it did
+    /// not, and was counted malformed), so a runtime's counters need not read it again.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Option<Shape> {
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += bytes.len() as u64;
         let (envelope, body) = match Message::decode_parts(bytes) {
@@ -337,20 +346,29 @@ impl Node {
                     let code = crate::message::error_code::PROTOCOL;
                     self.send_error(now, from, &tid, code, "malformed");
                 }
-                return;
+                return None;
             }
         };
         let tid = envelope.transaction_id;
-        match body {
-            Body::Query(q) => self.handle_query(now, from, tid, envelope.read_only, q),
+        Some(match body {
+            Body::Query(q) => {
+                let shape = Shape::Query(q.method.kind());
+                self.handle_query(now, from, tid, envelope.read_only, q);
+                shape
+            }
             Body::Response(r) => {
                 if let Some(ip) = envelope.requester_ip {
                     self.external_ip = Some(ip);
                 }
                 self.handle_response(now, from, tid, r);
+                Shape::Response
             }
-            Body::Error(e) => self.handle_error(now, from, tid, e),
-        }
+            Body::Error(e) => {
+                let shape = Shape::Error(Some(e.code));
+                self.handle_error(now, from, tid, e);
+                shape
+            }
+        })
     }
 
     /// Time has come: requests time out, housekeeping runs.

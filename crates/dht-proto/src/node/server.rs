@@ -6,7 +6,7 @@ use super::guard::{Cost, REPLY_BYTES_MAX};
 use super::{Node, Transmit};
 use crate::bep44::{check_sizes, immutable_target, mutable_target, MutableItem};
 use crate::id::Id;
-use crate::message::{error_code, Body, Method, NodeInfo, PutArgs, Query, Response, Want};
+use crate::message::{error_code, Body, Method, NodeInfo, PutArgs, Query, Response, Shape, Want};
 use crate::routing::Heard;
 use crate::store::{ItemValue, StoreError, StoredItem, ITEM_LIFETIME, PEER_LIFETIME};
 use crate::time::Instant;
@@ -112,6 +112,11 @@ impl Node {
     /// [`REPLY_BYTES_MAX`]) or an error, paid from the upload budget.
     fn answer(&mut self, now: Instant, to: SocketAddr, tid: &[u8], body: Body) {
         let requester_ip = matches!(body, Body::Response(_)).then_some(to);
+        let shape = match &body {
+            Body::Error(e) => Shape::Error(Some(e.code)),
+            Body::Query(q) => Shape::Query(q.method.kind()),
+            Body::Response(_) => Shape::Response,
+        };
         let mut data = self.encode(tid, requester_ip, false, &body);
         if data.len() > REPLY_BYTES_MAX {
             if let Body::Response(mut r) = body {
@@ -132,7 +137,7 @@ impl Node {
             "reply of {} bytes",
             data.len()
         );
-        self.push_transmit(now, Transmit { to, data }, Cost::Budgeted);
+        self.push_transmit(now, Transmit { to, data, shape }, Cost::Budgeted);
     }
 
     pub(super) fn send_error(

@@ -11,7 +11,7 @@ use super::guard::Cost;
 use super::vecmap::VecMap;
 use super::{Node, QueryId, Transmit};
 use crate::id::Id;
-use crate::message::{Body, Method, NodeInfo, Query};
+use crate::message::{Body, Method, MethodKind, NodeInfo, Query, Shape};
 use crate::time::Instant;
 
 /// Bytes in the transaction IDs of our queries.
@@ -245,13 +245,14 @@ impl Node {
         }
         let tid = self.transactions.allocate();
         let again = Again::of(&method);
+        let shape = Shape::Query(method.kind());
         let data = self.encode_query(tid, method);
         let resend = match again {
             Some(again) => Resend::Encode(again),
             None => Resend::Datagram(data.clone()),
         };
         // Queued before the request is recorded, so a dropped one leaves nothing in flight.
-        if !self.push_transmit(now, Transmit { to, data }, cost_of(purpose)) {
+        if !self.push_transmit(now, Transmit { to, data, shape }, cost_of(purpose)) {
             return false;
         }
         self.transactions.requests.insert(
@@ -283,9 +284,17 @@ impl Node {
             let to = p.to;
             let cost = cost_of(p.purpose);
             p.stall_at = Some(now + self.config.request_stall / 2);
-            let data = match core::mem::replace(&mut p.resend, Resend::Spent) {
-                Resend::Encode(again) => self.encode_query(tid, again.method()),
-                Resend::Datagram(data) => data,
+            let (data, shape) = match core::mem::replace(&mut p.resend, Resend::Spent) {
+                Resend::Encode(again) => {
+                    let method = again.method();
+                    let shape = Shape::Query(method.kind());
+                    (self.encode_query(tid, method), shape)
+                }
+                Resend::Datagram(data) => {
+                    // Our own query: it reads back as one (rare: resends only).
+                    let shape = Shape::read(&data).unwrap_or(Shape::Query(MethodKind::Other));
+                    (data, shape)
+                }
                 Resend::Spent => {
                     p.stall_at = None;
                     if let (Purpose::Lookup(q), Some(id)) = (p.purpose, p.id) {
@@ -295,7 +304,7 @@ impl Node {
                 }
             };
             self.stats.resends += 1;
-            self.push_transmit(now, Transmit { to, data }, cost);
+            self.push_transmit(now, Transmit { to, data, shape }, cost);
         }
         for tid in expired {
             let Some(p) = self.transactions.remove(tid) else {
