@@ -716,6 +716,11 @@ fn fill_tables(
                 // million nodes, so the sort must not compute them again; the keys live in
                 // one buffer for the whole build.
                 keyed.clear();
+                // The candidates' entries first, all at once, so that their misses overlap
+                // instead of each latency waiting for its own.
+                for &p in &picks {
+                    crate::engine::prefetch::prefetch(&sorted[p]);
+                }
                 keyed.extend(picks.iter().map(|&p| (latency(me, sorted[p].1), p)));
                 keyed.sort_unstable();
                 picks.clear();
