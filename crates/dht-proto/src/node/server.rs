@@ -174,17 +174,24 @@ impl Node {
         r.nodes_keys = want;
         // The requester is never told about itself. A contact known only from its own query
         // is passed on: that is how a newcomer becomes known (the askers who query it prove
-        // its address for themselves).
+        // its address for themselves), for `QUERIED_ONLY_LISTED_FOR` after its last query.
+        // A contact known only from its queries is passed on while it keeps querying: one that
+        // left would otherwise be handed out until a newcomer took its place.
+        let listed = |c: &crate::routing::Contact| {
+            c.vouched()
+                || now.saturating_duration_since(c.last_seen())
+                    < crate::routing::QUERIED_ONLY_LISTED_FOR
+        };
         if want.v4 {
             r.nodes = self.table.closest_where(now, target, k, |c| {
                 let a = c.addr();
-                a.is_ipv4() && a != from
+                a.is_ipv4() && a != from && listed(c)
             });
         }
         if want.v6 {
             r.nodes6 = self.table.closest_where(now, target, k, |c| {
                 let a = c.addr();
-                a.is_ipv6() && a != from
+                a.is_ipv6() && a != from && listed(c)
             });
         }
     }

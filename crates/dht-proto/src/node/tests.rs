@@ -745,3 +745,58 @@ fn a_get_asks_past_values_that_fail_verification_and_counts_them() {
     );
     assert_eq!(e.stats.forgeries, 1);
 }
+
+#[test]
+fn a_contact_known_only_from_its_queries_is_passed_on_while_it_keeps_querying() {
+    use crate::message::NodeInfo;
+    use crate::routing::QUERIED_ONLY_LISTED_FOR;
+    let mut n = node(Config::default());
+    // Known only from its query (so never pinged by us), and one that answered us.
+    let stranger: SocketAddr = PEER.parse().unwrap();
+    n.handle_datagram(Instant::ZERO, stranger, &query(b"p1", Method::Ping, false));
+    while n.poll_transmit().is_some() {}
+    let answered = NodeInfo {
+        id: Id([0x23; 20]),
+        addr: "127.0.0.10:4000".parse().unwrap(),
+    };
+    assert!(n.restore_contact(Instant::ZERO, answered));
+    // A third node asks for the closest to the stranger's ID, at `at`.
+    let asker: SocketAddr = "127.0.0.11:4000".parse().unwrap();
+    let mut listed = |at: Instant| -> Vec<SocketAddr> {
+        let target = Id([0x22; 20]);
+        let method = Method::FindNode { target, want: None };
+        let q = Message {
+            transaction_id: b"fn".to_vec(),
+            version: None,
+            requester_ip: None,
+            read_only: false,
+            body: Body::Query(Query {
+                sender_id: Id([0x33; 20]),
+                method,
+            }),
+        };
+        n.handle_datagram(at, asker, &q.encode());
+        let t = n.poll_transmit().expect("an answer");
+        while n.poll_transmit().is_some() {}
+        response(Message::decode(&t.data).unwrap())
+            .nodes
+            .iter()
+            .map(|c| c.addr)
+            .collect()
+    };
+    let soon = Instant::ZERO + QUERIED_ONLY_LISTED_FOR / 2;
+    assert!(
+        listed(soon).contains(&stranger),
+        "a recent querier is passed on"
+    );
+    let late = Instant::ZERO + QUERIED_ONLY_LISTED_FOR + core::time::Duration::from_secs(1);
+    let at_late = listed(late);
+    assert!(
+        !at_late.contains(&stranger),
+        "a querier silent for longer is not: it may have left, and nobody asks it"
+    );
+    assert!(
+        at_late.contains(&answered.addr),
+        "a contact that answered us is passed on however long ago"
+    );
+}
