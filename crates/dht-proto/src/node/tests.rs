@@ -18,15 +18,16 @@ fn node(config: Config) -> Node {
 }
 
 fn query(tid: &[u8], method: Method, read_only: bool) -> Vec<u8> {
+    query_from(Id([0x22; 20]), tid, method, read_only)
+}
+
+fn query_from(sender_id: Id, tid: &[u8], method: Method, read_only: bool) -> Vec<u8> {
     Message {
         transaction_id: tid.to_vec(),
         version: None,
         requester_ip: None,
         read_only,
-        body: Body::Query(Query {
-            sender_id: Id([0x22; 20]),
-            method,
-        }),
+        body: Body::Query(Query { sender_id, method }),
     }
     .encode()
 }
@@ -765,17 +766,7 @@ fn a_contact_known_only_from_its_queries_is_passed_on_while_it_keeps_querying() 
     let mut listed = |at: Instant| -> Vec<SocketAddr> {
         let target = Id([0x22; 20]);
         let method = Method::FindNode { target, want: None };
-        let q = Message {
-            transaction_id: b"fn".to_vec(),
-            version: None,
-            requester_ip: None,
-            read_only: false,
-            body: Body::Query(Query {
-                sender_id: Id([0x33; 20]),
-                method,
-            }),
-        };
-        n.handle_datagram(at, asker, &q.encode());
+        n.handle_datagram(at, asker, &query_from(Id([0x33; 20]), b"fn", method, false));
         let t = n.poll_transmit().expect("an answer");
         while n.poll_transmit().is_some() {}
         response(Message::decode(&t.data).unwrap())
