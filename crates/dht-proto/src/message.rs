@@ -175,15 +175,10 @@ impl MethodKind {
 
     /// The kind of the method named `name` on the wire.
     pub fn of_name(name: &[u8]) -> MethodKind {
-        match name {
-            b"ping" => MethodKind::Ping,
-            b"find_node" => MethodKind::FindNode,
-            b"get_peers" => MethodKind::GetPeers,
-            b"announce_peer" => MethodKind::AnnouncePeer,
-            b"get" => MethodKind::Get,
-            b"put" => MethodKind::Put,
-            _ => MethodKind::Other,
-        }
+        MethodKind::ALL
+            .into_iter()
+            .find(|k| k.name().as_bytes() == name)
+            .unwrap_or(MethodKind::Other)
     }
 }
 
@@ -200,6 +195,17 @@ pub enum Shape {
     Response,
     /// An error (`y` = `e`) and its code, if the `e` list starts with an integer.
     Error(Option<i64>),
+}
+
+impl Body {
+    /// What the message is at its top level.
+    pub fn shape(&self) -> Shape {
+        match self {
+            Body::Query(q) => Shape::Query(q.method.kind()),
+            Body::Response(_) => Shape::Response,
+            Body::Error(e) => Shape::Error(Some(e.code)),
+        }
+    }
 }
 
 /// Arguments of a BEP 44 `put`.

@@ -192,6 +192,14 @@ impl Contact {
         self.flags & QUERIED_ONLY == 0
     }
 
+    /// Whether answers may name it: a contact that answered us (or was named by one that did)
+    /// always; one known only from its own queries while it queried us within
+    /// [`QUERIED_ONLY_LISTED_FOR`], since nobody asks it and a departed one would otherwise be
+    /// handed out until a newcomer took its place.
+    pub fn listed(&self, now: Instant) -> bool {
+        self.vouched() || now.saturating_duration_since(self.last_seen()) < QUERIED_ONLY_LISTED_FOR
+    }
+
     /// Queries in a row it failed to answer (counted up to 15).
     pub fn failures(&self) -> u8 {
         self.flags >> FAILURES_SHIFT

@@ -350,25 +350,18 @@ impl Node {
             }
         };
         let tid = envelope.transaction_id;
-        Some(match body {
-            Body::Query(q) => {
-                let shape = Shape::Query(q.method.kind());
-                self.handle_query(now, from, tid, envelope.read_only, q);
-                shape
-            }
+        let shape = body.shape();
+        match body {
+            Body::Query(q) => self.handle_query(now, from, tid, envelope.read_only, q),
             Body::Response(r) => {
                 if let Some(ip) = envelope.requester_ip {
                     self.external_ip = Some(ip);
                 }
                 self.handle_response(now, from, tid, r);
-                Shape::Response
             }
-            Body::Error(e) => {
-                let shape = Shape::Error(Some(e.code));
-                self.handle_error(now, from, tid, e);
-                shape
-            }
-        })
+            Body::Error(e) => self.handle_error(now, from, tid, e),
+        }
+        Some(shape)
     }
 
     /// Time has come: requests time out, housekeeping runs.

@@ -6,7 +6,7 @@ use super::guard::{Cost, REPLY_BYTES_MAX};
 use super::{Node, Transmit};
 use crate::bep44::{check_sizes, immutable_target, mutable_target, MutableItem};
 use crate::id::Id;
-use crate::message::{error_code, Body, Method, NodeInfo, PutArgs, Query, Response, Shape, Want};
+use crate::message::{error_code, Body, Method, NodeInfo, PutArgs, Query, Response, Want};
 use crate::routing::Heard;
 use crate::store::{ItemValue, StoreError, StoredItem, ITEM_LIFETIME, PEER_LIFETIME};
 use crate::time::Instant;
@@ -112,11 +112,7 @@ impl Node {
     /// [`REPLY_BYTES_MAX`]) or an error, paid from the upload budget.
     fn answer(&mut self, now: Instant, to: SocketAddr, tid: &[u8], body: Body) {
         let requester_ip = matches!(body, Body::Response(_)).then_some(to);
-        let shape = match &body {
-            Body::Error(e) => Shape::Error(Some(e.code)),
-            Body::Query(q) => Shape::Query(q.method.kind()),
-            Body::Response(_) => Shape::Response,
-        };
+        let shape = body.shape();
         let mut data = self.encode(tid, requester_ip, false, &body);
         if data.len() > REPLY_BYTES_MAX {
             if let Body::Response(mut r) = body {
@@ -173,25 +169,18 @@ impl Node {
         let k = self.config.k;
         r.nodes_keys = want;
         // The requester is never told about itself. A contact known only from its own query
-        // is passed on: that is how a newcomer becomes known (the askers who query it prove
-        // its address for themselves), for `QUERIED_ONLY_LISTED_FOR` after its last query.
-        // A contact known only from its queries is passed on while it keeps querying: one that
-        // left would otherwise be handed out until a newcomer took its place.
-        let listed = |c: &crate::routing::Contact| {
-            c.vouched()
-                || now.saturating_duration_since(c.last_seen())
-                    < crate::routing::QUERIED_ONLY_LISTED_FOR
-        };
+        // is passed on while it keeps querying (`Contact::listed`): that is how a newcomer
+        // becomes known (the askers who query it prove its address for themselves).
         if want.v4 {
             r.nodes = self.table.closest_where(now, target, k, |c| {
                 let a = c.addr();
-                a.is_ipv4() && a != from && listed(c)
+                a.is_ipv4() && a != from && c.listed(now)
             });
         }
         if want.v6 {
             r.nodes6 = self.table.closest_where(now, target, k, |c| {
                 let a = c.addr();
-                a.is_ipv6() && a != from && listed(c)
+                a.is_ipv6() && a != from && c.listed(now)
             });
         }
     }
