@@ -10,7 +10,8 @@ use dht_proto::bencode::{
 /// Decodes `data` with [`bencode::decode`], [`bencode::decode_raw`] and [`bencode::validate`],
 /// and checks that:
 ///
-/// - the three agree on whether `data` is strict bencode, and on why not;
+/// - the three, and [`bencode::decode_indexed`], agree on whether `data` is strict bencode, and
+///   on why not; the index's lookups find what a walk of the bytes finds;
 /// - a value that decodes encodes back to exactly `data` (the decoder accepts only the
 ///   canonical form), and the lazy view reads the same tree as the eager one, raw spans
 ///   included;
@@ -36,6 +37,9 @@ fn check_decode(data: &[u8]) {
         valid.as_ref().err(),
         "decode and validate disagree"
     );
+    let mut index = bencode::Indexed::new(data);
+    let indexed = bencode::decode_indexed(&mut index);
+    assert_eq!(indexed, raw, "decode_indexed and decode_raw disagree");
     let (Ok(tree), Ok(raw)) = (tree, raw) else {
         return;
     };
@@ -46,6 +50,23 @@ fn check_decode(data: &[u8]) {
     );
     assert_eq!(raw.raw(), data);
     same_tree(&tree, raw);
+    same_lookups(&index, raw);
+}
+
+/// Checks that the index finds, in the top dictionary and in each dictionary directly inside
+/// it (the ones it records), the value under each key a walk finds, and no value under a key
+/// that is not there.
+fn same_lookups<'a>(index: &bencode::Indexed<'a>, top: RawValue<'a>) {
+    let Some(top) = top.as_dict() else {
+        return;
+    };
+    let dicts = std::iter::once(top).chain(top.entries().filter_map(|(_, v)| v.as_dict()));
+    for d in dicts.take(LOOKUPS_CHECKED) {
+        for (i, (key, _)) in d.entries().enumerate().take(LOOKUPS_CHECKED) {
+            assert_eq!(index.fields(d, [key]), d.fields([key]), "entry {i}");
+        }
+        assert_eq!(index.fields(d, [b"\xff\xff"]), d.fields([b"\xff\xff"]));
+    }
 }
 
 /// Checks that the lazy view `raw` reads the same value as the eager `tree`, raw spans included.

@@ -3,7 +3,7 @@
 //! under load").
 //!
 //! ```text
-//! cargo bench -p dht-node --bench load -- [--seconds S] [--window W] [--seed N] [--json]
+//! cargo bench -p dht-node --bench load -- [--seconds S] [--rounds R] [--window W] [--seed N] [--json]
 //! ```
 //!
 //! Run by `cargo test` (without cargo bench's `--bench` flag), it only runs its self-checks
@@ -21,6 +21,8 @@
 //!    and timing each round trip.
 //! 4. The same generator then runs against a bare echo server built like the node's driver
 //!    (same runtime shape, same batched receive and send, same turn size), which only echoes.
+//!    Steps 3 and 4 alternate `--rounds` times, each measuring its share of `--seconds`, so
+//!    that the machine's drift in speed (wide on a shared VM) falls on both sides alike.
 //! 5. Last, with nothing else running, a `dht_proto` node is timed directly: the handling time
 //!    of one `find_node` datagram (decode, table update, closest, encode).
 //!
@@ -45,6 +47,10 @@ pub const PREFILL_CONTACTS: usize = 64;
 
 /// Longest a measured phase may be, in seconds (`--seconds` is checked against it).
 pub const SECONDS_MAX: u64 = 600;
+
+/// Most alternations of the node and echo phases (`--rounds` is checked against it); each
+/// measures at least 10 ms.
+pub const ROUNDS_MAX: u32 = 100;
 
 /// Most queries the generator keeps in flight (`--window` is checked against it). Below the
 /// 65,536 two-byte transaction IDs, so an ID is never reused while its query is in flight.
@@ -88,6 +94,10 @@ pub struct LoadParams {
     /// Measured seconds against the node, and again against the echo.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=SECONDS_MAX))]
     pub seconds: u64,
+    /// Node and echo phases alternate this many times, each measuring seconds / rounds, so
+    /// that a change in the machine's speed during the run falls on both alike.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=ROUNDS_MAX as i64))]
+    pub rounds: u32,
     /// find_node queries the generator keeps in flight.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=WINDOW_MAX as i64))]
     pub window: u32,
@@ -212,6 +222,10 @@ pub fn run(p: LoadParams) -> anyhow::Result<serde_json::Value> {
     if p.window == 0 || p.window > WINDOW_MAX {
         bail!("--window must be 1..={WINDOW_MAX}");
     }
+    if p.rounds == 0 || p.rounds > ROUNDS_MAX {
+        bail!("--rounds must be 1..={ROUNDS_MAX}");
+    }
+    let phase = Duration::from_secs(p.seconds) / p.rounds;
     let (server_core, generator_core) = p.cores()?;
     let mut rng = StdRng::seed_from_u64(p.seed ^ 0x10ad);
     let node_id = Id::random(&mut rng);
@@ -225,31 +239,41 @@ pub fn run(p: LoadParams) -> anyhow::Result<serde_json::Value> {
         bail!("the node answers find_node with {contacts} contacts after the prefill, not 8");
     }
     let query = QueryTemplate::new(generator_id)?;
-    let node_run = generate(
-        &query,
-        node.addr,
-        p,
-        node.tid,
-        true,
-        rng.next_u64(),
-        generator_core,
-    );
-    let node_stats = node.stop()?;
-    let node_run = node_run?;
-
-    // The echo.
     let echo = start_echo(server_core)?;
-    let echo_run = generate(
-        &query,
-        echo.addr,
-        p,
-        echo.tid,
-        false,
-        rng.next_u64(),
-        generator_core,
-    );
+    // Both servers wait on the same core; the generator loads one at a time, in turns.
+    let mut node_run: Option<RunReport> = None;
+    let mut echo_run: Option<RunReport> = None;
+    let mut round_ratios = Vec::with_capacity(p.rounds as usize);
+    for _ in 0..p.rounds {
+        let n = generate(
+            &query,
+            node.addr,
+            p,
+            phase,
+            node.tid,
+            true,
+            rng.next_u64(),
+            generator_core,
+        )?;
+        let e = generate(
+            &query,
+            echo.addr,
+            p,
+            phase,
+            echo.tid,
+            false,
+            rng.next_u64(),
+            generator_core,
+        )?;
+        round_ratios.push(n.rate() / e.rate());
+        merge_into(&mut node_run, n);
+        merge_into(&mut echo_run, e);
+    }
+    let node_stats = node.stop()?;
     echo.stop()?;
-    let echo_run = echo_run?;
+    let (Some(node_run), Some(echo_run)) = (node_run, echo_run) else {
+        bail!("no round ran");
+    };
 
     // The handling time is measured on this thread, on the server's core.
     pin_to(server_core)?;
@@ -261,6 +285,7 @@ pub fn run(p: LoadParams) -> anyhow::Result<serde_json::Value> {
         .any(|r| r.generator_share() > GENERATOR_SATURATED);
     Ok(serde_json::json!({
         "seconds": p.seconds,
+        "rounds": p.rounds,
         "window": p.window,
         "seed": p.seed,
         "prefill_contacts": prefill,
@@ -276,6 +301,7 @@ pub fn run(p: LoadParams) -> anyhow::Result<serde_json::Value> {
         "server_core": server_core,
         "generator_core": generator_core,
         "ratio_node_to_echo": ratio,
+        "ratio_per_round": round_ratios,
         "target_ratio": TARGET_RATIO,
         "target_met": ratio >= TARGET_RATIO,
         "generator_saturated": saturated,
@@ -298,8 +324,8 @@ pub fn print(r: &serde_json::Value) {
         );
     };
     println!(
-        "load bench: one node on loopback, {} s measured per side, window {}, seed {}",
-        r["seconds"], r["window"], r["seed"]
+        "load bench: one node on loopback, {} s measured per side in {} alternating rounds, window {}, seed {}",
+        r["seconds"], r["rounds"], r["window"], r["seed"]
     );
     println!(
         "  table prefilled with {} contacts; find_node answers carry {}",
@@ -307,9 +333,14 @@ pub fn print(r: &serde_json::Value) {
     );
     side("node", &r["node"]);
     side("echo", &r["echo"]);
+    let rounds: Vec<String> = r["ratio_per_round"]
+        .as_array()
+        .map(|a| a.iter().map(|x| format!("{:.3}", f(x))).collect())
+        .unwrap_or_default();
     println!(
-        "  node / echo = {:.3} (target >= {TARGET_RATIO}: {})",
+        "  node / echo = {:.3} (rounds: {}; target >= {TARGET_RATIO}: {})",
         f(&r["ratio_node_to_echo"]),
+        rounds.join(" "),
         if r["target_met"].as_bool() == Some(true) {
             "met"
         } else {
@@ -591,6 +622,30 @@ struct RunReport {
     recv_calls: u64,
 }
 
+/// Adds `run` to the total of the rounds so far.
+fn merge_into(total: &mut Option<RunReport>, run: RunReport) {
+    let Some(t) = total else {
+        *total = Some(run);
+        return;
+    };
+    let add = |a: Option<Duration>, b: Option<Duration>| a.zip(b).map(|(a, b)| a + b);
+    t.measured += run.measured;
+    t.sent += run.sent;
+    t.replies += run.replies;
+    t.replies_measured += run.replies_measured;
+    t.lost += run.lost;
+    t.unexpected += run.unexpected;
+    t.rtt.merge(&run.rtt);
+    t.server_cpu = add(t.server_cpu, run.server_cpu);
+    t.generator_cpu = add(t.generator_cpu, run.generator_cpu);
+    t.contacts_min = match (t.contacts_min, run.contacts_min) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    t.send_calls += run.send_calls;
+    t.recv_calls += run.recv_calls;
+}
+
 impl RunReport {
     fn rate(&self) -> f64 {
         self.replies_measured as f64 / self.measured.as_secs_f64()
@@ -632,10 +687,12 @@ impl RunReport {
 }
 
 /// Runs the generator on its own thread and runtime against `to`.
+#[allow(clippy::too_many_arguments)]
 fn generate(
     template: &QueryTemplate,
     to: SocketAddr,
     p: LoadParams,
+    measure: Duration,
     server_tid: Option<u32>,
     check_contacts: bool,
     seed: u64,
@@ -652,17 +709,26 @@ fn generate(
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(generator(t, to, p, server_tid, check_contacts, seed))
+            rt.block_on(generator(
+                t,
+                to,
+                p,
+                measure,
+                server_tid,
+                check_contacts,
+                seed,
+            ))
         })?
         .join()
         .map_err(|_| anyhow!("the generator thread panicked"))?
 }
 
-/// Keeps `p.window` queries in flight for the warm-up, the measured seconds and the drain.
+/// Keeps `p.window` queries in flight for the warm-up, the measured `measure` and the drain.
 async fn generator(
     t: QueryTemplate,
     to: SocketAddr,
     p: LoadParams,
+    measure: Duration,
     server_tid: Option<u32>,
     check_contacts: bool,
     seed: u64,
@@ -699,7 +765,7 @@ async fn generator(
     };
     let epoch = Instant::now();
     let measure_from = epoch + WARMUP;
-    let measure_to = measure_from + Duration::from_secs(p.seconds);
+    let measure_to = measure_from + measure;
     let end = measure_to + DRAIN;
     let mut measuring = false;
     let mut cpu_at_start = (None, None);
@@ -934,6 +1000,13 @@ impl Histogram {
         let shift = (i >> HIST_SUB_BITS) - 1;
         let mantissa = ((i & (sub - 1)) + sub) as u64;
         (mantissa << shift) + ((1u64 << shift) >> 1)
+    }
+
+    fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.total += other.total;
     }
 
     fn record(&mut self, v: u64) {

@@ -19,6 +19,8 @@
 
 use std::cmp::Ordering;
 
+use arrayvec::ArrayVec;
+
 use thiserror::Error;
 
 /// Longest input [`decode`] accepts, in bytes: a UDP datagram carries at most 65,507 bytes, so
@@ -221,12 +223,190 @@ pub fn decode_raw(input: &[u8]) -> Result<RawValue<'_>, BencodeError> {
         input,
         pos: 0,
         elements: 0,
+        index: None,
     };
     validator.value(1)?;
     if validator.pos != input.len() {
         return Err(BencodeError::TrailingBytes);
     }
     Ok(RawValue { raw: input })
+}
+
+/// Like [`decode_raw`] (the same checks, the same errors), and records on the way, in
+/// `index`, where the entries of the dictionaries at depths 1 and 2 are, so that
+/// [`Indexed::fields`] reads them without walking the bytes again. A KRPC message is such a
+/// dictionary and its arguments or reply, so its decoder reads every byte once instead of three
+/// times (the check, the walk of the envelope, the walk of the arguments). The record is
+/// filled in place (it is a few hundred bytes: moving it costs as much as a lookup saves).
+///
+/// ```
+/// use dht_proto::bencode::{decode_indexed, Indexed};
+/// let input = b"d1:ad2:id1:xe1:y1:qe";
+/// let mut index = Indexed::new(input);
+/// let top = decode_indexed(&mut index).unwrap().as_dict().unwrap();
+/// let [a, y] = index.fields(top, [b"a", b"y"]);
+/// assert_eq!(y.and_then(|y| y.as_bytes()), Some(&b"q"[..]));
+/// let [id] = index.fields(a.unwrap().as_dict().unwrap(), [b"id"]);
+/// assert_eq!(id.and_then(|id| id.as_bytes()), Some(&b"x"[..]));
+/// ```
+pub fn decode_indexed<'a>(index: &mut Indexed<'a>) -> Result<RawValue<'a>, BencodeError> {
+    let input = index.input;
+    index.dicts.clear();
+    index.entries.clear();
+    index.complete = true;
+    if input.len() > INPUT_LEN_MAX {
+        return Err(BencodeError::InputTooLong);
+    }
+    let mut validator = Validator {
+        input,
+        pos: 0,
+        elements: 0,
+        index: Some(index),
+    };
+    validator.value(1)?;
+    if validator.pos != input.len() {
+        return Err(BencodeError::TrailingBytes);
+    }
+    Ok(RawValue { raw: input })
+}
+
+/// Deepest dictionaries whose entries [`decode_indexed`] records (the top value is at depth 1).
+const INDEX_DEPTH: usize = 2;
+
+/// Most dictionaries an [`Indexed`] records; one with more falls back to walking the bytes.
+const INDEX_DICTS_MAX: usize = 4;
+
+/// Most dictionary entries an [`Indexed`] records: a KRPC message has at most about 20 at
+/// depths 1 and 2 (a BEP 44 `put` has the most); one with more falls back to walking the bytes.
+const INDEX_ENTRIES_MAX: usize = 32;
+
+/// A validated value with the places of the entries of its dictionaries at depths 1 and 2,
+/// recorded by [`decode_indexed`] during its check. [`Indexed::fields`] answers from them what
+/// [`RawDict::fields`] would find by walking the bytes.
+#[derive(Debug, Clone)]
+pub struct Indexed<'a> {
+    input: &'a [u8],
+    /// Offset and length of each dictionary whose entries are all in `entries`.
+    dicts: ArrayVec<(u32, u32), INDEX_DICTS_MAX>,
+    /// Every entry of those dictionaries, each dictionary's in ascending key order.
+    entries: ArrayVec<IndexEntry, INDEX_ENTRIES_MAX>,
+    /// False when a limit above was reached: then every lookup walks the bytes.
+    complete: bool,
+}
+
+/// One recorded dictionary entry, as offsets into the input (small, so the record is cheap to
+/// hand back).
+#[derive(Debug, Clone, Copy)]
+struct IndexEntry {
+    /// The offset of its dictionary's `d`.
+    dict_at: u32,
+    /// Where its key's bytes start (after the length prefix) and how many there are.
+    key_at: u32,
+    key_len: u32,
+    /// Where its value starts and how long it is, as encoded.
+    value_at: u32,
+    value_len: u32,
+}
+
+impl<'a> Indexed<'a> {
+    /// An empty record for `input`, to fill with [`decode_indexed`]. Until then every lookup
+    /// walks the bytes.
+    pub fn new(input: &'a [u8]) -> Self {
+        Indexed {
+            input,
+            dicts: ArrayVec::new(),
+            entries: ArrayVec::new(),
+            complete: false,
+        }
+    }
+
+    /// The same as `dict.fields(keys)`: the values under each of `keys` (strictly ascending).
+    /// Read from the record when `dict` is one of the recorded dictionaries of this input,
+    /// otherwise (a deeper one, another input's, or a record that hit its limits) by walking
+    /// the bytes.
+    pub fn fields<const N: usize>(
+        &self,
+        dict: RawDict<'a>,
+        keys: [&[u8]; N],
+    ) -> [Option<RawValue<'a>>; N] {
+        let Some(at) = self.recorded(&dict) else {
+            return dict.fields(keys);
+        };
+        debug_assert!(keys.windows(2).all(|w| w[0] < w[1]), "keys must be sorted");
+        let mut out = [None; N];
+        let mut next = 0;
+        // The same merge walk as `RawDict::fields`, over the recorded entries.
+        'entries: for e in self.entries.iter().filter(|e| e.dict_at == at) {
+            let key = self.slice(e.key_at, e.key_len);
+            // One comparison a step: a key below the entry's is absent, an equal one found.
+            while let Some(want) = keys.get(next) {
+                match key_cmp(want, key) {
+                    Ordering::Less => next += 1,
+                    Ordering::Equal => {
+                        out[next] = Some(RawValue {
+                            raw: self.slice(e.value_at, e.value_len),
+                        });
+                        next += 1;
+                        continue 'entries;
+                    }
+                    Ordering::Greater => continue 'entries,
+                }
+            }
+            break;
+        }
+        out
+    }
+
+    /// The recorded span of the input (always within it; empty if not, which cannot happen).
+    fn slice(&self, at: u32, len: u32) -> &'a [u8] {
+        let (at, len) = (at as usize, len as usize);
+        self.input.get(at..at + len).unwrap_or_default()
+    }
+
+    /// The offset of `dict` if it is a recorded dictionary of this input.
+    fn recorded(&self, dict: &RawDict<'a>) -> Option<u32> {
+        if !self.complete {
+            return None;
+        }
+        // Where `dict` starts relative to the input; a slice of another buffer lands outside
+        // (or, by chance, inside with a length that does not match a recorded dictionary).
+        let at = (dict.raw.as_ptr() as usize).wrapping_sub(self.input.as_ptr() as usize);
+        let at = u32::try_from(at).ok()?;
+        let len = u32::try_from(dict.raw.len()).ok()?;
+        self.dicts
+            .iter()
+            .any(|&(a, l)| a == at && l == len)
+            .then_some(at)
+    }
+
+    /// Notes that the dictionary at `at` (its `d`) is being recorded.
+    fn open_dict(&mut self, at: usize) {
+        // Offsets fit: the input is at most INPUT_LEN_MAX bytes.
+        if self.dicts.try_push((at as u32, 0)).is_err() {
+            self.complete = false;
+        }
+    }
+
+    /// Records one entry of the dictionary at `at`.
+    fn entry(&mut self, at: usize, key: (usize, usize), value: (usize, usize)) {
+        let entry = IndexEntry {
+            dict_at: at as u32,
+            key_at: key.0 as u32,
+            key_len: key.1 as u32,
+            value_at: value.0 as u32,
+            value_len: value.1 as u32,
+        };
+        if self.entries.try_push(entry).is_err() {
+            self.complete = false;
+        }
+    }
+
+    /// Notes the length of the dictionary at `at`, now that its `e` is read.
+    fn close_dict(&mut self, at: usize, end: usize) {
+        if let Some(d) = self.dicts.iter_mut().find(|d| d.0 == at as u32) {
+            d.1 = (end - at) as u32;
+        }
+    }
 }
 
 /// Checks that `input` is one strict bencode value, within the same bounds as [`decode`].
@@ -583,6 +763,16 @@ fn parse_int(input: &[u8], mut pos: usize) -> Result<(i64, usize), BencodeError>
 /// Reads the byte string whose length prefix starts at `pos`; returns it and the position
 /// after it. The length is checked against the input before slicing.
 fn parse_bytes(input: &[u8], mut pos: usize) -> Result<(&[u8], usize), BencodeError> {
+    // Most strings are shorter than 10 bytes (every KRPC key, `t`, `y`, `q`): one digit, then
+    // `:`, needs none of the checks below.
+    if let Some(&[d @ b'0'..=b'9', b':']) = input.get(pos..pos + 2) {
+        let start = pos + 2;
+        let end = start + usize::from(d - b'0');
+        return match input.get(start..end) {
+            Some(s) => Ok((s, end)),
+            None => Err(BencodeError::LengthExceedsInput),
+        };
+    }
     let digits_start = pos;
     let mut len: usize = 0;
     loop {
@@ -611,13 +801,15 @@ fn parse_bytes(input: &[u8], mut pos: usize) -> Result<(&[u8], usize), BencodeEr
 }
 
 /// The strict check: walks the input once, allocating nothing, with the running element count.
-struct Validator<'a> {
+struct Validator<'a, 'i> {
     input: &'a [u8],
     pos: usize,
     elements: usize,
+    /// Where [`decode_indexed`] records the dictionaries' entries; `None` for a plain check.
+    index: Option<&'i mut Indexed<'a>>,
 }
 
-impl Validator<'_> {
+impl Validator<'_, '_> {
     fn peek(&self) -> Result<u8, BencodeError> {
         self.input
             .get(self.pos)
@@ -655,6 +847,13 @@ impl Validator<'_> {
                 if depth > DEPTH_MAX {
                     return Err(BencodeError::TooDeep);
                 }
+                let dict_at = self.pos;
+                let record = depth <= INDEX_DEPTH && self.index.is_some();
+                if record {
+                    if let Some(index) = self.index.as_deref_mut() {
+                        index.open_dict(dict_at);
+                    }
+                }
                 self.pos += 1;
                 let mut last_key: Option<&[u8]> = None;
                 // Bounded: every entry consumes at least one byte and counts two elements.
@@ -674,8 +873,19 @@ impl Validator<'_> {
                     last_key = Some(key);
                     self.pos = next;
                     self.value(depth + 1)?;
+                    if record {
+                        if let Some(index) = self.index.as_deref_mut() {
+                            let key = (next - key.len(), key.len());
+                            index.entry(dict_at, key, (next, self.pos - next));
+                        }
+                    }
                 }
                 self.pos += 1;
+                if record {
+                    if let Some(index) = self.index.as_deref_mut() {
+                        index.close_dict(dict_at, self.pos);
+                    }
+                }
             }
             other => return Err(BencodeError::InvalidByte(other)),
         }
@@ -872,5 +1082,66 @@ fn write_len(out: &mut Vec<u8>, len: usize) {
 /// (`itoa` writes two digits a step from a table: the lengths and integers of every message
 /// pass through here).
 fn write_u64(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    // Most are one digit (every KRPC key's length, `t`'s, `ip`'s, small integers): one push
+    // instead of a formatting buffer and a copy.
+    if n < 10 {
+        out.push(b'0' + n as u8);
+    } else {
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dictionaries of `input` at depths 1 and 2 that lookups answer from the record.
+    fn recorded(input: &[u8]) -> Vec<Vec<u8>> {
+        let mut index = Indexed::new(input);
+        let top = decode_indexed(&mut index).unwrap();
+        let mut dicts = vec![top];
+        if let Some(d) = top.as_dict() {
+            dicts.extend(d.entries().map(|(_, v)| v));
+        }
+        dicts
+            .into_iter()
+            .filter_map(|v| v.as_dict())
+            .filter(|d| index.recorded(d).is_some())
+            .map(|d| d.raw().to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn a_krpc_query_and_its_arguments_are_read_from_the_record() {
+        let query = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
+        assert_eq!(
+            recorded(query),
+            vec![query.to_vec(), b"d2:id20:abcdefghij0123456789e".to_vec()]
+        );
+    }
+
+    #[test]
+    fn past_its_limits_the_record_is_not_used() {
+        // Four dictionaries at depths 1 and 2 fit; five are one more than the record holds.
+        assert_eq!(recorded(b"d1:ade1:bde1:cdee").len(), INDEX_DICTS_MAX);
+        assert!(recorded(b"d1:ade1:bde1:cde1:ddee").is_empty());
+        // More entries than the record holds.
+        let mut many = b"d".to_vec();
+        for i in 0..INDEX_ENTRIES_MAX + 1 {
+            many.extend(format!("2:{i:02}i0e").bytes());
+        }
+        many.push(b'e');
+        assert!(recorded(&many).is_empty());
+        // A dictionary of another buffer, or a deeper one, is walked.
+        let input = b"d1:ad1:bd1:ci1eeee";
+        let mut index = Indexed::new(input);
+        decode_indexed(&mut index).unwrap();
+        let copy = input.to_vec();
+        let other = decode_raw(&copy).unwrap().as_dict().unwrap();
+        assert_eq!(index.recorded(&other), None);
+        let [a] = index.fields(other, [b"a"]);
+        let deep = a.unwrap().as_dict().unwrap().get(b"b").unwrap();
+        assert_eq!(index.recorded(&deep.as_dict().unwrap()), None);
+        assert_eq!(index.fields(other, [b"a"]), other.fields([b"a"]));
+    }
 }

@@ -28,7 +28,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use thiserror::Error;
 
-use crate::bencode::{self, BencodeError, DictEncoder, Encoder, RawDict, RawValue, Value};
+use crate::bencode::{self, BencodeError, DictEncoder, Encoder, Indexed, RawDict, RawValue, Value};
 use crate::id::{Id, ID_LEN};
 use crate::message::{
     Body, ErrorBody, Message, Method, MethodKind, MutableArgs, NodeInfo, PutArgs, Query, Response,
@@ -138,7 +138,8 @@ impl Message {
     /// Decodes one datagram as [`Message::decode`] does, with the envelope borrowed from
     /// `bytes` rather than copied: the node's path, which so allocates nothing for it.
     pub fn decode_parts(bytes: &[u8]) -> Result<(Envelope<'_>, Body), DecodeError> {
-        let top = bencode::decode_raw(bytes)
+        let mut index = Indexed::new(bytes);
+        let top = bencode::decode_indexed(&mut index)
             .map_err(|e| not_canonical(bytes, e))?
             .as_dict()
             .ok_or(DecodeError {
@@ -146,8 +147,10 @@ impl Message {
                 transaction_id: None,
                 is_query: false,
             })?;
-        let [a, e, ip, q, r, ro, t, v, y] =
-            top.fields([b"a", b"e", b"ip", b"q", b"r", b"ro", b"t", b"v", b"y"]);
+        let [a, e, ip, q, r, ro, t, v, y] = index.fields(
+            top,
+            [b"a", b"e", b"ip", b"q", b"r", b"ro", b"t", b"v", b"y"],
+        );
         let y = y.and_then(|y| y.as_bytes());
         let is_query = match y {
             Some(b"q") => true,
@@ -166,8 +169,8 @@ impl Message {
         };
         let t = t.map_err(fail)?;
         let body = match y {
-            Some(b"q") => Body::Query(query(q, a).map_err(fail)?),
-            Some(b"r") => Body::Response(response(r).map_err(fail)?),
+            Some(b"q") => Body::Query(query(&index, q, a).map_err(fail)?),
+            Some(b"r") => Body::Response(response(&index, r).map_err(fail)?),
             Some(b"e") => Body::Error(error_body(e).map_err(fail)?),
             Some(_) => return Err(fail(Kind::UnknownType)),
             None => return Err(fail(Kind::MissingKey("y"))),
@@ -601,26 +604,29 @@ fn want(f: Field<'_>) -> Result<Option<Want>, Kind> {
     Ok(Some(w))
 }
 
-fn query(q: Field<'_>, a: Field<'_>) -> Result<Query, Kind> {
+fn query<'a>(index: &Indexed<'a>, q: Field<'a>, a: Field<'a>) -> Result<Query, Kind> {
     let name = req_bytes(q, "q")?;
     let args = req_dict(a, "a")?;
     // Every argument any method takes, sorted, gathered in one pass.
-    let [cas, id, implied_port, info_hash, k, port, salt, seq, sig, target, token, v, want_] = args
-        .fields([
-            b"cas",
-            b"id",
-            b"implied_port",
-            b"info_hash",
-            b"k",
-            b"port",
-            b"salt",
-            b"seq",
-            b"sig",
-            b"target",
-            b"token",
-            b"v",
-            b"want",
-        ]);
+    let [cas, id, implied_port, info_hash, k, port, salt, seq, sig, target, token, v, want_] =
+        index.fields(
+            args,
+            [
+                b"cas",
+                b"id",
+                b"implied_port",
+                b"info_hash",
+                b"k",
+                b"port",
+                b"salt",
+                b"seq",
+                b"sig",
+                b"target",
+                b"token",
+                b"v",
+                b"want",
+            ],
+        );
     let sender_id = req_id(id, "a.id")?;
     let method = match name {
         b"ping" => Method::Ping,
@@ -674,11 +680,14 @@ fn query(q: Field<'_>, a: Field<'_>) -> Result<Query, Kind> {
     Ok(Query { sender_id, method })
 }
 
-fn response(r: Field<'_>) -> Result<Response, Kind> {
+fn response<'a>(index: &Indexed<'a>, r: Field<'a>) -> Result<Response, Kind> {
     let r = req_dict(r, "r")?;
-    let [id, k, nodes, nodes6, seq, sig, token, v, values] = r.fields([
-        b"id", b"k", b"nodes", b"nodes6", b"seq", b"sig", b"token", b"v", b"values",
-    ]);
+    let [id, k, nodes, nodes6, seq, sig, token, v, values] = index.fields(
+        r,
+        [
+            b"id", b"k", b"nodes", b"nodes6", b"seq", b"sig", b"token", b"v", b"values",
+        ],
+    );
     let token = match opt_bytes(token, "r.token")? {
         Some(t) if t.len() > TOKEN_LEN_MAX => return Err(Kind::InvalidKey("r.token")),
         t => t.map(<[u8]>::to_vec),

@@ -839,18 +839,20 @@ impl RoutingTable {
 
     /// Like [`RoutingTable::closest`], counting only contacts that `keep` accepts (for
     /// example one address family, or only those that have answered us).
-    pub fn closest_where(
-        &self,
+    pub fn closest_where<'t>(
+        &'t self,
         now: Instant,
         target: &Id,
         count: usize,
         keep: impl Fn(&Contact) -> bool,
     ) -> Vec<NodeInfo> {
         let mut out: Vec<NodeInfo> = Vec::with_capacity(count);
-        let mut tier: Vec<(crate::id::Distance, NodeInfo)> = Vec::with_capacity(K * 2);
+        // Candidates by reference: a sort moves 28 bytes each instead of 72, and only the
+        // contacts handed out unpack their address.
+        let mut tier: Vec<(crate::id::Distance, &Contact)> = Vec::with_capacity(K * 2);
         let last = self.buckets.len() - 1;
         let p = self.bucket_index(target);
-        let take_tier = |tier: &mut Vec<(crate::id::Distance, NodeInfo)>,
+        let take_tier = |tier: &mut Vec<(crate::id::Distance, &Contact)>,
                          out: &mut Vec<NodeInfo>| {
             let needed = count - out.len();
             if tier.len() > needed {
@@ -858,18 +860,18 @@ impl RoutingTable {
                 tier.truncate(needed);
             }
             tier.sort_unstable_by_key(|a| a.0);
-            for (_, n) in tier.drain(..) {
+            for (_, c) in tier.drain(..) {
                 if out.len() == count {
                     break;
                 }
-                out.push(n);
+                out.push(c.info());
             }
             out.len() == count
         };
-        let add = |tier: &mut Vec<(crate::id::Distance, NodeInfo)>, b: &Bucket| {
+        let add = |tier: &mut Vec<(crate::id::Distance, &'t Contact)>, b: &'t Bucket| {
             for c in &b.contacts {
                 if c.standing(now) != Standing::Bad && keep(c) {
-                    tier.push((c.id.distance(target), c.info()));
+                    tier.push((c.id.distance(target), c));
                 }
             }
         };

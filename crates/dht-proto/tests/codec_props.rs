@@ -7,7 +7,9 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
-use dht_proto::bencode::{self, BencodeError, Encoder, DEPTH_MAX, ELEMENTS_MAX, INPUT_LEN_MAX};
+use dht_proto::bencode::{
+    self, BencodeError, Encoder, Indexed, DEPTH_MAX, ELEMENTS_MAX, INPUT_LEN_MAX,
+};
 use dht_proto::krpc::DecodeErrorKind;
 use dht_proto::message::{
     Body, ErrorBody, Message, Method, MutableArgs, NodeInfo, PutArgs, Query, Response, Want,
@@ -404,9 +406,50 @@ fn check_decoders_on(input: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(v) = bencode::decode(input) {
         prop_assert_eq!(bencode::encode(&v), input, "accepted non-canonical bencode");
     }
+    check_index_on(input)?;
     if let Ok(m) = Message::decode(input) {
         let again = Message::decode(&m.encode());
         prop_assert_eq!(again.as_ref(), Ok(&m));
+    }
+    Ok(())
+}
+
+/// `decode_indexed` accepts and refuses exactly what `decode_raw` does, with the same error,
+/// and its lookups find in every dictionary (recorded or not, to depth 4) what a walk of the
+/// bytes finds, for each of its keys, keys it lacks, and a run of three.
+fn check_index_on(input: &[u8]) -> Result<(), TestCaseError> {
+    let mut index = Indexed::new(input);
+    let indexed = bencode::decode_indexed(&mut index);
+    prop_assert_eq!(&indexed, &bencode::decode_raw(input));
+    let Ok(top) = indexed else {
+        return Ok(());
+    };
+    let mut dicts = Vec::new();
+    let mut todo = vec![(top, 1)];
+    // Bounded: each value is visited once, and only to depth 4.
+    while let Some((v, depth)) = todo.pop() {
+        if depth > 4 {
+            continue;
+        }
+        if let Some(d) = v.as_dict() {
+            dicts.push(d);
+            todo.extend(d.entries().map(|(_, v)| (v, depth + 1)));
+        } else if let Some(l) = v.as_list() {
+            todo.extend(l.items().map(|v| (v, depth + 1)));
+        }
+    }
+    for d in dicts {
+        let mut keys: Vec<&[u8]> = d.entries().map(|(k, _)| k).collect();
+        keys.extend([&b""[..], b"a", b"id", b"zz", b"\xff"]);
+        keys.sort();
+        keys.dedup();
+        for k in &keys {
+            prop_assert_eq!(index.fields(d, [*k]), d.fields([*k]));
+        }
+        for w in keys.windows(3) {
+            let three = [w[0], w[1], w[2]];
+            prop_assert_eq!(index.fields(d, three), d.fields(three));
+        }
     }
     Ok(())
 }
@@ -417,6 +460,7 @@ proptest! {
     #[test]
     fn any_message_round_trips(m in message()) {
         let wire = m.encode();
+        check_index_on(&wire)?;
         let decoded = Message::decode(&wire);
         prop_assert_eq!(decoded.as_ref(), Ok(&m));
         prop_assert_eq!(decoded.unwrap().encode(), wire);
@@ -475,6 +519,7 @@ proptest! {
 
     #[test]
     fn encoded_bencode_trees_decode_and_re_encode_identically(encoded in encoded_tree()) {
+        check_index_on(&encoded)?;
         let v = bencode::decode(&encoded).expect("encoder output decodes");
         prop_assert_eq!(bencode::encode(&v), encoded);
     }
