@@ -216,6 +216,14 @@ pub fn decode(input: &[u8]) -> Result<Value<'_>, BencodeError> {
 /// Checks that `input` is one strict bencode value within the bounds, and returns a view that
 /// reads it lazily without allocating.
 pub fn decode_raw(input: &[u8]) -> Result<RawValue<'_>, BencodeError> {
+    check(input, None)
+}
+
+/// The strict check of `input` as one value, recording into `index` if given.
+fn check<'a>(
+    input: &'a [u8],
+    index: Option<&mut Indexed<'a>>,
+) -> Result<RawValue<'a>, BencodeError> {
     if input.len() > INPUT_LEN_MAX {
         return Err(BencodeError::InputTooLong);
     }
@@ -223,7 +231,7 @@ pub fn decode_raw(input: &[u8]) -> Result<RawValue<'_>, BencodeError> {
         input,
         pos: 0,
         elements: 0,
-        index: None,
+        index,
     };
     validator.value(1)?;
     if validator.pos != input.len() {
@@ -253,21 +261,13 @@ pub fn decode_indexed<'a>(index: &mut Indexed<'a>) -> Result<RawValue<'a>, Benco
     let input = index.input;
     index.dicts.clear();
     index.entries.clear();
-    index.complete = true;
-    if input.len() > INPUT_LEN_MAX {
-        return Err(BencodeError::InputTooLong);
-    }
-    let mut validator = Validator {
-        input,
-        pos: 0,
-        elements: 0,
-        index: Some(index),
-    };
-    validator.value(1)?;
-    if validator.pos != input.len() {
-        return Err(BencodeError::TrailingBytes);
-    }
-    Ok(RawValue { raw: input })
+    // Lookups use the record only once the whole input passed: a refused input's partial
+    // record is never read.
+    index.complete = false;
+    index.overflowed = false;
+    let value = check(input, Some(index))?;
+    index.complete = !index.overflowed;
+    Ok(value)
 }
 
 /// Deepest dictionaries whose entries [`decode_indexed`] records (the top value is at depth 1).
@@ -290,8 +290,11 @@ pub struct Indexed<'a> {
     dicts: ArrayVec<(u32, u32), INDEX_DICTS_MAX>,
     /// Every entry of those dictionaries, each dictionary's in ascending key order.
     entries: ArrayVec<IndexEntry, INDEX_ENTRIES_MAX>,
-    /// False when a limit above was reached: then every lookup walks the bytes.
+    /// True once [`decode_indexed`] accepted the whole input without reaching a limit above:
+    /// only then do lookups read the record; otherwise they walk the bytes.
     complete: bool,
+    /// Set while recording when a limit above is reached.
+    overflowed: bool,
 }
 
 /// One recorded dictionary entry, as offsets into the input (small, so the record is cheap to
@@ -317,6 +320,7 @@ impl<'a> Indexed<'a> {
             dicts: ArrayVec::new(),
             entries: ArrayVec::new(),
             complete: false,
+            overflowed: false,
         }
     }
 
@@ -383,7 +387,7 @@ impl<'a> Indexed<'a> {
     fn open_dict(&mut self, at: usize) {
         // Offsets fit: the input is at most INPUT_LEN_MAX bytes.
         if self.dicts.try_push((at as u32, 0)).is_err() {
-            self.complete = false;
+            self.overflowed = true;
         }
     }
 
@@ -397,7 +401,7 @@ impl<'a> Indexed<'a> {
             value_len: value.1 as u32,
         };
         if self.entries.try_push(entry).is_err() {
-            self.complete = false;
+            self.overflowed = true;
         }
     }
 
@@ -1118,6 +1122,16 @@ mod tests {
             recorded(query),
             vec![query.to_vec(), b"d2:id20:abcdefghij0123456789e".to_vec()]
         );
+    }
+
+    #[test]
+    fn the_record_of_a_refused_input_is_not_used() {
+        // A whole dictionary, then a trailing byte: the dictionary is recorded, then refused.
+        let input = b"d1:ai1eex";
+        let mut index = Indexed::new(input);
+        assert_eq!(decode_indexed(&mut index), Err(BencodeError::TrailingBytes));
+        let dict = decode_raw(&input[..8]).unwrap().as_dict().unwrap();
+        assert_eq!(index.recorded(&dict), None);
     }
 
     #[test]
