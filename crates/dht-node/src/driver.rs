@@ -294,7 +294,7 @@ impl Driver {
                     .map(|c| ContactSnapshot {
                         id: c.id,
                         addr: c.addr(),
-                        state: match c.standing(now) {
+                        state: match table.standing(c, now) {
                             Standing::Bad => ContactState::Bad,
                             _ if !c.verified() => ContactState::Unverified,
                             Standing::Good => ContactState::Good,
@@ -315,7 +315,11 @@ impl Driver {
                 }
             })
             .collect();
-        RoutingSnapshot { own_id, buckets }
+        RoutingSnapshot {
+            own_id,
+            good_for: table.good_for(),
+            buckets,
+        }
     }
 
     /// Commits the turn's store changes, then sends its datagrams and delivers its events.
@@ -395,12 +399,11 @@ impl Driver {
 
     fn save_snapshot(&self) {
         let Some(disk) = &self.disk else { return };
-        let now = self.clock.now();
         let contacts: Vec<_> = self
             .node
             .routing_table()
             .contacts()
-            .filter(|c| c.standing(now) != Standing::Bad && c.verified())
+            .filter(|c| !c.is_bad() && c.verified())
             .map(|c| c.info())
             .collect();
         if let Err(e) = disk.save_contacts(&contacts) {

@@ -131,6 +131,9 @@ pub struct BucketSnapshot {
 pub struct RoutingSnapshot {
     /// The node's own ID.
     pub own_id: Id,
+    /// The table's good window (`RoutingTable::good_for`): how long a contact that answered
+    /// stays good without being heard from; 15 minutes unless contacts have been dying fast.
+    pub good_for: Duration,
     /// Every bucket, from the farthest range (index 0) to the one holding our own ID.
     pub buckets: Vec<BucketSnapshot>,
 }

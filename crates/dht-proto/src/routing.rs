@@ -26,8 +26,20 @@ pub const K: usize = 8;
 /// Contacts kept in a bucket's replacement cache, to fill places left by dead contacts.
 pub const REPLACEMENTS_PER_BUCKET: usize = 2;
 
-/// A contact is good while it was heard from within this time (BEP 5: 15 minutes).
+/// A contact is good while it was heard from within this time (BEP 5: 15 minutes): the longest
+/// the table's good window gets ([`RoutingTable::good_for`]).
 pub const GOOD_FOR: Duration = Duration::from_secs(15 * 60);
+
+/// The shortest the table's good window gets ([`RoutingTable::good_for`]).
+pub const GOOD_FOR_MIN: Duration = Duration::from_secs(60);
+
+/// How the good window adapts: a good contact that answers us lengthens it by 1/64 (a second at
+/// least), one that was good but turned bad shortens it by half. It settles where about one good
+/// contact in 33 (1/64 ÷ (1/2 + 1/64)) fails when asked: with sessions of hours it stays at
+/// [`GOOD_FOR`], with sessions of minutes it falls towards [`GOOD_FOR_MIN`], so that contacts
+/// that are likely gone are questionable, get pinged and make room for live newcomers.
+const GOOD_FOR_GROWTH: u32 = 64;
+const GOOD_FOR_SHRINK: u32 = 2;
 
 /// A contact known only from its own queries (never asked by us, so never pinged: see
 /// [`Contact::vouched`]) is passed on in answers while it queried us within this time. A live
@@ -56,9 +68,10 @@ pub const FAILURES_BAD: u8 = 2;
 /// How a contact stands, as BEP 5 defines it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Standing {
-    /// Answered one of our queries within [`GOOD_FOR`] (or answered once and queried us since).
+    /// Answered one of our queries within the good window (at most [`GOOD_FOR`]; or answered
+    /// once and queried us since).
     Good,
-    /// Not heard from within [`GOOD_FOR`], or never answered a query of ours.
+    /// Not heard from within the good window, or never answered a query of ours.
     Questionable,
     /// Left [`FAILURES_BAD`] tries in a row unanswered.
     Bad,
@@ -239,17 +252,25 @@ impl Contact {
         Instant::from_micros(self.last_seen_s as u64 * 1_000_000)
     }
 
-    /// The contact's standing at `now`.
-    pub fn standing(&self, now: Instant) -> Standing {
-        if self.failures() >= FAILURES_BAD {
+    /// The contact's standing at `now`, for a table whose good window is `good_for`
+    /// ([`RoutingTable::standing`] gives it with the table's own).
+    pub fn standing(&self, now: Instant, good_for: Duration) -> Standing {
+        self.standing_s(seconds(now), good_for.as_secs() as u32)
+    }
+
+    fn standing_s(&self, now_s: u32, good_for_s: u32) -> Standing {
+        if self.is_bad() {
             Standing::Bad
-        } else if self.verified()
-            && seconds(now).saturating_sub(self.last_seen_s) < GOOD_FOR.as_secs() as u32
-        {
+        } else if self.verified() && now_s.saturating_sub(self.last_seen_s) < good_for_s {
             Standing::Good
         } else {
             Standing::Questionable
         }
+    }
+
+    /// Whether it left [`FAILURES_BAD`] tries in a row unanswered.
+    pub fn is_bad(&self) -> bool {
+        self.failures() >= FAILURES_BAD
     }
 
     /// The contact as compact node info.
@@ -374,12 +395,11 @@ impl Bucket {
 
     /// When the bucket's stalest questionable contact that may be pinged was last seen, if it
     /// has one at `now_s`: a vouched contact that never answered us is always questionable, a
-    /// verified one once [`GOOD_FOR`] passed. One known only from its own query is never
-    /// pinged, so it is not counted.
-    fn stalest_questionable_s(&self, now_s: u32) -> Option<u32> {
-        let good_for = GOOD_FOR.as_secs() as u32;
-        // With no verified contact `stalest_verified_s` is NONE_S, never GOOD_FOR old.
-        let stalest = if now_s.saturating_sub(self.stalest_verified_s) >= good_for {
+    /// verified one once the good window `good_for_s` passed. One known only from its own query
+    /// is never pinged, so it is not counted.
+    fn stalest_questionable_s(&self, now_s: u32, good_for_s: u32) -> Option<u32> {
+        // With no verified contact `stalest_verified_s` is NONE_S, never a window old.
+        let stalest = if now_s.saturating_sub(self.stalest_verified_s) >= good_for_s {
             self.stalest_verified_s.min(self.stalest_hearsay_s)
         } else {
             self.stalest_hearsay_s
@@ -440,6 +460,9 @@ pub struct RoutingTable {
     own_id: Id,
     config: RoutingConfig,
     buckets: Vec<Bucket>,
+    /// The good window in whole seconds, within [`GOOD_FOR_MIN`] and [`GOOD_FOR`] (see
+    /// [`RoutingTable::good_for`]).
+    good_for_s: u32,
 }
 
 impl RoutingTable {
@@ -449,7 +472,35 @@ impl RoutingTable {
             own_id,
             config,
             buckets: vec![Bucket::default()],
+            good_for_s: GOOD_FOR.as_secs() as u32,
         }
+    }
+
+    /// How long a contact that answered us stays good without being heard from again. BEP 5
+    /// says 15 minutes ([`GOOD_FOR`]), which assumes sessions of hours; the window adapts to
+    /// the contacts' fate (see the constants' documentation): each answer from a good contact
+    /// lengthens it a little, each good contact that stops answering shortens it by half,
+    /// never below [`GOOD_FOR_MIN`]. With 1.4-minute median sessions (`dht sim --churn bamboo`)
+    /// it settles near a minute and lookups succeed more often (docs/benchmarks.md).
+    pub fn good_for(&self) -> Duration {
+        Duration::from_secs(u64::from(self.good_for_s))
+    }
+
+    /// The standing of `c` at `now` under the table's good window.
+    pub fn standing(&self, c: &Contact, now: Instant) -> Standing {
+        c.standing_s(seconds(now), self.good_for_s)
+    }
+
+    /// A good contact answered: the window grows a little.
+    fn good_answered(&mut self) {
+        let step = (self.good_for_s / GOOD_FOR_GROWTH).max(1);
+        self.good_for_s = (self.good_for_s + step).min(GOOD_FOR.as_secs() as u32);
+    }
+
+    /// A contact that was good stopped answering: the window shrinks by half.
+    fn good_failed(&mut self) {
+        let step = self.good_for_s / GOOD_FOR_SHRINK;
+        self.good_for_s = (self.good_for_s - step).max(GOOD_FOR_MIN.as_secs() as u32);
     }
 
     /// Our own ID.
@@ -586,6 +637,7 @@ impl RoutingTable {
                 }
                 return Insert::Ignored;
             }
+            let was_good = c.standing_s(seconds(now), self.good_for_s) == Standing::Good;
             c.last_seen_s = seconds(now);
             if how == Heard::Response {
                 c.flags = (c.flags | VERIFIED) & !QUERIED_ONLY;
@@ -594,6 +646,9 @@ impl RoutingTable {
                 bucket.last_changed_s = seconds(now);
             }
             bucket.summarize();
+            if was_good && how == Heard::Response {
+                self.good_answered();
+            }
             return Insert::Refreshed;
         }
         let contact = Contact::new(node, now, how);
@@ -625,10 +680,7 @@ impl RoutingTable {
             let bucket = &self.buckets[index];
             let bad = match bucket.bad {
                 0 => None,
-                _ => bucket
-                    .contacts
-                    .iter()
-                    .position(|c| c.standing(now) == Standing::Bad),
+                _ => bucket.contacts.iter().position(Contact::is_bad),
             };
             if let Some(pos) = bad {
                 if self.ip_blocked(&contact, index) {
@@ -670,12 +722,15 @@ impl RoutingTable {
             // initiative never goes to an address that has not proved itself.
             push_replacement(&mut bucket.replacements, contact);
             let now_s = seconds(now);
+            let good_for_s = self.good_for_s;
             let questionable = (now_s >= bucket.next_ping_first_s)
                 .then(|| {
                     bucket
                         .contacts
                         .iter()
-                        .filter(|c| c.vouched() && c.standing(now) == Standing::Questionable)
+                        .filter(|c| {
+                            c.vouched() && c.standing_s(now_s, good_for_s) == Standing::Questionable
+                        })
                         .min_by_key(|c| (c.verified(), c.last_seen_s))
                         .map(Contact::info)
                 })
@@ -791,8 +846,9 @@ impl RoutingTable {
             return;
         };
         let c = &mut bucket.contacts[pos];
+        let was_good = c.standing_s(seconds(now), self.good_for_s) == Standing::Good;
         c.set_failures(c.failures().saturating_add(tries));
-        let bad = c.standing(now) == Standing::Bad;
+        let bad = c.is_bad();
         let verified = c.verified();
         bucket.summarize();
         if !bad {
@@ -801,6 +857,9 @@ impl RoutingTable {
         // A bucket that loses contacts is in churn: it may ask for a ping-first again at once,
         // so waiting newcomers find the other dead places quickly.
         bucket.next_ping_first_s = 0;
+        if was_good {
+            self.good_failed();
+        }
         // The freshest replacement that the one-per-IP rule lets in takes the place.
         while let Some(r) = self.buckets[index].replacements.pop() {
             // A replacement that entered the bucket by another way since it waited is spent.
@@ -870,7 +929,7 @@ impl RoutingTable {
         };
         let add = |tier: &mut Vec<(crate::id::Distance, &'t Contact)>, b: &'t Bucket| {
             for c in &b.contacts {
-                if c.standing(now) != Standing::Bad && keep(c) {
+                if self.standing(c, now) != Standing::Bad && keep(c) {
                     tier.push((c.id.distance(target), c));
                 }
             }
@@ -939,7 +998,10 @@ impl RoutingTable {
             .buckets
             .iter()
             .enumerate()
-            .filter_map(|(i, b)| b.stalest_questionable_s(now_s).map(|s| (s, i)))
+            .filter_map(|(i, b)| {
+                b.stalest_questionable_s(now_s, self.good_for_s)
+                    .map(|s| (s, i))
+            })
             .collect();
         order.sort_unstable();
         // (last seen, bucket, place) of the stalest found so far.
@@ -955,7 +1017,7 @@ impl RoutingTable {
                 break;
             }
             for (pos, c) in self.buckets[i].contacts.iter().enumerate() {
-                if c.vouched() && c.standing(now) == Standing::Questionable {
+                if c.vouched() && c.standing_s(now_s, self.good_for_s) == Standing::Questionable {
                     found.push((c.last_seen_s, i, pos));
                 }
             }
@@ -1007,7 +1069,7 @@ mod tests {
     fn questionable_by_scan(t: &RoutingTable, now: Instant, count: usize) -> Vec<NodeInfo> {
         let mut q: Vec<&Contact> = t
             .contacts()
-            .filter(|c| c.vouched() && c.standing(now) == Standing::Questionable)
+            .filter(|c| c.vouched() && t.standing(c, now) == Standing::Questionable)
             .collect();
         q.sort_by_key(|c| c.last_seen_s);
         q.into_iter().take(count).map(Contact::info).collect()
@@ -1437,6 +1499,41 @@ mod tests {
             ask(&mut t, 3 + period, 0xe4),
             Insert::PingFirst(_)
         ));
+    }
+
+    #[test]
+    fn the_good_window_shrinks_as_good_contacts_die_and_grows_back_as_they_answer() {
+        let (mut t, ids) = table_with_full_far_bucket(Heard::Response, addr(100));
+        let at = |s: u64| Instant::ZERO + Duration::from_secs(s);
+        assert_eq!(t.good_for(), GOOD_FOR);
+        // Two minutes after they answered, BEP 5's window finds nothing to ping.
+        assert!(t.questionable(at(120), K).is_empty());
+        // A contact that was questionable anyway (20 minutes silent) teaches nothing.
+        let mut stale = RoutingTable::new(Id([0; 20]), RoutingConfig::default());
+        stale.heard_from(at(0), info(ids[0], 0), Heard::Response);
+        stale.failed(at(20 * 60), &ids[0], addr(0), FAILURES_BAD);
+        assert_eq!(stale.good_for(), GOOD_FOR);
+        // Four good contacts stop answering within a minute (sessions of minutes): 900 s
+        // halves to 450, 225, 112, then stops at the floor.
+        for (i, id) in ids.iter().enumerate().take(4) {
+            t.failed(at(60), id, addr(i as u32), FAILURES_BAD);
+        }
+        assert_eq!(t.good_for(), GOOD_FOR_MIN);
+        // The survivors (and the near contact), silent for two minutes, are now questionable:
+        // pinged, and a live newcomer may take their place.
+        let pinged: Vec<Id> = t.questionable(at(120), K).iter().map(|n| n.id).collect();
+        assert_eq!(pinged.len(), 5);
+        assert!(ids[4..].iter().all(|id| pinged.contains(id)));
+        let survivor = t.get(&ids[4]).copied().expect("in the table");
+        assert_eq!(t.standing(&survivor, at(120)), Standing::Questionable);
+        // Good contacts that keep answering lengthen it again, up to BEP 5's window.
+        let mut previous = t.good_for();
+        for s in 0..2_000 {
+            t.heard_from(at(121 + s), info(ids[4], 4), Heard::Response);
+            assert!(t.good_for() >= previous && t.good_for() <= GOOD_FOR);
+            previous = t.good_for();
+        }
+        assert_eq!(t.good_for(), GOOD_FOR);
     }
 
     #[test]

@@ -71,7 +71,7 @@ proptest! {
             let got = t.closest(now, &target, 8);
             let mut brute: Vec<NodeInfo> = t
                 .contacts()
-                .filter(|c| c.standing(now) != dht_proto::routing::Standing::Bad)
+                .filter(|c| !c.is_bad())
                 .map(|c| c.info())
                 .collect();
             brute.sort_by_key(|n| n.id.distance(&target));

@@ -117,6 +117,8 @@ fn devnet_serves_every_route_of_the_contract() {
     // space in order.
     let rt = get(&url, "/api/v1/routing?node=2").json();
     assert_eq!(str_of(&rt, "node_id"), str_of(&nodes[2], "node_id"));
+    // A quiet loopback network loses no good contact: BEP 5's 15 minutes.
+    assert_eq!(rt["good_for_s"], 900, "{rt}");
     let buckets = array_of(&rt, "buckets");
     assert!(!buckets.is_empty());
     let states: BTreeSet<&str> = ["good", "questionable", "bad", "unverified"].into();

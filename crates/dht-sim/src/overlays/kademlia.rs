@@ -927,7 +927,7 @@ mod tests {
                 );
             }
             for c in table.contacts() {
-                assert_eq!(c.standing(now), Standing::Good, "node {i}");
+                assert_eq!(table.standing(c, now), Standing::Good, "node {i}");
                 assert_eq!(idx_of(&c.addr()).map(|j| ids[j as usize]), Some(c.id));
             }
         }

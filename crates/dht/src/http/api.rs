@@ -214,7 +214,7 @@ async fn routing(State(state): State<AppState>, p: Params) -> Result<Json<Value>
         })
         .collect();
     Ok(Json(
-        json!({"node_id": r.own_id.to_string(), "buckets": buckets}),
+        json!({"node_id": r.own_id.to_string(), "good_for_s": r.good_for.as_secs(), "buckets": buckets}),
     ))
 }
 
