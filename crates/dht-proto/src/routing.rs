@@ -39,6 +39,13 @@ pub const GOOD_FOR_MIN: Duration = Duration::from_secs(60);
 /// [`GOOD_FOR`], with sessions of minutes it falls towards [`GOOD_FOR_MIN`], so that contacts
 /// that are likely gone are questionable, get pinged and make room for live newcomers.
 const GOOD_FOR_GROWTH: u32 = 64;
+
+/// A contact that answered us is no longer named in our answers once it has been silent for
+/// this many good windows ([`RoutingTable::named`]): an hour at BEP 5's window, four minutes
+/// when contacts live minutes. With 1.4-minute sessions most of a lookup's requests went to
+/// departed nodes that tables still held and named; this keeps the likely dead out of answers
+/// and, with them, gets away from long-gone holders' places (docs/benchmarks.md).
+const NAMED_FOR_GOOD_WINDOWS: u32 = 4;
 const GOOD_FOR_SHRINK: u32 = 2;
 
 /// A contact known only from its own queries (never asked by us, so never pinged: see
@@ -484,6 +491,13 @@ impl RoutingTable {
     /// it settles near a minute and lookups succeed more often (docs/benchmarks.md).
     pub fn good_for(&self) -> Duration {
         Duration::from_secs(u64::from(self.good_for_s))
+    }
+
+    /// Whether our answers may name `c` at `now`: it is [`Contact::listed`], and if it answered
+    /// us it was heard from within [`NAMED_FOR_GOOD_WINDOWS`] good windows.
+    pub fn named(&self, c: &Contact, now: Instant) -> bool {
+        let silent_s = seconds(now).saturating_sub(c.last_seen_s);
+        c.listed(now) && !(c.verified() && silent_s >= self.good_for_s * NAMED_FOR_GOOD_WINDOWS)
     }
 
     /// The standing of `c` at `now` under the table's good window.
@@ -1534,6 +1548,35 @@ mod tests {
             previous = t.good_for();
         }
         assert_eq!(t.good_for(), GOOD_FOR);
+    }
+
+    #[test]
+    fn answers_stop_naming_a_contact_silent_for_four_good_windows() {
+        let (mut t, ids) = table_with_full_far_bucket(Heard::Response, addr(100));
+        let at = |s: u64| Instant::ZERO + Duration::from_secs(s);
+        let named = |t: &RoutingTable, i: usize, s: u64| {
+            t.named(t.get(&ids[i]).expect("in the table"), at(s))
+        };
+        // At BEP 5's window: named for an hour of silence.
+        assert!(named(&t, 5, 59 * 60));
+        assert!(!named(&t, 5, 60 * 60));
+        // Good contacts die fast: the window falls to a minute, and four minutes of silence
+        // is enough.
+        for (i, id) in ids.iter().enumerate().take(4) {
+            t.failed(at(30), id, addr(i as u32), FAILURES_BAD);
+        }
+        assert_eq!(t.good_for(), GOOD_FOR_MIN);
+        assert!(named(&t, 5, 3 * 60));
+        assert!(!named(&t, 5, 4 * 60));
+        // Heard from again, it is named again.
+        t.heard_from(at(5 * 60), info(ids[5], 5), Heard::Response);
+        assert!(named(&t, 5, 5 * 60 + 1));
+        // One known only from its own queries keeps its own rule (an hour since it queried).
+        let querier = far_id(0x10);
+        let mut q = RoutingTable::new(Id([0; 20]), RoutingConfig::default());
+        q.heard_from(at(0), info(querier, 50), Heard::Query);
+        let c = *q.get(&querier).expect("in the table");
+        assert!(q.named(&c, at(59 * 60)) && !q.named(&c, at(60 * 60)));
     }
 
     #[test]

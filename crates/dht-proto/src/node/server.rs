@@ -170,17 +170,19 @@ impl Node {
         r.nodes_keys = want;
         // The requester is never told about itself. A contact known only from its own query
         // is passed on while it keeps querying (`Contact::listed`): that is how a newcomer
-        // becomes known (the askers who query it prove its address for themselves).
+        // becomes known (the askers who query it prove its address for themselves). One that
+        // answered us is passed on until it has been silent for a few good windows
+        // (`RoutingTable::named`).
         if want.v4 {
             r.nodes = self.table.closest_where(now, target, k, |c| {
                 let a = c.addr();
-                a.is_ipv4() && a != from && c.listed(now)
+                a.is_ipv4() && a != from && self.table.named(c, now)
             });
         }
         if want.v6 {
             r.nodes6 = self.table.closest_where(now, target, k, |c| {
                 let a = c.addr();
-                a.is_ipv6() && a != from && c.listed(now)
+                a.is_ipv6() && a != from && self.table.named(c, now)
             });
         }
     }
