@@ -268,10 +268,10 @@ impl Driver {
     /// The network's size estimated from the 8 contacts closest to our own ID.
     fn network_size_estimate(&self) -> Option<u64> {
         let own = self.node.id();
-        let closest =
-            self.node
-                .routing_table()
-                .closest(self.clock.now(), &own, dht_proto::routing::K);
+        let closest = self
+            .node
+            .routing_table()
+            .closest(&own, dht_proto::routing::K);
         if closest.len() < 2 {
             return None;
         }

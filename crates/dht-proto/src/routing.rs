@@ -34,11 +34,16 @@ pub const GOOD_FOR: Duration = Duration::from_secs(15 * 60);
 pub const GOOD_FOR_MIN: Duration = Duration::from_secs(60);
 
 /// How the good window adapts: a good contact that answers us lengthens it by 1/64 (a second at
-/// least), one that was good but turned bad shortens it by half. It settles where about one good
-/// contact in 33 (1/64 ÷ (1/2 + 1/64)) fails when asked: with sessions of hours it stays at
-/// [`GOOD_FOR`], with sessions of minutes it falls towards [`GOOD_FOR_MIN`], so that contacts
-/// that are likely gone are questionable, get pinged and make room for live newcomers.
+/// least), one that was good but turned bad shortens it by half ([`GOOD_FOR_SHRINK`]). It
+/// settles where about one good contact in 33 (1/64 ÷ (1/2 + 1/64)) fails when asked: with
+/// sessions of hours it stays at [`GOOD_FOR`], with sessions of minutes it falls towards
+/// [`GOOD_FOR_MIN`], so that contacts that are likely gone are questionable, get pinged and make
+/// room for live newcomers.
 const GOOD_FOR_GROWTH: u32 = 64;
+
+/// The good window is divided by this when a good contact stops answering (see
+/// [`GOOD_FOR_GROWTH`]).
+const GOOD_FOR_SHRINK: u32 = 2;
 
 /// A contact that answered us is no longer named in our answers once it has been silent for
 /// this many good windows ([`RoutingTable::named`]): an hour at BEP 5's window, four minutes
@@ -46,7 +51,6 @@ const GOOD_FOR_GROWTH: u32 = 64;
 /// departed nodes that tables still held and named; this keeps the likely dead out of answers
 /// and, with them, gets away from long-gone holders' places (docs/benchmarks.md).
 const NAMED_FOR_GOOD_WINDOWS: u32 = 4;
-const GOOD_FOR_SHRINK: u32 = 2;
 
 /// A contact known only from its own queries (never asked by us, so never pinged: see
 /// [`Contact::vouched`]) is passed on in answers while it queried us within this time. A live
@@ -259,12 +263,8 @@ impl Contact {
         Instant::from_micros(self.last_seen_s as u64 * 1_000_000)
     }
 
-    /// The contact's standing at `now`, for a table whose good window is `good_for`
+    /// The contact's standing at `now_s`, for a table whose good window is `good_for_s`
     /// ([`RoutingTable::standing`] gives it with the table's own).
-    pub fn standing(&self, now: Instant, good_for: Duration) -> Standing {
-        self.standing_s(seconds(now), good_for.as_secs() as u32)
-    }
-
     fn standing_s(&self, now_s: u32, good_for_s: u32) -> Standing {
         if self.is_bad() {
             Standing::Bad
@@ -906,15 +906,14 @@ impl RoutingTable {
     /// those of every deeper bucket share exactly `p`; those of a shallower bucket `i` share
     /// exactly `i`. So the tiers are bucket `p`, then all deeper buckets together, then buckets
     /// `p - 1` down to 0, and only within a tier is sorting needed.
-    pub fn closest(&self, now: Instant, target: &Id, count: usize) -> Vec<NodeInfo> {
-        self.closest_where(now, target, count, |_| true)
+    pub fn closest(&self, target: &Id, count: usize) -> Vec<NodeInfo> {
+        self.closest_where(target, count, |_| true)
     }
 
     /// Like [`RoutingTable::closest`], counting only contacts that `keep` accepts (for
     /// example one address family, or only those that have answered us).
     pub fn closest_where<'t>(
         &'t self,
-        now: Instant,
         target: &Id,
         count: usize,
         keep: impl Fn(&Contact) -> bool,
@@ -943,7 +942,7 @@ impl RoutingTable {
         };
         let add = |tier: &mut Vec<(crate::id::Distance, &'t Contact)>, b: &'t Bucket| {
             for c in &b.contacts {
-                if self.standing(c, now) != Standing::Bad && keep(c) {
+                if !c.is_bad() && keep(c) {
                     tier.push((c.id.distance(target), c));
                 }
             }
@@ -1644,12 +1643,12 @@ mod tests {
             }
         }
         let target = Id::random(&mut rng);
-        let got = t.closest(Instant::ZERO, &target, 8);
+        let got = t.closest(&target, 8);
         all.sort_by_key(|n| n.id.distance(&target));
         assert_eq!(got, all[..8].to_vec());
         t.failed(Instant::ZERO, &got[0].id, got[0].addr, 1);
         t.failed(Instant::ZERO, &got[0].id, got[0].addr, 1);
-        let again = t.closest(Instant::ZERO, &target, 8);
+        let again = t.closest(&target, 8);
         assert!(!again.contains(&got[0]));
     }
 
@@ -1678,7 +1677,7 @@ mod tests {
                     let mut all: Vec<NodeInfo> = t.contacts().map(Contact::info).collect();
                     all.sort_by_key(|n| n.id.distance(&target));
                     all.truncate(count);
-                    assert_eq!(t.closest(Instant::ZERO, &target, count), all);
+                    assert_eq!(t.closest(&target, count), all);
                 }
             }
         }

@@ -68,7 +68,7 @@ proptest! {
             }
             // closest() is sorted and agrees with a brute force over the non-bad contacts.
             let target = Id(own.0.map(|b| b.rotate_left(3)));
-            let got = t.closest(now, &target, 8);
+            let got = t.closest(&target, 8);
             let mut brute: Vec<NodeInfo> = t
                 .contacts()
                 .filter(|c| !c.is_bad())

@@ -338,9 +338,9 @@ impl Node {
         // address. A user's command may start from any contact.
         let mut seeds = if internal {
             self.table
-                .closest_where(now, &target, self.config.k * 2, |c| c.vouched())
+                .closest_where(&target, self.config.k * 2, |c| c.vouched())
         } else {
-            self.table.closest(now, &target, self.config.k * 2)
+            self.table.closest(&target, self.config.k * 2)
         };
         seeds.extend_from_slice(extra_seeds);
         let mut lookup = Lookup::new(

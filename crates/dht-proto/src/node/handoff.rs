@@ -51,7 +51,7 @@ impl Node {
             if sent >= HANDOFF_ITEMS_PER_NEWCOMER_MAX {
                 break;
             }
-            if self.should_hand_off(now, &target, &newcomer) {
+            if self.should_hand_off(&target, &newcomer) {
                 sent += 1;
                 self.send_query(
                     now,
@@ -66,11 +66,11 @@ impl Node {
 
     /// Whether `newcomer` is among the k closest nodes we know to `target`, and we are among
     /// the first holders in line to tell it.
-    fn should_hand_off(&self, now: Instant, target: &Id, newcomer: &NodeInfo) -> bool {
+    fn should_hand_off(&self, target: &Id, newcomer: &NodeInfo) -> bool {
         let k = self.config.k;
         let ours = self.id.distance(target);
         let theirs = newcomer.id.distance(target);
-        let known = self.table.closest(now, target, k + 1);
+        let known = self.table.closest(target, k + 1);
         let mut ahead_of_newcomer = 0;
         let mut ahead_of_us = 0;
         for n in known.iter().filter(|n| n.id != newcomer.id) {

@@ -174,13 +174,13 @@ impl Node {
         // answered us is passed on until it has been silent for a few good windows
         // (`RoutingTable::named`).
         if want.v4 {
-            r.nodes = self.table.closest_where(now, target, k, |c| {
+            r.nodes = self.table.closest_where(target, k, |c| {
                 let a = c.addr();
                 a.is_ipv4() && a != from && self.table.named(c, now)
             });
         }
         if want.v6 {
-            r.nodes6 = self.table.closest_where(now, target, k, |c| {
+            r.nodes6 = self.table.closest_where(target, k, |c| {
                 let a = c.addr();
                 a.is_ipv6() && a != from && self.table.named(c, now)
             });

@@ -281,10 +281,7 @@ fn response(id: Id) -> Response {
 /// A reply as an honest node would give it, nodes and a token, with no value yet.
 fn honest_looking(cx: &Context<'_>, target: &Id) -> Response {
     let mut r = response(cx.node.id());
-    r.nodes = cx
-        .node
-        .routing_table()
-        .closest(cx.now, target, LIE_CONTACTS);
+    r.nodes = cx.node.routing_table().closest(target, LIE_CONTACTS);
     r.token = Some(TOKEN.to_vec());
     r
 }
