@@ -455,6 +455,9 @@ impl Node {
             return;
         };
         self.release_empty_maps();
+        if matches!(c.kind, Kind::Bootstrap) {
+            self.joined(now);
+        }
         if c.internal {
             if matches!(c.kind, Kind::Bootstrap) {
                 self.refresh_all_buckets(now);

@@ -53,6 +53,7 @@ use crate::token::Tokens;
 pub use config::{Config, UPLOAD_BYTES_PER_SECOND};
 
 pub use guard::{REPLY_BYTES_MAX, TRANSMITS_MAX, UPKEEP_IN_FLIGHT_PER_ADDRESS_MAX};
+pub use maintenance::SELF_LOOKUP_AFTER_JOIN;
 pub use transactions::TRANSACTION_ID_LEN;
 
 use client::Command;
@@ -199,6 +200,9 @@ pub struct Node {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     next_maintenance: Instant,
+    /// When maintenance next looks up our own ID (see [`SELF_LOOKUP_AFTER_JOIN`]); None: not
+    /// planned.
+    next_self_lookup: Option<Instant>,
     stats: NodeStats,
     external_ip: Option<SocketAddr>,
     /// The rate limits' state, made when first needed.
@@ -227,6 +231,7 @@ impl Node {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_maintenance: now + Duration::from_micros(jitter),
+            next_self_lookup: None,
             stats: NodeStats::default(),
             external_ip: None,
             guard: None,

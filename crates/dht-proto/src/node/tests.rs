@@ -794,3 +794,94 @@ fn a_contact_known_only_from_its_queries_is_passed_on_while_it_keeps_querying() 
         "nor is a contact that answered us, silent for four good windows"
     );
 }
+
+/// Runs the node second by second from `from` to `until`, answering every query to one of
+/// `answering` with an empty response, and returns the seconds at which a lookup of the node's
+/// own ID sent a request.
+fn self_lookups(
+    n: &mut Node,
+    answering: &[crate::message::NodeInfo],
+    from: u64,
+    until: u64,
+) -> Vec<u64> {
+    let own = n.id();
+    let mut seen = Vec::new();
+    for s in from..until {
+        let now = Instant::from_millis(1000 * s);
+        n.handle_timeout(now);
+        let mut asked_self = false;
+        while let Some(t) = n.poll_transmit() {
+            let m = Message::decode(&t.data).unwrap();
+            let Body::Query(q) = m.body else { continue };
+            if matches!(q.method, Method::FindNode { target, .. } if target == own) {
+                asked_self = true;
+            }
+            if let Some(c) = answering.iter().find(|c| c.addr == t.to) {
+                let reply = Message {
+                    transaction_id: m.transaction_id,
+                    version: None,
+                    requester_ip: None,
+                    read_only: false,
+                    body: Body::Response(Response {
+                        sender_id: c.id,
+                        ..Response::default()
+                    }),
+                };
+                n.handle_datagram(now, t.to, &reply.encode());
+            }
+        }
+        if asked_self && seen.last() != Some(&s) {
+            seen.push(s);
+        }
+    }
+    seen
+}
+
+#[test]
+fn a_node_looks_up_its_own_id_a_minute_after_joining_and_again_each_window_while_contacts_die() {
+    use crate::node::SELF_LOOKUP_AFTER_JOIN;
+    use crate::routing::GOOD_FOR;
+    let mut n = node(Config::default());
+    let contacts = eight_contacts(&mut n);
+    // The join itself looks up our ID; answered at once, it ends within its first second.
+    n.bootstrap(Instant::ZERO, &contacts, &[]);
+    let join = self_lookups(&mut n, &contacts, 0, 1);
+    assert_eq!(join, vec![0], "the join's own lookup");
+    assert_eq!(n.commands_running(), 0, "the join and its refreshes ended");
+    // Contacts that keep answering: one more lookup of our ID, at the first maintenance a
+    // minute after the join (maintenance runs every minute), and none after it while the good
+    // window stays BEP 5's.
+    let after = SELF_LOOKUP_AFTER_JOIN.as_secs();
+    let calm = self_lookups(&mut n, &contacts, 1, 1800);
+    assert_eq!(
+        calm.len(),
+        1,
+        "one lookup of our ID after the join: {calm:?}"
+    );
+    assert!(
+        (after..=after + 61).contains(&calm[0]),
+        "a minute after the join, at a maintenance round: {calm:?}"
+    );
+    assert_eq!(n.routing_table().good_for(), GOOD_FOR);
+    // Half the contacts leave, and a lookup finds them gone while they were still good: the
+    // window shrinks, and the node looks up its ID once per window to find the nodes around
+    // it anew.
+    n.find_node(Instant::from_millis(1_800_000), Id([0x77; 20]));
+    let dying = self_lookups(&mut n, &contacts[..4], 1800, 3600);
+    let window = n.routing_table().good_for();
+    assert!(window < GOOD_FOR, "dead good contacts shrink the window");
+    assert!(
+        dying.len() >= 5,
+        "a lookup of our ID each window while contacts die: {dying:?} (window {window:?})"
+    );
+    for pair in dying.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            (GOOD_FOR_MIN_S..GOOD_FOR.as_secs()).contains(&gap),
+            "once per window, never more often than the smallest: {dying:?}"
+        );
+    }
+}
+
+/// [`crate::routing::GOOD_FOR_MIN`] in seconds.
+const GOOD_FOR_MIN_S: u64 = crate::routing::GOOD_FOR_MIN.as_secs();
