@@ -1,5 +1,6 @@
 //! Upkeep of the routing table and the store: who may enter the table, pings of questionable
-//! contacts, bucket refreshes, token rotation, expiry and the republish of our own items.
+//! contacts, bucket refreshes, look-ups of our own ID after a join and under churn, token
+//! rotation, expiry and the republish of our own items.
 
 use core::time::Duration;
 
