@@ -60,6 +60,21 @@ fn token_for(n: &mut Node, target: Id) -> Vec<u8> {
     r.token.expect("get returns a token")
 }
 
+/// An encoded response from `sender_id` to transaction `tid`, with no contacts or values.
+fn empty_answer(tid: Vec<u8>, sender_id: Id) -> Vec<u8> {
+    Message {
+        transaction_id: tid,
+        version: None,
+        requester_ip: None,
+        read_only: false,
+        body: Body::Response(Response {
+            sender_id,
+            ..Response::default()
+        }),
+    }
+    .encode()
+}
+
 fn mutable_put(item: &MutableItem, token: Vec<u8>, cas: Option<i64>) -> Method {
     Method::Put(PutArgs::mutable(item, token, cas))
 }
@@ -436,17 +451,8 @@ fn a_newcomer_next_to_many_stored_keys_is_sent_at_most_eight_hand_offs_and_a_str
     // Once it answers a query of ours it is a newcomer with a proven address.
     n.bootstrap(Instant::ZERO, &[], &[PEER.parse().unwrap()]);
     let asked = Message::decode(&n.poll_transmit().unwrap().data).unwrap();
-    let answer = Message {
-        transaction_id: asked.transaction_id,
-        version: None,
-        requester_ip: None,
-        read_only: false,
-        body: Body::Response(Response {
-            sender_id: Id([0x22; 20]),
-            ..Response::default()
-        }),
-    };
-    n.handle_datagram(Instant::ZERO, PEER.parse().unwrap(), &answer.encode());
+    let answer = empty_answer(asked.transaction_id, Id([0x22; 20]));
+    n.handle_datagram(Instant::ZERO, PEER.parse().unwrap(), &answer);
     let (gets, _, _) = drain_kinds(&mut n);
     assert_eq!(gets, super::handoff::HANDOFF_ITEMS_PER_NEWCOMER_MAX);
     // The same node again is no newcomer: nothing more is handed off.
@@ -817,17 +823,7 @@ fn self_lookups(
                 asked_self = true;
             }
             if let Some(c) = answering.iter().find(|c| c.addr == t.to) {
-                let reply = Message {
-                    transaction_id: m.transaction_id,
-                    version: None,
-                    requester_ip: None,
-                    read_only: false,
-                    body: Body::Response(Response {
-                        sender_id: c.id,
-                        ..Response::default()
-                    }),
-                };
-                n.handle_datagram(now, t.to, &reply.encode());
+                n.handle_datagram(now, t.to, &empty_answer(m.transaction_id, c.id));
             }
         }
         if asked_self && seen.last() != Some(&s) {
