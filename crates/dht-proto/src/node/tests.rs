@@ -878,3 +878,76 @@ fn a_node_looks_up_its_own_id_a_minute_after_joining_and_again_each_window_while
         );
     }
 }
+
+#[test]
+fn upkeep_goes_only_to_proven_addresses_and_at_most_eight_at_a_time_to_one() {
+    use super::{Purpose, UPKEEP_IN_FLIGHT_PER_ADDRESS_MAX};
+    use crate::message::NodeInfo;
+    // The callers choose proven contacts already; this is the guard under them, the last line
+    // before a datagram of our own initiative leaves.
+    let mut n = node(Config::default());
+    let now = Instant::ZERO;
+    let stranger_id = Id([0x33; 20]);
+    let stranger: SocketAddr = "127.0.0.33:4000".parse().unwrap();
+    // The stranger queried us: it may be in the table, but its address proved nothing.
+    n.handle_datagram(
+        now,
+        stranger,
+        &query_from(stranger_id, b"sq", Method::Ping, false),
+    );
+    assert_eq!(n.poll_transmit().map(|t| t.to), Some(stranger), "its reply");
+    let proven = NodeInfo {
+        id: Id([0x22; 20]),
+        addr: PEER.parse().unwrap(),
+    };
+    assert!(n.restore_contact(now, proven), "as if it had answered us");
+
+    // Upkeep to the stranger, under its ID or none: refused, nothing sent, counted.
+    for id in [Some(stranger_id), None] {
+        assert!(!n.send_query(now, stranger, id, Purpose::Ping, Method::Ping));
+        let target = Id([0x44; 20]);
+        let get = Method::Get { target, seq: None };
+        assert!(!n.send_query(now, stranger, id, Purpose::HandoffToken(target), get));
+    }
+    assert!(n.poll_transmit().is_none());
+    assert_eq!(n.stats().upkeep_refused, 4);
+    // Under the proven contact's ID at another address: refused too.
+    let elsewhere: SocketAddr = "127.0.0.34:4000".parse().unwrap();
+    assert!(!n.send_query(now, elsewhere, Some(proven.id), Purpose::Ping, Method::Ping));
+    assert_eq!(n.stats().upkeep_refused, 5);
+
+    // The proven contact: up to the per-address bound in flight, then refused.
+    for i in 0..UPKEEP_IN_FLIGHT_PER_ADDRESS_MAX {
+        assert!(
+            n.send_query(
+                now,
+                proven.addr,
+                Some(proven.id),
+                Purpose::Ping,
+                Method::Ping
+            ),
+            "upkeep query {i}"
+        );
+    }
+    assert!(!n.send_query(
+        now,
+        proven.addr,
+        Some(proven.id),
+        Purpose::Ping,
+        Method::Ping
+    ));
+    assert_eq!(n.stats().upkeep_refused, 6);
+    let sent = std::iter::from_fn(|| n.poll_transmit()).count();
+    assert_eq!(sent, UPKEEP_IN_FLIGHT_PER_ADDRESS_MAX);
+
+    // A command's own request is not upkeep: a user's lookup may ask anyone it was told of.
+    let query_id = n.find_node(now, Id([0x55; 20]));
+    assert!(n.send_query(
+        now,
+        stranger,
+        Some(stranger_id),
+        Purpose::Lookup(query_id),
+        Method::Ping
+    ));
+    assert_eq!(n.stats().upkeep_refused, 6);
+}
