@@ -951,3 +951,57 @@ fn upkeep_goes_only_to_proven_addresses_and_at_most_eight_at_a_time_to_one() {
     ));
     assert_eq!(n.stats().upkeep_refused, 6);
 }
+
+#[test]
+fn a_holder_with_more_than_three_known_nodes_nearer_the_key_leaves_the_hand_off_to_them() {
+    use super::handoff::HANDOFF_HOLDERS_AHEAD_MAX;
+    use crate::message::NodeInfo;
+    use crate::store::{ItemValue, StoredItem};
+    let key = Id([0x22; 20]);
+    let gets_to_newcomer = |ahead: usize| {
+        let mut n = node(Config::default());
+        n.restore_item(StoredItem {
+            target: key,
+            value: ItemValue::Immutable(b"1:x".to_vec()),
+            expires: Instant::from_micros(7_200_000_000),
+            source: "127.0.0.5".parse().unwrap(),
+        });
+        // Ask the newcomer first, while the table is empty, so the first datagram is to it.
+        n.bootstrap(Instant::ZERO, &[], &[PEER.parse().unwrap()]);
+        let asked = Message::decode(&n.poll_transmit().unwrap().data).unwrap();
+        // `ahead` contacts nearer the key than we are (0x11...11), farther than the newcomer.
+        for i in 0..ahead {
+            let mut id = key;
+            id.0[10] ^= 0x80 >> i;
+            let addr = SocketAddr::from(([127, 0, 1, i as u8], 5000));
+            assert!(n.restore_contact(Instant::ZERO, NodeInfo { id, addr }));
+        }
+        while n.poll_transmit().is_some() {}
+        let mut newcomer = key;
+        newcomer.0[19] = 1;
+        let answer = empty_answer(asked.transaction_id, newcomer);
+        n.handle_datagram(Instant::ZERO, PEER.parse().unwrap(), &answer);
+        std::iter::from_fn(|| n.poll_transmit())
+            .filter(|t| t.to == PEER.parse::<SocketAddr>().unwrap())
+            .filter(|t| {
+                matches!(
+                    Message::decode(&t.data).unwrap().body,
+                    Body::Query(Query {
+                        method: Method::Get { .. },
+                        ..
+                    })
+                )
+            })
+            .count()
+    };
+    // Among the first holders in line it hands the item off; behind more than that, the ones
+    // ahead send it, not us, and the last of the k holders never does.
+    for ahead in 0..8 {
+        let expected = usize::from(ahead <= HANDOFF_HOLDERS_AHEAD_MAX);
+        assert_eq!(gets_to_newcomer(ahead), expected, "{ahead} holders ahead");
+    }
+    // About four holders per newcomer and item (the module documentation): not only the
+    // first, who may be dead, and never the eighth.
+    assert_eq!(gets_to_newcomer(3), 1, "the fourth holder in line");
+    assert_eq!(gets_to_newcomer(7), 0, "the eighth holder in line");
+}
