@@ -14,7 +14,7 @@ use std::rc::Rc;
 use core::time::Duration;
 use dht_proto::{Id, Instant};
 
-use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::overlays::overlay::{Delays, NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 use crate::rng::SimRng;
 
 /// How long a toy command waits for answers.
@@ -338,11 +338,7 @@ impl Overlay for ToyOverlay {
         }
     }
 
-    fn converge(
-        &self,
-        _nodes: &mut [(NodeIdx, &mut ToyNode)],
-        _latency: &dyn Fn(NodeIdx, NodeIdx) -> Duration,
-    ) -> bool {
+    fn converge(&self, _nodes: &mut [(NodeIdx, &mut ToyNode)], _latency: &dyn Delays) -> bool {
         true
     }
 

@@ -496,14 +496,13 @@ impl<O: Overlay> Sim<O> {
                 self.live.insert(idx, id);
             }
             let net = &self.net;
-            let latency = |a: NodeIdx, b: NodeIdx| net.base_delay(a, b);
             let mut refs: Vec<(NodeIdx, &mut O::Node)> = self
                 .nodes
                 .iter_mut()
                 .enumerate()
                 .filter_map(|(i, n)| n.as_mut().map(|n| (i as NodeIdx, n)))
                 .collect();
-            if self.overlay.converge(&mut refs, &latency) {
+            if self.overlay.converge(&mut refs, net) {
                 drop(refs);
                 for idx in 0..self.cfg.nodes {
                     self.drain(idx);
@@ -786,9 +785,7 @@ impl<O: Overlay> Sim<O> {
                     // The first node is the whole network: a ring of one, the whole torus, a
                     // membership of one. The overlay's converged state for one node is exactly
                     // that (overlays without the shortcut start alone anyway).
-                    let net = &self.net;
-                    let latency = |a: NodeIdx, b: NodeIdx| net.base_delay(a, b);
-                    self.overlay.converge(&mut [(idx, node)], &latency);
+                    self.overlay.converge(&mut [(idx, node)], &self.net);
                 }
             }
         }

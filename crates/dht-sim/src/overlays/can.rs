@@ -31,7 +31,7 @@ use dht_proto::Id;
 use super::chord::node_id;
 use super::route::{routed_core_methods, Next, Op, RouteConfig, RouteCore, RouteMsg, RouteTable};
 use super::wire::{HEADER_BYTES, ID_BYTES};
-use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::overlays::overlay::{Delays, NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 
 /// Dimensions supported at most.
 pub const D_MAX: usize = 8;
@@ -802,11 +802,7 @@ impl Overlay for Can {
     }
 
     #[allow(clippy::needless_range_loop)] // `k` is both a node's position and its zone's.
-    fn converge(
-        &self,
-        nodes: &mut [(NodeIdx, &mut CanNode)],
-        _latency: &dyn Fn(NodeIdx, NodeIdx) -> Duration,
-    ) -> bool {
+    fn converge(&self, nodes: &mut [(NodeIdx, &mut CanNode)], _latency: &dyn Delays) -> bool {
         let d = self.config.d;
         if nodes.is_empty() {
             return true;

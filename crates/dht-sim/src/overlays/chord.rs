@@ -32,7 +32,7 @@ pub use super::ring::Contact;
 use super::ring::{id_at, in_half_open, in_open, ring_pos};
 use super::route::{routed_core_methods, Next, Op, RouteConfig, RouteCore, RouteMsg, RouteTable};
 use super::wire::{CONTACT_BYTES, HEADER_BYTES, ID_BYTES};
-use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::overlays::overlay::{Delays, NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 use crate::rng::{mix3, SimRng};
 
 /// Finger table entries kept at most (one per bit of the 128-bit ring).
@@ -701,11 +701,7 @@ impl Overlay for Chord {
         ChordNode::new(self.config, idx, node_id(idx, seed), seed)
     }
 
-    fn converge(
-        &self,
-        nodes: &mut [(NodeIdx, &mut ChordNode)],
-        _latency: &dyn Fn(NodeIdx, NodeIdx) -> Duration,
-    ) -> bool {
+    fn converge(&self, nodes: &mut [(NodeIdx, &mut ChordNode)], _latency: &dyn Delays) -> bool {
         let mut ring: Vec<Contact> = nodes
             .iter()
             .map(|(i, n)| Contact {

@@ -121,7 +121,7 @@ impl<O: Overlay> MiniNet<O> {
             .enumerate()
             .filter_map(|(i, n)| n.as_mut().map(|n| (i as NodeIdx, n)))
             .collect();
-        let ok = self.overlay.converge(&mut refs, latency);
+        let ok = self.overlay.converge(&mut refs, &latency);
         for i in 0..self.nodes.len() {
             self.after(i as NodeIdx);
         }

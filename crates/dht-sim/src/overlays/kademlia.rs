@@ -21,7 +21,6 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use core::time::Duration;
 use dht_proto::bep44::MutableItem;
 use dht_proto::id::ID_BITS;
 use dht_proto::lookup::TraceEvent;
@@ -35,7 +34,7 @@ use crate::adversary::{
     Tally, Verdict,
 };
 use crate::engine::prefetch::prefetch_lines;
-use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::overlays::overlay::{Delays, NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 use crate::rng::SimRng;
 
 /// The UDP port of every virtual node; indices past 2^24 spill into the next ports.
@@ -596,11 +595,7 @@ impl Overlay for Kademlia {
         }
     }
 
-    fn converge(
-        &self,
-        nodes: &mut [(NodeIdx, &mut KademliaNode)],
-        latency: &dyn Fn(NodeIdx, NodeIdx) -> Duration,
-    ) -> bool {
+    fn converge(&self, nodes: &mut [(NodeIdx, &mut KademliaNode)], latency: &dyn Delays) -> bool {
         // Each node's table is what a long-stable network gives it: in every bucket up to k
         // contacts drawn at random from all the live nodes of that bucket's range (with
         // proximity neighbour selection, the k nearest of PROXIMITY_CANDIDATES times k so
@@ -678,10 +673,10 @@ fn fill_tables(
     k: usize,
     draw: usize,
     addr_of: &dyn Fn(NodeIdx) -> SocketAddr,
-    latency: &dyn Fn(NodeIdx, NodeIdx) -> Duration,
+    latency: &dyn Delays,
 ) {
     let mut picks: Vec<usize> = Vec::with_capacity(draw * k);
-    let mut keyed: Vec<(Duration, usize)> = Vec::with_capacity(draw * k);
+    let mut keyed: Vec<u128> = Vec::with_capacity(draw * k);
     // `cuts[d]`: the run at depth `d` and where bit `d` cuts it, for the previous node.
     let mut cuts: Vec<(usize, usize, usize)> = Vec::with_capacity(ID_BITS);
     let mut prev: Option<Id> = None;
@@ -713,18 +708,29 @@ fn fill_tables(
             if picks.len() > k {
                 let me = sorted[i].1;
                 // One latency per candidate: each reads two nodes' places, a cache miss at a
-                // million nodes, so the sort must not compute them again; the keys live in
+                // million nodes, so the choice must not compute them again; the keys live in
                 // one buffer for the whole build.
                 keyed.clear();
-                // The candidates' entries first, all at once, so that their misses overlap
-                // instead of each latency waiting for its own.
+                // The candidates' entries first, then their places, each all at once, so that
+                // the misses overlap instead of each latency waiting for its own.
                 for &p in &picks {
                     crate::engine::prefetch::prefetch(&sorted[p]);
                 }
-                keyed.extend(picks.iter().map(|&p| (latency(me, sorted[p].1), p)));
-                keyed.sort_unstable();
+                for &p in &picks {
+                    latency.prefetch(sorted[p].1);
+                }
+                // (latency, position) in one integer: the same order as the pair, and
+                // cheaper to compare. Positions are distinct, so the k least are one set
+                // whatever the method, taken out before only they are sorted.
+                keyed.extend(
+                    picks
+                        .iter()
+                        .map(|&p| latency.delay(me, sorted[p].1).as_nanos() << 64 | p as u128),
+                );
+                keyed.select_nth_unstable(k - 1);
+                keyed[..k].sort_unstable();
                 picks.clear();
-                picks.extend(keyed.iter().take(k).map(|&(_, p)| p));
+                picks.extend(keyed[..k].iter().map(|&key| key as u64 as usize));
             }
             for &p in &picks {
                 let (id, idx) = sorted[p];
@@ -842,7 +848,9 @@ mod tests {
             .enumerate()
             .map(|(i, n)| (i as NodeIdx, n))
             .collect();
-        assert!(overlay.converge(&mut refs, &|_, _| Duration::ZERO));
+        assert!(overlay.converge(&mut refs, &|_: NodeIdx, _: NodeIdx| {
+            core::time::Duration::ZERO
+        }));
         nodes
     }
 

@@ -31,4 +31,4 @@ pub mod store;
 pub mod unstructured;
 pub mod wire;
 
-pub use overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+pub use overlay::{Delays, NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};

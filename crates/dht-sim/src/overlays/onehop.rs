@@ -35,7 +35,7 @@ use super::chord::node_id;
 use super::ring::ring_pos;
 use super::route::{routed_core_methods, Next, Op, RouteConfig, RouteCore, RouteMsg, RouteTable};
 use super::wire::{ADDR_BYTES, HEADER_BYTES, ID_BYTES};
-use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::overlays::overlay::{Delays, NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 use crate::rng::SimRng;
 
 /// Membership changes one node remembers beyond the shared base view at most.
@@ -652,11 +652,7 @@ impl Overlay for OneHop {
         }
     }
 
-    fn converge(
-        &self,
-        nodes: &mut [(NodeIdx, &mut OneHopNode)],
-        _latency: &dyn Fn(NodeIdx, NodeIdx) -> Duration,
-    ) -> bool {
+    fn converge(&self, nodes: &mut [(NodeIdx, &mut OneHopNode)], _latency: &dyn Delays) -> bool {
         let max = nodes
             .iter()
             .map(|(i, _)| *i as usize + 1)

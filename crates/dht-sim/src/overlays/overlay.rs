@@ -22,6 +22,24 @@ pub type NodeIdx = u32;
 /// A command's handle, unique per node; results come back in [`OverlayEvent`] with it.
 pub type QueryId = u64;
 
+/// The one-way delays between nodes that [`Overlay::converge`] chooses neighbours by. Any
+/// `Fn(NodeIdx, NodeIdx) -> Duration` is one (tests pass closures); the engine passes its
+/// network model, which can also be asked to load a node's place ahead of the question.
+pub trait Delays {
+    /// The one-way delay from `a` to `b`, without jitter.
+    fn delay(&self, a: NodeIdx, b: NodeIdx) -> Duration;
+
+    /// A hint that a delay to or from `b` is asked for soon: starts loading what it reads of
+    /// `b`, so that the misses of many such questions overlap. Does nothing by default.
+    fn prefetch(&self, _b: NodeIdx) {}
+}
+
+impl<F: Fn(NodeIdx, NodeIdx) -> Duration> Delays for F {
+    fn delay(&self, a: NodeIdx, b: NodeIdx) -> Duration {
+        self(a, b)
+    }
+}
+
 /// What a command produced, reported once, when it ends.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OverlayEvent {
@@ -150,13 +168,10 @@ pub trait Overlay {
 
     /// Puts the live nodes into a converged routing state (as if the network had been stable for
     /// a long time), without sending messages. `latency` gives the one-way delay between two
-    /// nodes, for overlays that pick close neighbours (Pastry). Overlays that have no shortcut
-    /// return `false` and the engine grows the network by joins instead.
-    fn converge(
-        &self,
-        nodes: &mut [(NodeIdx, &mut Self::Node)],
-        latency: &dyn Fn(NodeIdx, NodeIdx) -> core::time::Duration,
-    ) -> bool;
+    /// nodes, for overlays that pick close neighbours (Pastry, Kademlia with proximity).
+    /// Overlays that have no shortcut return `false` and the engine grows the network by joins
+    /// instead.
+    fn converge(&self, nodes: &mut [(NodeIdx, &mut Self::Node)], latency: &dyn Delays) -> bool;
 
     /// The hop count the overlay's paper predicts for a network of `n` nodes, for the plots.
     fn predicted_hops(&self, n: u64) -> f64;

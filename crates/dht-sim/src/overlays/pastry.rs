@@ -35,7 +35,7 @@ use super::chord::node_id;
 use super::ring::{ring_pos, Contact};
 use super::route::{routed_core_methods, Next, Op, RouteConfig, RouteCore, RouteMsg, RouteTable};
 use super::wire::{CONTACT_BYTES, HEADER_BYTES};
-use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::overlays::overlay::{Delays, NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 use crate::rng::SimRng;
 
 /// Candidates examined per routing-table slot when converging with proximity; the closest by
@@ -695,11 +695,7 @@ impl Overlay for Pastry {
         PastryNode::new(self.config, idx, node_id(idx, seed), seed)
     }
 
-    fn converge(
-        &self,
-        nodes: &mut [(NodeIdx, &mut PastryNode)],
-        latency: &dyn Fn(NodeIdx, NodeIdx) -> Duration,
-    ) -> bool {
+    fn converge(&self, nodes: &mut [(NodeIdx, &mut PastryNode)], latency: &dyn Delays) -> bool {
         let mut ring: Vec<Contact> = nodes.iter().map(|(_, n)| n.t.me).collect();
         ring.sort_by_key(|c| c.pos);
         let n = ring.len();
@@ -754,11 +750,11 @@ impl Overlay for Pastry {
                     let best = if z - a <= PROXIMITY_CANDIDATES {
                         (a..z)
                             .map(pick)
-                            .min_by_key(|c| (latency(me.idx, c.idx), c.idx))
+                            .min_by_key(|c| (latency.delay(me.idx, c.idx), c.idx))
                     } else {
                         (0..PROXIMITY_CANDIDATES)
                             .map(|_| pick(a + rng.below((z - a) as u64) as usize))
-                            .min_by_key(|c| (latency(me.idx, c.idx), c.idx))
+                            .min_by_key(|c| (latency.delay(me.idx, c.idx), c.idx))
                     };
                     if let Some(c) = best {
                         *slot = c;

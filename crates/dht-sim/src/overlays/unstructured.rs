@@ -35,7 +35,7 @@ use dht_proto::Id;
 use super::chord::node_id;
 use super::store::ItemStore;
 use super::wire::{HEADER_BYTES, ID_BYTES};
-use crate::overlays::overlay::{NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
+use crate::overlays::overlay::{Delays, NodeIdx, Overlay, OverlayEvent, OverlayNode, QueryId};
 use crate::rng::SimRng;
 
 /// Neighbours one node keeps at most (links beyond it are refused).
@@ -812,11 +812,7 @@ impl Overlay for Unstructured {
         }
     }
 
-    fn converge(
-        &self,
-        nodes: &mut [(NodeIdx, &mut UnNode)],
-        _latency: &dyn Fn(NodeIdx, NodeIdx) -> Duration,
-    ) -> bool {
+    fn converge(&self, nodes: &mut [(NodeIdx, &mut UnNode)], _latency: &dyn Delays) -> bool {
         let n = nodes.len();
         if n < 2 {
             return true;

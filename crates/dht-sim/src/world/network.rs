@@ -26,7 +26,7 @@
 
 use core::time::Duration;
 
-use crate::overlays::overlay::NodeIdx;
+use crate::overlays::overlay::{Delays, NodeIdx};
 use crate::rng::{mix3, unit_f64, SimRng};
 
 /// Circumference of the world cylinder, in milliseconds of one-way propagation.
@@ -291,6 +291,17 @@ fn place_of(seed: u64, i: u64) -> Place {
         x: x as f32,
         y: y as f32,
         access: access as f32,
+    }
+}
+
+/// The converged start's delays are the model's, without jitter; a place is loaded ahead.
+impl Delays for Network {
+    fn delay(&self, a: NodeIdx, b: NodeIdx) -> Duration {
+        self.base_delay(a, b)
+    }
+
+    fn prefetch(&self, b: NodeIdx) {
+        Network::prefetch(self, b);
     }
 }
 
