@@ -909,6 +909,55 @@ mod tests {
     }
 
     #[test]
+    fn with_proximity_a_converged_bucket_keeps_the_fastest_of_its_candidates() {
+        // A delay that grows with the far end's index: the fastest are the lowest indices.
+        let overlay = Kademlia::new(3);
+        let count = 400u32;
+        let mut nodes: Vec<KademliaNode> = (0..count)
+            .map(|i| overlay.new_node(i, crate::rng::mix3(3, 1, i as u64)))
+            .collect();
+        let ids: Vec<Id> = nodes.iter().map(|n| n.id()).collect();
+        let mut refs: Vec<(NodeIdx, &mut KademliaNode)> = nodes
+            .iter_mut()
+            .enumerate()
+            .map(|(i, n)| (i as NodeIdx, n))
+            .collect();
+        let delay =
+            |a: NodeIdx, b: NodeIdx| core::time::Duration::from_micros(1_000 * b as u64 + a as u64);
+        assert!(overlay.converge(&mut refs, &delay));
+        drop(refs);
+        let mut checked = 0;
+        for (i, n) in nodes.iter().enumerate() {
+            let table = n.node().routing_table();
+            let last = table.bucket_count() - 1;
+            for b in 0..last {
+                let mut in_range: Vec<usize> = (0..ids.len())
+                    .filter(|&j| j != i)
+                    .filter(|&j| ids[j].distance(&ids[i]).leading_zeros() == b)
+                    .collect();
+                // Only a range small enough for all of it to be drawn has one right answer.
+                if in_range.len() <= 8 || in_range.len() > PROXIMITY_CANDIDATES * 8 {
+                    continue;
+                }
+                in_range.truncate(8);
+                let mut kept: Vec<usize> = table
+                    .bucket(b)
+                    .iter()
+                    .filter_map(|c| idx_of(&c.info().addr))
+                    .map(|j| j as usize)
+                    .collect();
+                kept.sort_unstable();
+                assert_eq!(kept, in_range, "node {i} bucket {b}");
+                checked += 1;
+            }
+        }
+        assert!(
+            checked > 100,
+            "only {checked} buckets had a single right answer"
+        );
+    }
+
+    #[test]
     fn converged_tables_fill_every_bucket_from_its_whole_range() {
         let overlay = Kademlia::new(3);
         let nodes = converged(&overlay, 2000);
