@@ -910,6 +910,7 @@ mod tests {
 
     #[test]
     fn with_proximity_a_converged_bucket_keeps_the_fastest_of_its_candidates() {
+        use dht_proto::routing::K;
         // A delay that grows with the far end's index: the fastest are the lowest indices.
         let overlay = Kademlia::new(3);
         let count = 400u32;
@@ -936,10 +937,10 @@ mod tests {
                     .filter(|&j| ids[j].distance(&ids[i]).leading_zeros() == b)
                     .collect();
                 // Only a range small enough for all of it to be drawn has one right answer.
-                if in_range.len() <= 8 || in_range.len() > PROXIMITY_CANDIDATES * 8 {
+                if in_range.len() <= K || in_range.len() > PROXIMITY_CANDIDATES * K {
                     continue;
                 }
-                in_range.truncate(8);
+                in_range.truncate(K);
                 let mut kept: Vec<usize> = table
                     .bucket(b)
                     .iter()
